@@ -1,0 +1,39 @@
+"""Evaluation of classifiers on the zoo's data sets."""
+
+import keras
+
+from odezoo.data.images import get_dataset, image_dataset
+from odezoo.errors import OdezooError
+
+
+def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None):
+    """Top-1 accuracy and mean cross-entropy of `model` (logits) on a data split.
+
+    Returns:
+        `{"dataset", "split", "num_examples", "accuracy", "loss"}`.
+    """
+    spec = get_dataset(dataset)
+    expected = tuple(model.inputs[0].shape[1:])
+    if expected != spec.image_shape:
+        raise OdezooError(
+            f"{model.name} takes images of shape {expected} but {dataset} has {spec.image_shape}; "
+            "evaluate it on the data set it was made for."
+        )
+    if model.outputs[0].shape[-1] != spec.num_classes:
+        raise OdezooError(
+            f"{model.name} predicts {model.outputs[0].shape[-1]} classes but {dataset} has {spec.num_classes}."
+        )
+    ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
+    loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
+    for images, labels in ds:
+        logits = model(images, training=False)
+        loss.update_state(labels, logits)
+        accuracy.update_state(labels, logits)
+    return {
+        "dataset": dataset,
+        "split": split,
+        "num_examples": count,
+        "accuracy": float(accuracy.result()),
+        "loss": float(loss.result()),
+    }

@@ -1,0 +1,181 @@
+"""Export to SavedModel, TFLite (LiteRT) and ONNX, each checked in its own runtime.
+
+TensorFlow-specific. Every artifact is run by the runtime that deploys it
+(`tf.saved_model.load`, `ai_edge_litert`, `onnxruntime`) on sample inputs, and its
+largest absolute difference to the Keras model's output is checked against
+`TOLERANCES`. TFLite is converted with builtin ops only, so an op without a builtin
+kernel fails the conversion instead of silently becoming a Flex (SELECT_TF_OPS) op
+that `ai_edge_litert` cannot run; `allow_flex=True` opts in to Flex ops.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from odezoo.errors import OdezooError
+from odezoo.training import write_json_atomic
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("dynamic", "float16", "int8")
+# Largest allowed |artifact - Keras| on the logits, per format / quantisation.
+TOLERANCES = {"saved_model": 1e-5, "tflite": 1e-4, "onnx": 1e-4, "dynamic": 0.5, "float16": 0.05, "int8": 1.0}
+
+
+def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=None):
+    """Writes `model` in format `fmt` under the folder `path`, then checks it.
+
+    Args:
+        model: a built Keras model.
+        path: output folder (created).
+        fmt: `"saved_model"`, `"tflite"` or `"onnx"`.
+        quantize: TFLite only: `"dynamic"`, `"float16"` or `"int8"` (int8 calibrates
+            on `sample`; inputs and outputs stay float32).
+        allow_flex: TFLite only: allow Flex (TensorFlow) ops.
+        sample: float32 inputs for the check (default: 32 uniform random inputs).
+
+    Returns:
+        `{"format", "path", "max_abs_diff", "tolerance", "top1_agreement", "bytes"}`.
+    """
+    if fmt not in FORMATS:
+        raise OdezooError(f"Unknown export format {fmt!r}; choose one of {FORMATS}.")
+    if quantize is not None and (fmt != "tflite" or quantize not in QUANTIZATIONS):
+        raise OdezooError(
+            f"Quantisation {quantize!r} is not offered for {fmt}; TFLite takes one of {QUANTIZATIONS}."
+        )
+    if sample is None:
+        shape = (32, *model.inputs[0].shape[1:])
+        sample = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    expected = np.asarray(model(sample, training=False))
+    if fmt == "saved_model":
+        artifact = path
+        model.export(os.fspath(path), format="tf_saved_model", verbose=False)
+        actual = _run_saved_model(path, sample)
+    elif fmt == "onnx":
+        artifact = path / "model.onnx"
+        model.export(os.fspath(artifact), format="onnx", verbose=False)
+        actual = _run_onnx(artifact, sample)
+    else:
+        artifact = path / "model.tflite"
+        _convert_tflite(model, artifact, quantize, allow_flex, sample)
+        actual = _run_tflite(artifact, sample)
+    diff = float(np.max(np.abs(actual - expected)))
+    tolerance = TOLERANCES[quantize or fmt]
+    report = {
+        "format": fmt + (f"+{quantize}" if quantize else ""),
+        "path": os.fspath(artifact),
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "top1_agreement": float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
+        "bytes": sum(f.stat().st_size for f in Path(artifact).rglob("*") if f.is_file())
+        if artifact.is_dir()
+        else artifact.stat().st_size,
+    }
+    if not diff <= tolerance:
+        raise OdezooError(
+            f"The {report['format']} export at {artifact} differs from Keras by {diff:.3g} (> tolerance "
+            f"{tolerance:g}) on the sample inputs; it was kept for inspection but must not be deployed."
+        )
+    return report
+
+
+def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex=False, revision=None):
+    """Exports a preset to `output_dir/<preset>/<format>[_<quantize>]/`, checks it and records
+    the result in `output_dir/MANIFEST.json`."""
+    from odezoo.pretrained import METADATA_FILE, read_json, resolve
+    from odezoo.presets import load
+
+    folder, _ = resolve(preset, revision=revision)
+    metadata = read_json(folder / METADATA_FILE)
+    name = metadata.get("preset") or folder.name
+    model = load(preset, revision=revision)
+    target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
+    report = export_model(
+        model, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample_inputs(model)
+    )
+    report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
+    manifest_path = Path(output_dir) / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[f"{name}/{target.name}"] = report
+    write_json_atomic(manifest_path, manifest)
+    return report
+
+
+def sample_inputs(model, count=64):
+    """Bundled Fashion-MNIST sample images when they fit the model, else uniform noise."""
+    from odezoo.data.images import SAMPLE_FILE
+
+    shape = tuple(model.inputs[0].shape[1:])
+    with np.load(SAMPLE_FILE) as f:
+        images = f["images"]
+        if images.shape[1:] == shape:
+            return images[:: len(images) // count][:count].astype("float32") / 255.0
+    return np.random.default_rng(0).uniform(0, 1, (count, *shape)).astype("float32")
+
+
+def _run_saved_model(path, sample):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(os.fspath(path))
+    return np.asarray(loaded.serve(sample))
+
+
+def _run_onnx(path, sample):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: sample})[0]
+
+
+def _convert_tflite(model, path, quantize, allow_flex, sample):
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if allow_flex:
+            ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        converter.target_spec.supported_ops = ops
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = lambda: ([sample[i : i + 1]] for i in range(len(sample)))
+        try:
+            content = converter.convert()
+        except Exception as error:  # the converter raises ConverterError and others
+            lines = [line for line in str(error).splitlines() if "error" in line.lower()] or [str(error)]
+            raise OdezooError(
+                f"TFLite conversion failed: {lines[0].strip()[:300]}. If an op has no builtin TFLite "
+                "kernel, pass --allow-flex (the file then needs a runtime with Flex ops)."
+            ) from None
+    path.write_bytes(content)
+    flex = flex_ops(path)
+    if flex and not allow_flex:
+        path.unlink()
+        raise OdezooError(f"The TFLite file would need Flex ops {flex}; pass --allow-flex to accept them.")
+
+
+def flex_ops(path):
+    """Names of the Flex (SELECT_TF_OPS) custom ops in a .tflite file."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(os.fspath(path))
+    codes = (code.customCode for code in model.operatorCodes)
+    names = {c.decode() if isinstance(c, bytes) else c for c in codes if c}
+    return sorted(name for name in names if name.startswith("Flex"))
+
+
+def _run_tflite(path, sample):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=os.fspath(path))
+    runner = interpreter.get_signature_runner("serving_default")
+    (name,) = runner.get_input_details()
+    return np.asarray(next(iter(runner(**{name: sample}).values())))

@@ -1,0 +1,1 @@
+from odezoo.models.lm_resnet import LMResNet as LMResNet

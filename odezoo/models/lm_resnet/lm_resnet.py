@@ -1,0 +1,200 @@
+"""LM-ResNet: a pre-activation CIFAR ResNet whose skip connections form a linear
+two-step scheme (Lu, Zhong, Li, Dong, ICML 2018)."""
+
+import keras
+import numpy as np
+from keras import layers
+
+from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
+from odezoo.pretrained import PretrainedMixin
+
+BLOCK_TYPES = {"basic": (2, 1), "bottleneck": (3, 4)}  # (convs per block, expansion)
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class LMResNet(PretrainedMixin, keras.Model):
+    """Linear multi-step ResNet.
+
+    A residual network is the forward-Euler scheme for `du/dt = f(u)`:
+    `u_{n+1} = u_n + f(u_n)`. LM-ResNet uses the linear two-step scheme
+
+        u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n),
+
+    with one trainable scalar `k_n` per block (`k_n = 0` is the ResNet). As in the
+    official code, the first block and every block that changes shape are plain
+    residual steps; after a projection block `u_{n-1}` is the projected input.
+    `scheme="euler"` gives the plain pre-activation ResNet with the same weights.
+
+    Blocks are pre-activation (BN-ReLU-conv), in three stages of widths
+    `width, 2 width, 4 width` and strides 1, 2, 2; the stem is one 3x3 conv; the
+    head is BN-ReLU-global average pool-dense. Inputs are float images in [0, 1];
+    `mean`/`std` normalisation happens inside the model, so exported artifacts take
+    the same inputs.
+
+    Args:
+        depth: total depth; `6n + 2` for basic blocks, `9n + 2` for bottlenecks.
+        num_classes: size of the classifier head (layer `"head"`, logits);
+            `None` returns the pooled features.
+        image_shape: `(height, width, channels)` of the input.
+        scheme: `"lm"` (linear multi-step) or `"euler"` (plain ResNet).
+        block_type: `"basic"` or `"bottleneck"` (expansion 4).
+        width: channels of the first stage.
+        death_rate: stochastic depth: block `i` of `N` is dropped with probability
+            `i / (N - 1) * death_rate` during training (official value 0.5; 0 = off).
+        mean: per-channel mean subtracted from the input, or `None`.
+        std: per-channel standard deviation dividing the input, or `None`.
+
+    Example:
+        >>> model = odezoo.LMResNet.from_pretrained("lm_resnet20_fashion_mnist")
+        >>> logits = model.predict(images)  # images: (batch, 28, 28, 1) in [0, 1]
+
+    Reference: https://arxiv.org/abs/1710.10121
+    """
+
+    CITATION = """@inproceedings{lu2018beyond,
+  title={Beyond Finite Layer Neural Networks: Bridging Deep Architectures and Numerical Differential Equations},
+  author={Lu, Yiping and Zhong, Aoxiao and Li, Quanzheng and Dong, Bin},
+  booktitle={International Conference on Machine Learning (ICML)},
+  year={2018}
+}"""
+
+    def __init__(
+        self,
+        *,
+        depth,
+        num_classes=None,
+        image_shape=(32, 32, 3),
+        scheme="lm",
+        block_type="basic",
+        width=16,
+        death_rate=0.0,
+        mean=None,
+        std=None,
+        dtype=None,
+        **kwargs,
+    ):
+        if block_type not in BLOCK_TYPES:
+            raise ValueError(
+                f"`block_type` must be one of {tuple(BLOCK_TYPES)}. Received: block_type={block_type!r}"
+            )
+        if scheme not in SCHEMES:
+            raise ValueError(f"`scheme` must be one of {SCHEMES}. Received: scheme={scheme!r}")
+        convs, expansion = BLOCK_TYPES[block_type]
+        if not isinstance(depth, int) or depth < 3 * convs + 2 or (depth - 2) % (3 * convs):
+            raise ValueError(
+                f"`depth` must be {3 * convs}n + 2 (n >= 1) for {block_type} blocks, e.g. "
+                f"{', '.join(str(3 * convs * n + 2) for n in (3, 5, 9, 18))}. Received: depth={depth!r}"
+            )
+        if len(image_shape) != 3:
+            raise ValueError(
+                f"`image_shape` must be (height, width, channels). Received: image_shape={image_shape!r}"
+            )
+        if not 0.0 <= death_rate < 1.0:
+            raise ValueError(f"`death_rate` must be in [0, 1). Received: death_rate={death_rate}")
+        if (mean is None) != (std is None):
+            raise ValueError(f"Give both `mean` and `std` or neither. Received: mean={mean}, std={std}")
+        blocks_per_stage = (depth - 2) // (3 * convs)
+        residual_fn = _basic_residual if block_type == "basic" else _bottleneck_residual
+        num_blocks = 3 * blocks_per_stage
+
+        # === Functional Model ===
+        input_dtype = None if dtype is None else keras.dtype_policies.get(dtype).variable_dtype
+        inputs = keras.Input(shape=tuple(image_shape), name="images", dtype=input_dtype)
+        x = inputs
+        if mean is not None:
+            # (x - mean) / std as one affine map; constants, so every export format keeps them.
+            scale = 1.0 / np.asarray(std, "float64")
+            offset = -np.asarray(mean, "float64") * scale
+            x = layers.Rescaling(scale.tolist(), offset.tolist(), name="normalize", dtype=dtype)(x)
+        x = _conv(width, 3, 1, "stem_conv", dtype)(x)
+        previous = x  # u_{-1} := u_0
+        for stage in range(3):
+            filters = width * 2**stage
+            for j in range(blocks_per_stage):
+                index = stage * blocks_per_stage + j
+                stride = 2 if stage > 0 and j == 0 else 1
+                name = f"stage{stage + 1}_block{j + 1}"
+                residual = residual_fn(x, filters, stride, name, dtype)
+                if death_rate > 0.0:
+                    rate = index / max(num_blocks - 1, 1) * death_rate
+                    residual = StochasticDepth(rate, name=f"{name}_drop", dtype=dtype)(residual)
+                if stride != 1 or x.shape[-1] != filters * expansion:
+                    shortcut = _preact_conv(x, filters * expansion, 1, stride, f"{name}_proj", dtype)
+                    x, previous = layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, residual]), shortcut
+                elif index == 0:
+                    x, previous = layers.Add(name=f"{name}_add", dtype=dtype)([x, residual]), x
+                else:
+                    step = LinearMultistep(scheme, name=f"{name}_lm", dtype=dtype)
+                    x, previous = step([x, previous, residual]), x
+        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="final_bn", dtype=dtype)(x)
+        x = layers.ReLU(name="final_relu", dtype=dtype)(x)
+        x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
+        if num_classes is not None:
+            x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
+        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.depth = depth
+        self.num_classes = num_classes
+        self.image_shape = tuple(image_shape)
+        self.scheme = scheme
+        self.block_type = block_type
+        self.width = width
+        self.death_rate = death_rate
+        self.mean = None if mean is None else [float(v) for v in mean]
+        self.std = None if std is None else [float(v) for v in std]
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "depth": self.depth,
+            "num_classes": self.num_classes,
+            "image_shape": list(self.image_shape),
+            "scheme": self.scheme,
+            "block_type": self.block_type,
+            "width": self.width,
+            "death_rate": self.death_rate,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)
+
+
+def _conv(filters, kernel_size, stride, name, dtype):
+    # Official init: N(0, sqrt(2 / (k * k * out_channels))), no bias.
+    return layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+        name=name,
+        dtype=dtype,
+    )
+
+
+def _preact_conv(x, filters, kernel_size, stride, name, dtype):
+    """BN -> ReLU -> conv; also the projection shortcut `P` of a shape-changing block."""
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn", dtype=dtype)(x)
+    x = layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+    return _conv(filters, kernel_size, stride, f"{name}_conv", dtype)(x)
+
+
+def _basic_residual(x, filters, stride, name, dtype):
+    x = _preact_conv(x, filters, 3, stride, f"{name}_1", dtype)
+    return _preact_conv(x, filters, 3, 1, f"{name}_2", dtype)
+
+
+def _bottleneck_residual(x, filters, stride, name, dtype):
+    x = _preact_conv(x, filters, 1, 1, f"{name}_1", dtype)
+    x = _preact_conv(x, filters, 3, stride, f"{name}_2", dtype)
+    return _preact_conv(x, filters * 4, 1, 1, f"{name}_3", dtype)

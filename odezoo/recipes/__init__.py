@@ -1,0 +1,12 @@
+"""Training recipes: a frozen `Config` with the schedule's defaults plus `train(config, workdir)`.
+
+`RECIPES` maps each recipe name to `(train function, default Config)`.
+"""
+
+from odezoo.recipes import image_classification
+
+RECIPES = {
+    "lm_resnet_fashion_mnist": (image_classification.train, image_classification.FASHION_MNIST),
+    "lm_resnet_cifar10": (image_classification.train, image_classification.CIFAR10),
+    "lm_resnet_cifar100": (image_classification.train, image_classification.CIFAR100),
+}

@@ -1,0 +1,97 @@
+"""Training machinery shared by recipes (TensorFlow-specific): strategies and resumable checkpoints."""
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+from odezoo.errors import OdezooError
+
+STRATEGIES = ("auto", "default", "mirrored", "tpu")
+
+
+def make_strategy(name="auto", tpu=""):
+    """Returns a `tf.distribute` strategy.
+
+    Args:
+        name: `"auto"` (TPU if `tpu` is given, `MirroredStrategy` over all local GPUs
+            when there are two or more, else the default strategy), `"default"` (one
+            device), `"mirrored"` (all local GPUs, or all logical CPU devices when there
+            is no GPU) or `"tpu"`.
+        tpu: TPU address or name for `TPUClusterResolver` ("" = the local TPU).
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise OdezooError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+    if name == "tpu" or (name == "auto" and tpu):
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if name == "mirrored":
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        if not gpus and len(cpus) > 1 and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+            # TF 2.21's oneDNN kernels corrupt the heap when replicas on logical CPU
+            # devices run convolutions concurrently (seen as "corrupted size vs. prev_size").
+            raise OdezooError(
+                "MirroredStrategy over several CPU devices needs TensorFlow's oneDNN kernels off: "
+                "start Python with TF_ENABLE_ONEDNN_OPTS=0."
+            )
+        return tf.distribute.MirroredStrategy(devices=gpus or cpus)
+    if name == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(devices=gpus)
+    return tf.distribute.get_strategy()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves weights, optimizer state and history after every epoch so a killed run resumes.
+
+    Each epoch writes `epoch-NNNN.weights.h5` in full, then atomically replaces
+    `state.json`, which names it; a kill at any moment leaves the last finished
+    epoch loadable.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = Path(directory)
+        self.state_path = self.directory / "state.json"
+        self.history = []
+
+    def restore(self, model):
+        """Loads the last finished epoch into `model` (compiled); returns the epoch to start at."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.state_path.is_file():
+            return 0
+        state = json.loads(self.state_path.read_text())
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(self.directory / state["weights"])
+        self.history = state["history"]
+        self._remove_other_checkpoints(state["weights"])
+        return state["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        self.model.save_weights(self.directory / name)
+        write_json_atomic(self.state_path, {"epoch": epoch + 1, "weights": name, "history": self.history})
+        self._remove_other_checkpoints(name)
+
+    def _remove_other_checkpoints(self, keep):
+        for path in self.directory.glob("epoch-*.weights.h5"):
+            if path.name != keep:
+                path.unlink()
+
+
+def write_json_atomic(path, obj):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

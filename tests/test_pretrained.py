@@ -1,0 +1,247 @@
+"""Preset folders: saving, resolution (local, bundled, Hub cache), verification, fine-tuning, upload."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import odezoo
+from odezoo import LMResNet, OdezooError
+from odezoo import presets as presets_module
+from odezoo import pretrained as pretrained_module
+from odezoo.pretrained import PretrainedMixin
+
+TINY = {"depth": 8, "num_classes": 4, "image_shape": (8, 8, 1), "width": 2}
+X = np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype("float32")
+METRICS = [{"dataset": "fashion_mnist", "split": "test", "metric": "accuracy", "value": 0.5, "command": "odezoo eval x"}]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return LMResNet(**TINY).save_pretrained(tmp_path / "tiny", metadata={"preset": "tiny", "metrics": METRICS})
+
+
+@pytest.fixture
+def registered(monkeypatch, tmp_path):
+    """Registers preset 'tiny_test' (Hub repo odezoo/tiny_test) with nothing bundled."""
+
+    def register(sha256):
+        preset = presets_module.Preset(
+            name="tiny_test", model_cls=LMResNet, config=TINY, description="tiny", sha256=sha256,
+            dataset="fashion_mnist", hf_repo="odezoo/tiny_test",
+        )
+        monkeypatch.setitem(presets_module._REGISTRY, "tiny_test", preset)
+        return preset
+
+    monkeypatch.setattr(pretrained_module, "BUNDLED_ROOTS", (tmp_path / "bundled",))
+    return register
+
+
+def _hub_cache(root, repo_id, commits):
+    """Lays out a Hugging Face cache: snapshots/<commit>/ folders and refs/<name> files."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    for ref, (commit, source) in commits.items():
+        shutil.copytree(source, repo / "snapshots" / commit, dirs_exist_ok=True)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    return root
+
+
+@pytest.fixture
+def offline_cache(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_round_trip_and_folder_contents(folder):
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "metadata.json", "model.weights.h5"]
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["weights_sha256"] == pretrained_module.sha256_of(folder / "model.weights.h5")
+    assert meta["parameter_count"] == LMResNet(**TINY).count_params()
+    assert meta["class_name"] == "LMResNet" and meta["keras_version"] == keras.__version__
+    card = (folder / "README.md").read_text()
+    assert "model-index" in card and "library_name: keras" in card and "u_{n+1} = (1 - k_n) u_n" in card
+    original = LMResNet.from_pretrained(folder)
+    again = odezoo.load(str(folder))
+    np.testing.assert_array_equal(np.asarray(original(X)), np.asarray(again(X)))
+
+
+def test_save_is_atomic(folder, monkeypatch):
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def broken(self, path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(LMResNet, "save_weights", broken)
+    with pytest.raises(OSError, match="disk full"):
+        LMResNet(**TINY).save_pretrained(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny"]
+
+
+def test_save_refuses_a_folder_that_is_not_a_preset(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(OdezooError, match="is not an odezoo preset folder"):
+        LMResNet(**TINY).save_pretrained(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_corrupt_weights(folder):
+    weights = folder / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(OdezooError, match="is corrupt or truncated.*download it again"):
+        LMResNet.from_pretrained(folder)
+
+
+def test_missing_file(folder):
+    (folder / "model.weights.h5").unlink()
+    with pytest.raises(OdezooError, match="is missing model.weights.h5: it is incomplete"):
+        LMResNet.from_pretrained(folder)
+    assert LMResNet.from_pretrained(folder, load_weights=False).count_params() > 0
+
+
+def test_damaged_json(folder):
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(OdezooError, match="config.json is not valid JSON"):
+        odezoo.load(str(folder))
+
+
+@keras.saving.register_keras_serializable(package="odezoo_test")
+class _Other(PretrainedMixin, keras.Model):
+    def __init__(self, *, units=2, **kwargs):
+        inputs = keras.Input((3,))
+        super().__init__(inputs, keras.layers.Dense(units)(inputs), **kwargs)
+        self.units = units
+
+    def get_config(self):
+        return {"name": self.name, "units": self.units}
+
+
+def test_wrong_class(tmp_path):
+    folder = _Other().save_pretrained(tmp_path / "other")
+    with pytest.raises(OdezooError, match="is a `_Other`; call `_Other.from_pretrained` or `odezoo.load`"):
+        LMResNet.from_pretrained(folder)
+    assert isinstance(odezoo.load(str(folder)), _Other)
+
+
+def test_unknown_override(folder):
+    with pytest.raises(OdezooError, match=r"Unknown config override\(s\) \['num_clases'\]"):
+        LMResNet.from_pretrained(folder, num_clases=3)
+
+
+def test_layout_changing_override(folder):
+    with pytest.raises(OdezooError, match="do not fit LMResNet with overrides"):
+        LMResNet.from_pretrained(folder, depth=14)
+
+
+def test_new_head_keeps_the_trunk(folder):
+    original = LMResNet.from_pretrained(folder)
+    tuned = LMResNet.from_pretrained(folder, num_classes=7)
+    assert tuned.get_layer("head").kernel.shape == (8, 7)
+    for layer in tuned.layers:
+        if layer.weights and layer.name != "head":
+            for a, b in zip(layer.get_weights(), original.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+    tuned.freeze_trunk()
+    assert [v.path for v in tuned.trainable_weights] == ["head/kernel", "head/bias"]
+
+
+def test_unknown_preset_suggests_names():
+    with pytest.raises(OdezooError, match="Unknown preset 'lm_resnet20_fashion'.*Did you mean 'lm_resnet20_fashion_mnist'"):
+        odezoo.load("lm_resnet20_fashion")
+
+
+def test_missing_local_path():
+    with pytest.raises(OdezooError, match="No preset folder at './nowhere'"):
+        odezoo.load("./nowhere")
+
+
+def test_bundled_copy_is_found_before_the_hub(folder, registered, tmp_path, offline_cache):
+    registered(json.loads((folder / "metadata.json").read_text())["weights_sha256"])
+    shutil.copytree(folder, tmp_path / "bundled" / "tiny_test")
+    assert pretrained_module.resolve("tiny_test")[0] == tmp_path / "bundled" / "tiny_test"
+    np.testing.assert_array_equal(np.asarray(odezoo.load("tiny_test")(X)), np.asarray(LMResNet.from_pretrained(folder)(X)))
+
+
+def test_registry_checksum_guards_the_release(folder, registered, tmp_path):
+    registered("0" * 64)
+    shutil.copytree(folder, tmp_path / "bundled" / "tiny_test")
+    with pytest.raises(OdezooError, match="the folder is from another release"):
+        odezoo.load("tiny_test")
+
+
+def test_hub_cache_offline_with_revisions(folder, registered, offline_cache, tmp_path):
+    other = LMResNet(**TINY).save_pretrained(tmp_path / "v2")
+    registered(json.loads((folder / "metadata.json").read_text())["weights_sha256"])
+    _hub_cache(offline_cache, "odezoo/tiny_test", {"main": ("a" * 40, folder), "v2": ("b" * 40, other)})
+    main = odezoo.load("tiny_test")
+    pinned = odezoo.load("tiny_test", revision="b" * 40)
+    tagged = LMResNet.from_pretrained("tiny_test", revision="v2")
+    np.testing.assert_array_equal(np.asarray(main(X)), np.asarray(LMResNet.from_pretrained(folder)(X)))
+    np.testing.assert_array_equal(np.asarray(pinned(X)), np.asarray(tagged(X)))
+    assert not np.allclose(np.asarray(main(X)), np.asarray(pinned(X)))
+    via_uri = odezoo.load("hf://odezoo/tiny_test")
+    np.testing.assert_array_equal(np.asarray(via_uri(X)), np.asarray(main(X)))
+
+
+def test_offline_without_cache_says_what_to_do(registered, offline_cache):
+    registered("0" * 64)
+    with pytest.raises(OdezooError, match="HF_HUB_OFFLINE is set and the Hugging Face cache.*hf download odezoo/tiny_test"):
+        odezoo.load("tiny_test")
+
+
+def test_hub_environment_variables_in_a_fresh_process(folder, tmp_path):
+    cache = _hub_cache(tmp_path / "hf", "someone/tiny", {"main": ("c" * 40, folder)})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    code = "import odezoo; print(odezoo.load('hf://someone/tiny').count_params())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(LMResNet(**TINY).count_params())
+
+
+class _FakeApi:
+    calls = []
+
+    def create_repo(self, repo_id, private=False, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, private))
+
+    def upload_folder(self, repo_id, folder_path, commit_message):
+        files = sorted(os.listdir(folder_path))
+        self.calls.append(("upload_folder", repo_id, files))
+        return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()
+
+
+def test_push_to_hub(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FakeApi)
+    _FakeApi.calls.clear()
+    url = LMResNet(**TINY).push_to_hub("me/tiny", private=True)
+    assert url == "https://huggingface.co/me/tiny/commit/abc"
+    assert _FakeApi.calls == [
+        ("create_repo", "me/tiny", True),
+        ("upload_folder", "me/tiny", ["README.md", "config.json", "metadata.json", "model.weights.h5"]),
+    ]
+
+
+def test_push_failure_says_how_to_log_in(monkeypatch, folder):
+    import huggingface_hub
+
+    class Refusing(_FakeApi):
+        def create_repo(self, *args, **kwargs):
+            raise OSError("401 Unauthorized")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Refusing)
+    with pytest.raises(OdezooError, match=r"Could not upload to Hub repository 'me/tiny' \(401 Unauthorized\). Log in"):
+        pretrained_module.push_folder(folder, "me/tiny")

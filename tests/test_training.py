@@ -1,0 +1,165 @@
+"""The training recipe on mock data: two steps, resumption after kill -9, MirroredStrategy."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from odezoo import LMResNet, OdezooError
+from odezoo.recipes import RECIPES
+from odezoo.recipes.image_classification import FASHION_MNIST, train
+from odezoo.training import EpochCheckpoint, make_strategy
+
+SMOKE = replace(FASHION_MNIST, depth=8, width=4, epochs=1, batch_size=2, limit=4)
+
+
+def test_recipe_two_steps_writes_a_loadable_preset(tmp_path):
+    with tfds.testing.mock_data(num_examples=8):
+        summary = train(SMOKE, tmp_path)
+    folder = tmp_path / "lm_resnet8_fashion_mnist"
+    assert summary["preset_dir"] == str(folder)
+    model = LMResNet.from_pretrained(folder)
+    assert model.outputs[0].shape[-1] == 10
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["recipe"] == "lm_resnet_fashion_mnist" and meta["recipe_config"]["depth"] == 8
+    assert meta["train_command"].startswith("odezoo train lm_resnet_fashion_mnist --set depth=8")
+    assert [m["metric"] for m in meta["metrics"]] == ["accuracy", "loss"]
+    assert json.loads((tmp_path / "config.json").read_text())["limit"] == 4
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+
+
+def test_every_recipe_has_a_valid_config():
+    for name, (_, config) in RECIPES.items():
+        assert name == f"lm_resnet_{config.dataset}"
+        assert config.preset_name().endswith(config.dataset)
+
+
+def test_checkpoint_restores_weights_and_optimizer(tmp_path):
+    def build():
+        model = LMResNet(depth=8, num_classes=3, image_shape=(8, 8, 1), width=2)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
+        return model
+
+    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    first = build()
+    checkpoint = EpochCheckpoint(tmp_path)
+    assert checkpoint.restore(first) == 0
+    first.fit(x, y, epochs=2, batch_size=2, callbacks=[checkpoint], verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0002.weights.h5", "state.json"]
+    second = build()
+    resumed = EpochCheckpoint(tmp_path)
+    assert resumed.restore(second) == 2 and len(resumed.history) == 2
+    assert int(second.optimizer.iterations) == int(first.optimizer.iterations) == 4
+    for a, b in zip(first.optimizer.variables, second.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(first(x)), np.asarray(second(x)))
+
+
+def test_strategies():
+    import tensorflow as tf
+
+    assert make_strategy("default") is tf.distribute.get_strategy()
+    assert make_strategy("auto").num_replicas_in_sync == 1
+    assert make_strategy("mirrored").num_replicas_in_sync == 1  # one CPU device here
+    with pytest.raises(OdezooError, match="Unknown strategy 'horovod'"):
+        make_strategy("horovod")
+
+
+def _run(script, tmp_path, **env):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+PRELUDE = """
+    import os, signal
+    from dataclasses import replace
+    import keras, tensorflow_datasets as tfds
+    from odezoo.recipes.image_classification import FASHION_MNIST, train
+    SMOKE = replace(FASHION_MNIST, depth=8, width=4, batch_size=2, limit=4)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tmp_path):
+    killed = _run(
+        PRELUDE
+        + """
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+    with tfds.testing.mock_data(num_examples=8):
+        train(replace(SMOKE, epochs=3), "run", callbacks=[Kill()])
+    """,
+        tmp_path,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 2
+    resumed = _run(
+        PRELUDE
+        + """
+    with tfds.testing.mock_data(num_examples=8):
+        print(train(replace(SMOKE, epochs=3), "run"))
+    """,
+        tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming run at epoch 3 of 3." in resumed.stdout
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[:2] == state["history"]
+
+
+@pytest.mark.slow
+def test_recipe_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    out = _run(
+        """
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    """
+        + PRELUDE
+        + """
+    from odezoo.training import make_strategy
+    print("replicas", make_strategy("mirrored").num_replicas_in_sync)
+    with tfds.testing.mock_data(num_examples=8):
+        print(train(replace(SMOKE, epochs=1, strategy="mirrored"), "run"))
+    """,
+        tmp_path,
+        TF_ENABLE_ONEDNN_OPTS="0",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "replicas 2" in out.stdout
+    assert (tmp_path / "run" / "lm_resnet8_fashion_mnist" / "model.weights.h5").is_file()
+
+
+@pytest.mark.slow
+def test_mirrored_on_cpus_with_onednn_says_what_to_do(tmp_path):
+    out = _run(
+        """
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from odezoo.cli import main
+    raise SystemExit(main(["train", "lm_resnet_fashion_mnist", "--set", "strategy=mirrored", "--workdir", "run"]))
+    """,
+        tmp_path,
+        TF_ENABLE_ONEDNN_OPTS="1",
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "odezoo train: error: MirroredStrategy over several CPU devices needs TensorFlow's oneDNN "
+        "kernels off: start Python with TF_ENABLE_ONEDNN_OPTS=0."
+    )
