@@ -1,8 +1,33 @@
-"""odezoo: a Keras 3 zoo of ODE-inspired networks ("a network is a numerical scheme")."""
+"""odezoo: a Keras 3 zoo of ODE-inspired networks ("a network is a numerical scheme").
+
+The public names below load on first use, so `import odezoo` (and the CLI's argument
+parsing) does not start TensorFlow until a model, preset or data set is needed.
+"""
+
+import importlib
+from typing import TYPE_CHECKING
 
 from odezoo._version import __version__ as __version__
 from odezoo.errors import OdezooError as OdezooError
-from odezoo.models import LMResNet as LMResNet
-from odezoo.presets import get_preset as get_preset
-from odezoo.presets import list_presets as list_presets
-from odezoo.presets import load as load
+
+if TYPE_CHECKING:
+    from odezoo.models import LMResNet as LMResNet
+    from odezoo.presets import get_preset as get_preset
+    from odezoo.presets import list_presets as list_presets
+    from odezoo.presets import load as load
+
+_LAZY = {
+    "LMResNet": "odezoo.models",
+    "get_preset": "odezoo.presets",
+    "list_presets": "odezoo.presets",
+    "load": "odezoo.presets",
+}
+__all__ = ["LMResNet", "OdezooError", "__version__", "get_preset", "list_presets", "load"]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'odezoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -6,10 +6,9 @@ import difflib
 import json
 import os
 import sys
+import tempfile
 
 from odezoo.errors import OdezooError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,6 +22,7 @@ def build_parser():
 
     p = sub.add_parser("list", help="list the presets")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern")
+    p.add_argument("--markdown", action="store_true", help="print the README's preset table")
 
     def preset_parser(name, help):
         p = sub.add_parser(name, help=help)
@@ -46,13 +46,19 @@ def build_parser():
 
     p = sub.add_parser("train", help="run a training recipe")
     p.add_argument("recipe")
-    p.add_argument("--workdir", required=True, help="run folder: checkpoints, metrics, preset (resumed if present)")
+    p.add_argument(
+        "--workdir", required=True, help="run folder: checkpoints, metrics, preset (resumed if present)"
+    )
     p.add_argument("--config", help="JSON file of recipe settings")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change one recipe setting")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="change one recipe setting"
+    )
 
     p = preset_parser("export", "export to SavedModel, TFLite or ONNX and check it against Keras")
     p.add_argument("--format", required=True, choices=["saved_model", "tflite", "onnx"])
-    p.add_argument("--quantize", choices=["dynamic", "float16", "int8"], help="TFLite post-training quantisation")
+    p.add_argument(
+        "--quantize", choices=["dynamic", "float16", "int8"], help="TFLite post-training quantisation"
+    )
     p.add_argument("--allow-flex", action="store_true", help="let TFLite fall back to TensorFlow (Flex) ops")
     p.add_argument("--output-dir", default="export", help="artifacts go to OUTPUT_DIR/<preset>/<format>/")
 
@@ -65,6 +71,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        _start_tensorflow()
         result = COMMANDS[args.command](args)
     except OdezooError as error:
         print(f"odezoo {args.command}: error: {error}", file=sys.stderr)
@@ -77,15 +84,36 @@ def main(argv=None):
     return 0
 
 
+def _start_tensorflow():
+    """Imports TensorFlow with its C++ start-up log lines kept off the terminal (shown if it fails)."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()
+            except BaseException:
+                os.dup2(saved, 2)
+                log.seek(0)
+                os.write(2, log.read())
+                raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _list(args):
-    from odezoo.presets import get_preset, list_presets
+    from odezoo.presets import list_presets, preset_table
 
     names = list_presets(args.pattern)
     if not names:
         raise OdezooError(f"No preset matches {args.pattern!r}; `odezoo list` shows them all.")
-    for name in names:
-        preset = get_preset(name)
-        print(f"{name:36s} {preset.model_cls.__name__:12s} {preset.description}")
+    print(preset_table(names) if args.markdown else "\n".join(names))
     return None
 
 
@@ -99,14 +127,17 @@ def _info(args):
 def _predict(args):
     import numpy as np
 
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
     from odezoo.presets import load
+    from odezoo.pretrained import METADATA_FILE, read_json, resolve
 
     folder, _ = resolve(args.preset, revision=args.revision)
     model = load(args.preset, revision=args.revision)
     class_names = read_json(folder / METADATA_FILE).get("class_names")
     if args.images:
-        images, labels = _read_images(args.images, tuple(model.inputs[0].shape[1:])), [None] * len(args.images)
+        images, labels = (
+            _read_images(args.images, tuple(model.inputs[0].shape[1:])),
+            [None] * len(args.images),
+        )
         names = args.images
     else:
         from odezoo.data.images import SAMPLE_FILE
@@ -121,7 +152,10 @@ def _predict(args):
     results = []
     for name, label, p in zip(names, labels, probs):
         top = np.argsort(-p)[: args.top_k]
-        entry = {"input": name, "top": [{"class": _class(class_names, i), "probability": round(float(p[i]), 4)} for i in top]}
+        entry = {
+            "input": name,
+            "top": [{"class": _class(class_names, i), "probability": round(float(p[i]), 4)} for i in top],
+        }
         if label is not None:
             entry["label"] = _class(class_names, label)
         results.append(entry)
@@ -143,7 +177,8 @@ def _read_images(paths, shape):
             image = tf.io.decode_image(data, channels=shape[-1], expand_animations=False)
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
             raise OdezooError(
-                f"Cannot read image {path!r} ({str(error).splitlines()[0]}); give PNG, JPEG, BMP or GIF files."
+                f"Cannot read image {path!r} ({str(error).splitlines()[0]}); "
+                "give PNG, JPEG, BMP or GIF files."
             ) from None
         image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, shape[:2])
         images.append(image.numpy())
@@ -152,8 +187,8 @@ def _read_images(paths, shape):
 
 def _eval(args):
     from odezoo.eval import evaluate
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
     from odezoo.presets import load
+    from odezoo.pretrained import METADATA_FILE, read_json, resolve
 
     folder, _ = resolve(args.preset, revision=args.revision)
     dataset = args.dataset or read_json(folder / METADATA_FILE).get("dataset")
@@ -197,7 +232,9 @@ def _typed(config, changes, recipe):
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise OdezooError(f"Unknown setting {key!r} for recipe {recipe!r}.{hint} Settings: {', '.join(fields)}.")
+            raise OdezooError(
+                f"Unknown setting {key!r} for recipe {recipe!r}.{hint} Settings: {', '.join(fields)}."
+            )
         kind = type(getattr(config, key))
         if not isinstance(value, str) or kind is str:
             typed[key] = value

@@ -21,7 +21,8 @@ def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=
         )
     if model.outputs[0].shape[-1] != spec.num_classes:
         raise OdezooError(
-            f"{model.name} predicts {model.outputs[0].shape[-1]} classes but {dataset} has {spec.num_classes}."
+            f"{model.name} predicts {model.outputs[0].shape[-1]} classes but {dataset} has "
+            f"{spec.num_classes}."
         )
     ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
     loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)

@@ -5,11 +5,13 @@ TensorFlow-specific. Every artifact is run by the runtime that deploys it
 largest absolute difference to the Keras model's output is checked against
 `TOLERANCES`. TFLite is converted with builtin ops only, so an op without a builtin
 kernel fails the conversion instead of silently becoming a Flex (SELECT_TF_OPS) op
-that `ai_edge_litert` cannot run; `allow_flex=True` opts in to Flex ops.
+that `ai_edge_litert` cannot run; `allow_flex=True` opts in to Flex ops, and such a
+file is reported unchecked, since `ai_edge_litert` cannot run it.
 """
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -62,6 +64,16 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
     else:
         artifact = path / "model.tflite"
         _convert_tflite(model, artifact, quantize, allow_flex, sample)
+        flex = flex_ops(artifact)
+        if flex:  # only with allow_flex; ai_edge_litert has no Flex delegate to run them
+            return {
+                "format": "tflite+flex",
+                "path": os.fspath(artifact),
+                "flex_ops": flex,
+                "max_abs_diff": None,
+                "note": "not checked: ai_edge_litert cannot run Flex ops; "
+                "check it in a runtime with the Flex delegate",
+            }
         actual = _run_tflite(artifact, sample)
     diff = float(np.max(np.abs(actual - expected)))
     tolerance = TOLERANCES[quantize or fmt]
@@ -71,7 +83,7 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
         "max_abs_diff": diff,
         "tolerance": tolerance,
         "top1_agreement": float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
-        "bytes": sum(f.stat().st_size for f in Path(artifact).rglob("*") if f.is_file())
+        "bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
         if artifact.is_dir()
         else artifact.stat().st_size,
     }
@@ -86,8 +98,8 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
 def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex=False, revision=None):
     """Exports a preset to `output_dir/<preset>/<format>[_<quantize>]/`, checks it and records
     the result in `output_dir/MANIFEST.json`."""
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
     from odezoo.presets import load
+    from odezoo.pretrained import METADATA_FILE, read_json, resolve
 
     folder, _ = resolve(preset, revision=revision)
     metadata = read_json(folder / METADATA_FILE)
@@ -150,16 +162,25 @@ def _convert_tflite(model, path, quantize, allow_flex, sample):
         try:
             content = converter.convert()
         except Exception as error:  # the converter raises ConverterError and others
-            lines = [line for line in str(error).splitlines() if "error" in line.lower()] or [str(error)]
-            raise OdezooError(
-                f"TFLite conversion failed: {lines[0].strip()[:300]}. If an op has no builtin TFLite "
-                "kernel, pass --allow-flex (the file then needs a runtime with Flex ops)."
-            ) from None
+            raise OdezooError(_conversion_problem(str(error))) from None
     path.write_bytes(content)
-    flex = flex_ops(path)
-    if flex and not allow_flex:
-        path.unlink()
-        raise OdezooError(f"The TFLite file would need Flex ops {flex}; pass --allow-flex to accept them.")
+
+
+def _conversion_problem(text):
+    select = re.search(r"TF Select ops: (.+)", text)
+    custom = re.search(r"Custom ops: (.+)", text)
+    if custom:
+        return (
+            f"TFLite cannot convert the op(s) {custom.group(1).strip()}: they have neither a builtin "
+            "nor a Flex kernel, so this model has no TFLite export; use SavedModel or ONNX."
+        )
+    if select:
+        return (
+            f"TFLite has no builtin kernel for {select.group(1).strip()}; pass --allow-flex "
+            "(allow_flex=True) to use TensorFlow (Flex) ops, which then need a runtime with the "
+            "Flex delegate."
+        )
+    return f"TFLite conversion failed: {text.strip().splitlines()[0][:300]}"
 
 
 def flex_ops(path):

@@ -55,15 +55,21 @@ def register(model_cls, presets: dict[str, dict]) -> None:
     model_cls.presets = own
 
 
+def _registry():
+    import odezoo.models  # noqa: F401  (each family registers its presets on import)
+
+    return _REGISTRY
+
+
 def list_presets(pattern: str = "*") -> list[str]:
     """Names of the registered presets matching the shell-style `pattern`, sorted."""
-    return sorted(name for name in _REGISTRY if fnmatch.fnmatch(name, pattern))
+    return sorted(name for name in _registry() if fnmatch.fnmatch(name, pattern))
 
 
 def get_preset(name: str) -> Preset:
     """The registered preset `name`; an unknown name raises with the closest names."""
     try:
-        return _REGISTRY[name]
+        return _registry()[name]
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -82,3 +88,29 @@ def load(name_or_path: str, **kwargs):
     from odezoo.pretrained import load_pretrained
 
     return load_pretrained(name_or_path, expected_cls=None, **kwargs)
+
+
+def preset_table(names=None) -> str:
+    """The README's Markdown table of presets, with the test accuracy of bundled copies."""
+    from odezoo.pretrained import METADATA_FILE, bundled_folder, read_json
+
+    rows = [
+        "| preset | model | data | test accuracy | parameters | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names or list_presets():
+        preset = get_preset(name)
+        folder = bundled_folder(name)
+        meta = read_json(folder / METADATA_FILE) if folder else {}
+        accuracy = next(
+            (
+                f"{m['value']:.2%}"
+                for m in meta.get("metrics", [])
+                if m["metric"] == "accuracy" and m["split"] == "test"
+            ),
+            "—",
+        )
+        params = f"{meta['parameter_count']:,}" if "parameter_count" in meta else "—"
+        cells = [f"`{name}`", preset.model_cls.__name__, preset.dataset, accuracy, params, preset.description]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -72,15 +72,16 @@ class PretrainedMixin:
         """
         directory = Path(directory).expanduser().absolute()
         if directory.exists() and (
-            not directory.is_dir()
-            or (any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file())
+            not directory.is_dir() or (any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file())
         ):
             raise OdezooError(
                 f"{directory} exists and is not an odezoo preset folder; save_pretrained only "
                 "replaces preset folders. Choose a new or empty directory."
             )
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
+        )
         try:
             config = keras.saving.serialize_keras_object(self)
             config.pop("compile_config", None)
@@ -126,9 +127,7 @@ class PretrainedMixin:
         Frozen batch-norm layers then use their moving statistics, as fine-tuning wants.
         """
         if HEAD_LAYER not in {layer.name for layer in self.layers}:
-            raise OdezooError(
-                f"{self.name} has no classifier head to keep trainable (num_classes=None)."
-            )
+            raise OdezooError(f"{self.name} has no classifier head to keep trainable (num_classes=None).")
         for layer in self.layers:
             layer.trainable = layer.name == HEAD_LAYER
         return self
@@ -165,6 +164,8 @@ class PretrainedMixin:
 
 def load_pretrained(name_or_path, *, expected_cls, revision=None, load_weights=True, **overrides):
     """Resolves `name_or_path` to a preset folder and builds the model it describes."""
+    import odezoo.models  # noqa: F401  (registers the model classes with Keras)
+
     folder, preset = resolve(name_or_path, revision=revision)
     needed = [CONFIG_FILE, METADATA_FILE] + ([WEIGHTS_FILE] if load_weights else [])
     missing = [name for name in needed if not (folder / name).is_file()]
@@ -222,11 +223,13 @@ def resolve(name_or_path, *, revision=None):
     if os.sep in text or text.startswith("."):
         raise OdezooError(f"No preset folder at {text!r}: the path does not exist or is not a folder.")
     preset = get_preset(text)
-    if revision is None:
-        for root in BUNDLED_ROOTS:
-            if (root / text / CONFIG_FILE).is_file():
-                return root / text, preset
-    return hub_snapshot(preset.hf_repo, revision), preset
+    bundled = bundled_folder(text) if revision is None else None
+    return (bundled or hub_snapshot(preset.hf_repo, revision)), preset
+
+
+def bundled_folder(name):
+    """The preset folder `name` shipped with odezoo, or `None`."""
+    return next((root / name for root in BUNDLED_ROOTS if (root / name / CONFIG_FILE).is_file()), None)
 
 
 def hub_snapshot(repo_id, revision=None) -> Path:
@@ -242,9 +245,7 @@ def hub_snapshot(repo_id, revision=None) -> Path:
     where = repr(repo_id) + (f" at revision {revision!r}" if revision else "")
     try:
         return Path(
-            snapshot_download(
-                repo_id, revision=revision, library_name="odezoo", library_version=__version__
-            )
+            snapshot_download(repo_id, revision=revision, library_name="odezoo", library_version=__version__)
         )
     except LocalEntryNotFoundError:
         reason = (
@@ -326,7 +327,9 @@ def model_card(cls, metadata) -> str:
         f"## Usage\n\n```python\nimport odezoo\nmodel = odezoo.load({name!r})\n```",
     ]
     if rows:
-        sections.append(f"## Results\n\n| data | split | metric | value | command |\n|---|---|---|---|---|\n{rows}")
+        sections.append(
+            f"## Results\n\n| data | split | metric | value | command |\n|---|---|---|---|---|\n{rows}"
+        )
     if metadata.get("train_command"):
         sections.append(f"## Training\n\n```\n{metadata['train_command']}\n```")
     if getattr(cls, "CITATION", ""):
@@ -346,7 +349,9 @@ def read_json(path):
     try:
         return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise OdezooError(f"{path} is not valid JSON ({error}); the preset folder is damaged: download it again.") from None
+        raise OdezooError(
+            f"{path} is not valid JSON ({error}); the preset folder is damaged: download it again."
+        ) from None
 
 
 def _write_json(path, obj):

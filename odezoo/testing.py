@@ -57,7 +57,9 @@ def reference_resnet(depth, num_classes, image_shape, width=16, mean=None, std=N
     inputs = keras.Input(image_shape)
     x = inputs
     if mean is not None:
-        x = layers.Rescaling((1 / np.asarray(std)).tolist(), (-np.asarray(mean) / np.asarray(std)).tolist())(x)
+        x = layers.Rescaling((1 / np.asarray(std)).tolist(), (-np.asarray(mean) / np.asarray(std)).tolist())(
+            x
+        )
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(x)
     for stage in range(3):
         filters = width * 2**stage

@@ -56,7 +56,9 @@ def test_keras_cache_fallback(no_fashion_mnist):
     assert list(y.numpy()) == [4, 5]
 
 
-@pytest.mark.skipif(not images_module.DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+@pytest.mark.skipif(
+    not images_module.DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist"
+)
 def test_debian_files():
     ds, count = load_split("fashion_mnist", "test")
     assert count == 10_000

@@ -18,12 +18,22 @@ from odezoo.pretrained import PretrainedMixin
 
 TINY = {"depth": 8, "num_classes": 4, "image_shape": (8, 8, 1), "width": 2}
 X = np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype("float32")
-METRICS = [{"dataset": "fashion_mnist", "split": "test", "metric": "accuracy", "value": 0.5, "command": "odezoo eval x"}]
+METRICS = [
+    {
+        "dataset": "fashion_mnist",
+        "split": "test",
+        "metric": "accuracy",
+        "value": 0.5,
+        "command": "odezoo eval x",
+    }
+]
 
 
 @pytest.fixture
 def folder(tmp_path):
-    return LMResNet(**TINY).save_pretrained(tmp_path / "tiny", metadata={"preset": "tiny", "metrics": METRICS})
+    return LMResNet(**TINY).save_pretrained(
+        tmp_path / "tiny", metadata={"preset": "tiny", "metrics": METRICS}
+    )
 
 
 @pytest.fixture
@@ -32,8 +42,13 @@ def registered(monkeypatch, tmp_path):
 
     def register(sha256):
         preset = presets_module.Preset(
-            name="tiny_test", model_cls=LMResNet, config=TINY, description="tiny", sha256=sha256,
-            dataset="fashion_mnist", hf_repo="odezoo/tiny_test",
+            name="tiny_test",
+            model_cls=LMResNet,
+            config=TINY,
+            description="tiny",
+            sha256=sha256,
+            dataset="fashion_mnist",
+            hf_repo="odezoo/tiny_test",
         )
         monkeypatch.setitem(presets_module._REGISTRY, "tiny_test", preset)
         return preset
@@ -64,7 +79,12 @@ def offline_cache(monkeypatch, tmp_path):
 
 
 def test_round_trip_and_folder_contents(folder):
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "metadata.json", "model.weights.h5"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "metadata.json",
+        "model.weights.h5",
+    ]
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["weights_sha256"] == pretrained_module.sha256_of(folder / "model.weights.h5")
     assert meta["parameter_count"] == LMResNet(**TINY).count_params()
@@ -158,7 +178,9 @@ def test_new_head_keeps_the_trunk(folder):
 
 
 def test_unknown_preset_suggests_names():
-    with pytest.raises(OdezooError, match="Unknown preset 'lm_resnet20_fashion'.*Did you mean 'lm_resnet20_fashion_mnist'"):
+    with pytest.raises(
+        OdezooError, match="Unknown preset 'lm_resnet20_fashion'.*Did you mean 'lm_resnet20_fashion_mnist'"
+    ):
         odezoo.load("lm_resnet20_fashion")
 
 
@@ -171,7 +193,9 @@ def test_bundled_copy_is_found_before_the_hub(folder, registered, tmp_path, offl
     registered(json.loads((folder / "metadata.json").read_text())["weights_sha256"])
     shutil.copytree(folder, tmp_path / "bundled" / "tiny_test")
     assert pretrained_module.resolve("tiny_test")[0] == tmp_path / "bundled" / "tiny_test"
-    np.testing.assert_array_equal(np.asarray(odezoo.load("tiny_test")(X)), np.asarray(LMResNet.from_pretrained(folder)(X)))
+    np.testing.assert_array_equal(
+        np.asarray(odezoo.load("tiny_test")(X)), np.asarray(LMResNet.from_pretrained(folder)(X))
+    )
 
 
 def test_registry_checksum_guards_the_release(folder, registered, tmp_path):
@@ -197,7 +221,9 @@ def test_hub_cache_offline_with_revisions(folder, registered, offline_cache, tmp
 
 def test_offline_without_cache_says_what_to_do(registered, offline_cache):
     registered("0" * 64)
-    with pytest.raises(OdezooError, match="HF_HUB_OFFLINE is set and the Hugging Face cache.*hf download odezoo/tiny_test"):
+    with pytest.raises(
+        OdezooError, match="HF_HUB_OFFLINE is set and the Hugging Face cache.*hf download odezoo/tiny_test"
+    ):
         odezoo.load("tiny_test")
 
 
@@ -243,5 +269,7 @@ def test_push_failure_says_how_to_log_in(monkeypatch, folder):
             raise OSError("401 Unauthorized")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Refusing)
-    with pytest.raises(OdezooError, match=r"Could not upload to Hub repository 'me/tiny' \(401 Unauthorized\). Log in"):
+    with pytest.raises(
+        OdezooError, match=r"Could not upload to Hub repository 'me/tiny' \(401 Unauthorized\). Log in"
+    ):
         pretrained_module.push_folder(folder, "me/tiny")

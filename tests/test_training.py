@@ -45,7 +45,9 @@ def test_every_recipe_has_a_valid_config():
 def test_checkpoint_restores_weights_and_optimizer(tmp_path):
     def build():
         model = LMResNet(depth=8, num_classes=3, image_shape=(8, 8, 1), width=2)
-        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy"
+        )
         return model
 
     x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
@@ -77,7 +79,12 @@ def test_strategies():
 def _run(script, tmp_path, **env):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -153,7 +160,8 @@ def test_mirrored_on_cpus_with_onednn_says_what_to_do(tmp_path):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from odezoo.cli import main
-    raise SystemExit(main(["train", "lm_resnet_fashion_mnist", "--set", "strategy=mirrored", "--workdir", "run"]))
+    argv = ["train", "lm_resnet_fashion_mnist", "--set", "strategy=mirrored", "--workdir", "run"]
+    raise SystemExit(main(argv))
     """,
         tmp_path,
         TF_ENABLE_ONEDNN_OPTS="1",

@@ -42,7 +42,18 @@ DATASETS = {
     "fashion_mnist": ImageDataset(
         "fashion_mnist",
         (28, 28, 1),
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         (0.2860,),
         (0.3530,),
         pad=2,
@@ -152,7 +163,9 @@ def _fashion_mnist(split, data_dir):
     except OdezooError:  # not prepared in TFDS: read the raw files
         pass
     prefix = "train" if split == "train" else "t10k"
-    keras_cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "datasets" / "fashion-mnist"
+    keras_cache = (
+        Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "datasets" / "fashion-mnist"
+    )
     for folder in (keras_cache, DEBIAN_FASHION_MNIST):
         images = folder / f"{prefix}-images-idx3-ubyte.gz"
         labels = folder / f"{prefix}-labels-idx1-ubyte.gz"
@@ -171,11 +184,15 @@ def read_idx(path):
     with gzip.open(path, "rb") as f:
         data = f.read()
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
-        raise OdezooError(f"{path} is not an unsigned-byte IDX file; the download is damaged: fetch it again.")
+        raise OdezooError(
+            f"{path} is not an unsigned-byte IDX file; the download is damaged: fetch it again."
+        )
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(shape)):
-        raise OdezooError(f"{path} is truncated ({len(data) - offset} of {int(np.prod(shape))} bytes); fetch it again.")
+        raise OdezooError(
+            f"{path} is truncated ({len(data) - offset} of {int(np.prod(shape))} bytes); fetch it again."
+        )
     array = np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
     return array[..., None] if ndim == 3 else array

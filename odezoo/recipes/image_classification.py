@@ -56,6 +56,7 @@ class Config:
         return f"{prefix}resnet{self.depth}_{self.dataset}{suffix}"
 
 
+_ARCHITECTURES = {"lm": "LM-ResNet", "euler": "pre-activation ResNet"}
 FASHION_MNIST = Config()
 CIFAR10 = Config(
     dataset="cifar10", depth=56, epochs=160, weight_decay=1e-4, nesterov=False, lr_schedule="step"
@@ -79,8 +80,13 @@ def train(config, workdir, *, callbacks=()):
     spec = get_dataset(config.dataset)
     data_dir = config.data_dir or None
     train_ds, train_count = image_dataset(
-        config.dataset, "train", batch_size=config.batch_size, training=True,
-        limit=config.limit, seed=config.seed, data_dir=data_dir,
+        config.dataset,
+        "train",
+        batch_size=config.batch_size,
+        training=True,
+        limit=config.limit,
+        seed=config.seed,
+        data_dir=data_dir,
     )
     steps_per_epoch = train_count // config.batch_size
     strategy = make_strategy(config.strategy, config.tpu)
@@ -106,7 +112,9 @@ def train(config, workdir, *, callbacks=()):
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "^k$"])
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+            loss=keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=config.label_smoothing
+            )
             if config.label_smoothing
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
@@ -133,17 +141,29 @@ def train(config, workdir, *, callbacks=()):
     preset = config.preset_name()
     command = f"odezoo eval {preset} --dataset {config.dataset}"
     metrics = [
-        {"dataset": config.dataset, "split": "test", "metric": "accuracy", "value": result["accuracy"],
-         "num_examples": result["num_examples"], "command": command},
-        {"dataset": config.dataset, "split": "test", "metric": "loss", "value": result["loss"],
-         "num_examples": result["num_examples"], "command": command},
+        {
+            "dataset": config.dataset,
+            "split": "test",
+            "metric": "accuracy",
+            "value": result["accuracy"],
+            "num_examples": result["num_examples"],
+            "command": command,
+        },
+        {
+            "dataset": config.dataset,
+            "split": "test",
+            "metric": "loss",
+            "value": result["loss"],
+            "num_examples": result["num_examples"],
+            "command": command,
+        },
     ]
     sets = " ".join(f"--set {k}={v}" for k, v in _changed(config).items())
     preset_dir = model.save_pretrained(
         workdir / preset,
         metadata={
             "preset": preset,
-            "description": f"{config.depth}-layer {'LM-ResNet' if config.scheme == 'lm' else 'pre-activation ResNet'} "
+            "description": f"{config.depth}-layer {_ARCHITECTURES[config.scheme]} "
             f"trained on {config.dataset} by recipe `{_recipe_name(config)}`.",
             "dataset": config.dataset,
             "class_names": list(spec.class_names),
@@ -154,7 +174,11 @@ def train(config, workdir, *, callbacks=()):
             "history": checkpoint.history,
         },
     )
-    summary = {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "preset_dir": str(preset_dir)}
+    summary = {
+        "test_accuracy": result["accuracy"],
+        "test_loss": result["loss"],
+        "preset_dir": str(preset_dir),
+    }
     (workdir / "metrics.json").write_text(
         json.dumps({**summary, "history": checkpoint.history}, indent=2) + "\n"
     )
@@ -169,7 +193,9 @@ def _schedule(config, steps_per_epoch):
         bounds = [math.floor(total * 0.5), math.floor(total * 0.75)]
         values = [config.learning_rate * f for f in (1.0, 0.1, 0.01)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
-    raise ValueError(f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={config.lr_schedule!r}")
+    raise ValueError(
+        f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={config.lr_schedule!r}"
+    )
 
 
 def _one_hot(labels, num_classes):

@@ -156,11 +156,17 @@ def test_invalid_arguments(kwargs, message):
 @pytest.mark.parametrize(
     "inputs,message",
     [
-        (np.zeros((2, 28, 28, 1), "uint8"), r"received dtype uint8. Convert with `x.astype\('float32'\) / 255`"),
+        (
+            np.zeros((2, 28, 28, 1), "uint8"),
+            r"received dtype uint8. Convert with `x.astype\('float32'\) / 255`",
+        ),
         (np.zeros((28, 28, 1), "float32"), r"received \(28, 28, 1\). Add a batch axis"),
         (np.zeros((2, 28, 28), "float32"), r"received \(2, 28, 28\). Add a channel axis"),
         (np.zeros((2, 28, 28, 3), "float32"), "The images have 3 channels; the model takes 1"),
-        (np.zeros((2, 32, 32, 1), "float32"), r"expects inputs of shape \(batch, 28, 28, 1\); received \(2, 32, 32, 1\)"),
+        (
+            np.zeros((2, 32, 32, 1), "float32"),
+            r"expects inputs of shape \(batch, 28, 28, 1\); received \(2, 32, 32, 1\)",
+        ),
     ],
 )
 def test_wrong_inputs_say_what_fits(inputs, message):

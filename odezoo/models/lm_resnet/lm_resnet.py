@@ -52,7 +52,8 @@ class LMResNet(PretrainedMixin, keras.Model):
     """
 
     CITATION = """@inproceedings{lu2018beyond,
-  title={Beyond Finite Layer Neural Networks: Bridging Deep Architectures and Numerical Differential Equations},
+  title={Beyond Finite Layer Neural Networks: Bridging Deep Architectures and
+         Numerical Differential Equations},
   author={Lu, Yiping and Zhong, Aoxiao and Li, Quanzheng and Dong, Bin},
   booktitle={International Conference on Machine Learning (ICML)},
   year={2018}

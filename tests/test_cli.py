@@ -1,0 +1,106 @@
+"""The command line: each command on a small preset folder, and one-line errors with exit status 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from odezoo import LMResNet
+from odezoo.cli import main
+from odezoo.data.images import DATASETS
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    model = LMResNet(depth=8, width=2, num_classes=10, image_shape=(28, 28, 1), mean=[0.286], std=[0.353])
+    spec = DATASETS["fashion_mnist"]
+    return model.save_pretrained(
+        tmp_path_factory.mktemp("cli") / "tiny",
+        metadata={"preset": "tiny", "dataset": "fashion_mnist", "class_names": list(spec.class_names)},
+    )
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fails(capsys, *argv):
+    """Runs a command that must fail: exit status 2 and exactly one line on stderr."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit:  # argparse
+        code = exit.code
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_info(capsys, folder):
+    code, out, _ = run(capsys, "info", folder)
+    info = json.loads(out)
+    assert code == 0 and info["folder"] == str(folder) and info["class_name"] == "LMResNet"
+
+
+def test_eval_on_the_bundled_sample(capsys, folder):
+    code, out, _ = run(capsys, "eval", folder, "--split", "sample", "--limit", "50")
+    result = json.loads(out)
+    assert code == 0 and result["num_examples"] == 50 and result["dataset"] == "fashion_mnist"
+    assert 0 <= result["accuracy"] <= 1 and np.isfinite(result["loss"])
+
+
+def test_predict_samples_and_files(capsys, folder, tmp_path):
+    import tensorflow as tf
+
+    code, out, _ = run(capsys, "predict", folder, "--sample", "2", "--top-k", "2")
+    results = json.loads(out)
+    assert code == 0 and [r["input"] for r in results] == ["sample[0]", "sample[1]"]
+    assert len(results[0]["top"]) == 2 and results[0]["label"] in DATASETS["fashion_mnist"].class_names
+    image = tmp_path / "shirt.png"
+    tf.io.write_file(str(image), tf.io.encode_png(np.full((40, 30, 3), 200, np.uint8)))
+    code, out, _ = run(capsys, "predict", folder, image)
+    assert code == 0 and json.loads(out)[0]["input"] == str(image)
+
+
+def test_unreadable_image(capsys, folder, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    assert "Cannot read image" in fails(capsys, "predict", folder, bad)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["eval"], "the following arguments are required: preset"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["export", "x", "--format", "pb"], "argument --format: invalid choice: 'pb'"),
+        (["eval", "lm_resnet20_fashion"], "Unknown preset 'lm_resnet20_fashion'"),
+        (["info", "./missing"], "No preset folder at './missing'"),
+        (["train", "lm_resnet_fmnist", "--workdir", "w"], "Unknown recipe 'lm_resnet_fmnist'"),
+        (["train", "lm_resnet_fashion_mnist", "--set", "lr=0.1", "--workdir", "w"], "Unknown setting 'lr'"),
+        (
+            ["train", "lm_resnet_fashion_mnist", "--set", "epochs=ten", "--workdir", "w"],
+            "Setting 'epochs' takes a int",
+        ),
+        (["train", "lm_resnet_fashion_mnist", "--set", "epochs", "--workdir", "w"], "--set takes KEY=VALUE"),
+        (
+            ["train", "lm_resnet_fashion_mnist", "--config", "nope.json", "--workdir", "w"],
+            "Cannot read --config",
+        ),
+    ],
+)
+def test_user_errors_are_one_line(capsys, argv, message):
+    assert message in fails(capsys, *argv)
+
+
+def test_eval_on_a_mismatched_dataset(capsys, folder):
+    line = fails(capsys, "eval", folder, "--dataset", "cifar10")
+    assert line.startswith("odezoo eval: error:") and "has (32, 32, 3)" in line
+
+
+def test_export_option_mismatch(capsys, folder, tmp_path):
+    line = fails(capsys, "export", folder, "--format", "onnx", "--quantize", "int8", "--output-dir", tmp_path)
+    assert "Quantisation 'int8' is not offered for onnx" in line

@@ -1,0 +1,53 @@
+"""Export: each format runs in its own runtime and matches Keras; Flex ops are refused unless asked for."""
+
+import json
+
+import keras
+import pytest
+
+from odezoo import LMResNet, OdezooError
+from odezoo.export import FORMATS, export_model, export_preset, flex_ops
+
+pytestmark = pytest.mark.export
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    model = LMResNet(depth=8, width=4, num_classes=10, image_shape=(28, 28, 1), mean=[0.286], std=[0.353])
+    return model.save_pretrained(tmp_path_factory.mktemp("export") / "tiny", metadata={"preset": "tiny"})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_formats_match_keras(folder, tmp_path, fmt):
+    report = export_preset(str(folder), fmt, output_dir=tmp_path)
+    assert report["max_abs_diff"] <= report["tolerance"] and report["top1_agreement"] == 1.0
+    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert (
+        manifest[f"tiny/{fmt}"]["weights_sha256"]
+        == json.loads((folder / "metadata.json").read_text())["weights_sha256"]
+    )
+
+
+@pytest.mark.parametrize("quantize", ["dynamic", "float16", "int8"])
+def test_quantized_tflite(folder, tmp_path, quantize):
+    report = export_preset(str(folder), "tflite", output_dir=tmp_path, quantize=quantize)
+    assert report["format"] == f"tflite+{quantize}" and report["max_abs_diff"] <= report["tolerance"]
+    assert flex_ops(report["path"]) == []
+
+
+@keras.saving.register_keras_serializable(package="odezoo_test")
+class _Determinant(keras.layers.Layer):
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.linalg.det(tf.reshape(x, (-1, 2, 2)))
+
+
+def test_flex_ops_are_refused_unless_asked_for(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, _Determinant()(inputs))
+    with pytest.raises(OdezooError, match="no builtin kernel for MatrixDeterminant; pass --allow-flex"):
+        export_model(model, tmp_path / "refused", "tflite")
+    assert not (tmp_path / "refused" / "model.tflite").exists()
+    report = export_model(model, tmp_path / "flex", "tflite", allow_flex=True)
+    assert report["flex_ops"] == ["FlexMatrixDeterminant"] and report["max_abs_diff"] is None
