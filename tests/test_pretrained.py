@@ -58,11 +58,18 @@ def registered(monkeypatch, tmp_path):
 
 
 def _hub_cache(root, repo_id, commits):
-    """Lays out a Hugging Face cache: snapshots/<commit>/ folders and refs/<name> files."""
+    """Lays out a Hugging Face cache as huggingface_hub does: files in blobs/<sha256>,
+    snapshots/<commit>/<file> relative symlinks to them, refs/<branch or tag> naming the commit."""
     repo = root / f"models--{repo_id.replace('/', '--')}"
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
     for ref, (commit, source) in commits.items():
-        shutil.copytree(source, repo / "snapshots" / commit, dirs_exist_ok=True)
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for file in source.iterdir():
+            blob = repo / "blobs" / pretrained_module.sha256_of(file)
+            shutil.copyfile(file, blob)
+            (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
         (repo / "refs" / ref).write_text(commit)
     return root
 

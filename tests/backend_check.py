@@ -1,0 +1,61 @@
+"""Runs LM-ResNet under the Keras backend named by KERAS_BACKEND (jax, torch, tensorflow) and checks
+it against what TensorFlow computed: the published preset's golden logits and sample accuracy, the
+k = 0 / Euler identity, and one finite training step. Prints a JSON report; exits non-zero on failure.
+
+    KERAS_BACKEND=jax python tests/backend_check.py
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # odezoo from this checkout, installed or not
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import odezoo  # noqa: E402
+from odezoo.data.images import SAMPLE_FILE  # noqa: E402
+
+PRESET = "lm_resnet20_fashion_mnist"
+
+
+def main():
+    if keras.config.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 in a correctness check
+    golden = np.load(ROOT / "tests" / "golden" / f"{PRESET}.npz")["logits"]
+    with np.load(SAMPLE_FILE) as f:
+        images, labels = f["images"].astype("float32") / 255.0, f["labels"]
+    model = odezoo.load(PRESET)
+    logits = np.asarray(model.predict(images, batch_size=250, verbose=0))
+    report = {
+        "backend": keras.config.backend(),
+        "keras": keras.__version__,
+        "golden_max_abs_diff": float(np.max(np.abs(logits[: len(golden)] - golden))),
+        "sample_accuracy": float(np.mean(logits.argmax(-1) == labels)),
+    }
+    np.testing.assert_allclose(logits[: len(golden)], golden, rtol=1e-3, atol=1e-4)
+
+    kwargs = {"depth": 14, "num_classes": 5, "image_shape": (16, 16, 3), "width": 4}
+    lm, euler = odezoo.LMResNet(**kwargs), odezoo.LMResNet(**kwargs, scheme="euler")
+    for layer in lm.layers:
+        if layer.name.endswith("_lm"):
+            layer.k.assign(0.0)
+    euler.set_weights(lm.get_weights())
+    x = np.random.default_rng(0).uniform(size=(4, 16, 16, 3)).astype("float32")
+    report["k0_vs_euler_max_abs_diff"] = float(np.max(np.abs(np.asarray(lm(x)) - np.asarray(euler(x)))))
+    assert report["k0_vs_euler_max_abs_diff"] < 1e-5
+
+    lm.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(True))
+    before = [float(layer.k) for layer in lm.layers if layer.name.endswith("_lm")]
+    report["train_step_loss"] = float(lm.train_on_batch(x, np.array([0, 1, 2, 3])))
+    after = [float(layer.k) for layer in lm.layers if layer.name.endswith("_lm")]
+    assert np.isfinite(report["train_step_loss"]) and before != after
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
