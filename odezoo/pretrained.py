@@ -38,6 +38,7 @@ class PretrainedMixin:
     """Loading, saving and publishing for odezoo models (mixed into `keras.Model`)."""
 
     presets = {}
+    INPUT_RANGE = None  # (low, high) of valid input values, checked by `check_inputs`
 
     @classmethod
     def from_pretrained(cls, name_or_path, *, revision=None, load_weights=True, **overrides):
@@ -143,9 +144,16 @@ class PretrainedMixin:
                 f"{self.name} expects float inputs of shape {want} with values in [0, 1]; "
                 f"received dtype {arr.dtype}.{fix}"
             )
-        if arr.ndim == 4 or arr.ndim == len(expected) + 1:
-            if tuple(arr.shape[1:]) == expected:
-                return arr
+        if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
+            if self.INPUT_RANGE and arr.size:
+                (low, high), (lo, hi) = self.INPUT_RANGE, (float(arr.min()), float(arr.max()))
+                if lo < low - 1e-3 or hi > high + 1e-3:
+                    fix = " Divide 8-bit images by 255." if hi > 2 * high else ""
+                    raise OdezooError(
+                        f"{self.name} expects values in [{low:g}, {high:g}]; received values in "
+                        f"[{lo:g}, {hi:g}].{fix}"
+                    )
+            return arr
         if tuple(arr.shape) == expected:
             fix = " Add a batch axis: x[None]."
         elif arr.ndim == len(expected) and tuple(arr.shape[1:]) == expected[:-1] and expected[-1] == 1:

@@ -167,6 +167,10 @@ def test_invalid_arguments(kwargs, message):
             np.zeros((2, 32, 32, 1), "float32"),
             r"expects inputs of shape \(batch, 28, 28, 1\); received \(2, 32, 32, 1\)",
         ),
+        (
+            np.full((2, 28, 28, 1), 255.0, "float32"),
+            r"values in \[0, 1\]; received values in \[255, 255\]. Divide 8-bit images by 255",
+        ),
     ],
 )
 def test_wrong_inputs_say_what_fits(inputs, message):

@@ -51,6 +51,7 @@ class LMResNet(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1710.10121
     """
 
+    INPUT_RANGE = (0.0, 1.0)
     CITATION = """@inproceedings{lu2018beyond,
   title={Beyond Finite Layer Neural Networks: Bridging Deep Architectures and
          Numerical Differential Equations},
