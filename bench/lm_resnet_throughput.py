@@ -1,6 +1,6 @@
 """Throughput of LM-ResNet-20 against its Euler (plain ResNet) mode and a plain-Keras ResNet-20.
 
-Measured in one process, interleaved (A B C A B C ...) and summarised by the median, so
+Measured in one process, interleaved (A B C, B C A, C A B, ...) and summarised by the median, so
 machine noise hits all three alike. Prints images/s and the ratios the project tracks:
 LM vs Euler training throughput (goal: the LM update costs <= 5 %) and odezoo Euler vs
 the reference (goal: >= 0.95).
@@ -54,8 +54,10 @@ def main():
         model.predict(x[: 2 * args.batch_size], batch_size=args.batch_size, verbose=0)
     train = {kind: [] for kind in kinds}
     infer = {kind: [] for kind in kinds}
-    for _ in range(args.repeats):
-        for kind, model in models.items():
+    for repeat in range(args.repeats):
+        order = kinds[repeat % 3 :] + kinds[: repeat % 3]  # rotate, so no model always goes first
+        for kind in order:
+            model = models[kind]
             start = time.perf_counter()
             model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
             train[kind].append(n / (time.perf_counter() - start))

@@ -6,8 +6,8 @@ import difflib
 import json
 import os
 import sys
-import tempfile
 
+from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
 
 
@@ -89,22 +89,10 @@ def _start_tensorflow():
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as log:
-            os.dup2(log.fileno(), 2)
-            try:
-                import tensorflow as tf
+    with captured_native_output():
+        import tensorflow as tf
 
-                tf.config.list_physical_devices()
-            except BaseException:
-                os.dup2(saved, 2)
-                log.seek(0)
-                os.write(2, log.read())
-                raise
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        tf.config.list_physical_devices()
 
 
 def _list(args):

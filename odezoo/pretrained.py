@@ -83,6 +83,9 @@ class PretrainedMixin:
         staging = Path(
             tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
         )
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a preset folder is an ordinary one
         try:
             config = keras.saving.serialize_keras_object(self)
             config.pop("compile_config", None)
@@ -146,7 +149,8 @@ class PretrainedMixin:
             )
         if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
             if self.INPUT_RANGE and arr.size:
-                (low, high), (lo, hi) = self.INPUT_RANGE, (float(arr.min()), float(arr.max()))
+                head = arr[:64]  # the range of the first inputs: catches 0..255 images at O(1) cost
+                (low, high), (lo, hi) = self.INPUT_RANGE, (float(head.min()), float(head.max()))
                 if lo < low - 1e-3 or hi > high + 1e-3:
                     fix = " Divide 8-bit images by 255." if hi > 2 * high else ""
                     raise OdezooError(

@@ -78,7 +78,7 @@ def test_accuracy_on_the_bundled_sample(name):
     """The 1,000 bundled test images: the weights score close to the card's full-test accuracy."""
     meta = read_json(bundled_folder(name) / METADATA_FILE)
     full = next(m["value"] for m in meta["metrics"] if m["metric"] == "accuracy" and m["split"] == "test")
-    result = evaluate(odezoo.load(name), "fashion_mnist", split="sample")
+    result = evaluate(odezoo.load(name), get_preset(name).dataset, split="sample")
     assert result["num_examples"] == 1000
     assert result["accuracy"] >= 0.9 and abs(result["accuracy"] - full) < 0.03
 
