@@ -5,7 +5,7 @@ machine noise hits all three alike. Prints images/s and the ratios the project t
 LM vs Euler training throughput (goal: the LM update costs <= 5 %) and odezoo Euler vs
 the reference (goal: >= 0.95).
 
-    python bench/lm_resnet_throughput.py [--batch-size 128] [--steps 20] [--repeats 5]
+    python bench/lm_resnet_throughput.py [--batch-size 128] [--steps 20] [--repeats 5] [--threads N]
 """
 
 import argparse
@@ -42,7 +42,15 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="batches per timed run")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow intra- and inter-op threads (0: TF's default)"
+    )
     args = parser.parse_args()
+    if args.threads and keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     rng = np.random.default_rng(0)
     n = args.batch_size * args.steps
     x = rng.uniform(0, 1, (n, *SHAPE)).astype("float32")
@@ -70,6 +78,8 @@ def main():
         "batch_size": args.batch_size,
         "images_per_run": n,
         "repeats": args.repeats,
+        "backend": keras.config.backend(),
+        "threads": args.threads or "default",
         "train_images_per_s": {k: round(v, 1) for k, v in train.items()},
         "inference_images_per_s": {k: round(v, 1) for k, v in infer.items()},
         "train_lm_over_euler": round(train["lm"] / train["euler"], 3),
