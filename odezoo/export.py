@@ -4,9 +4,9 @@ TensorFlow-specific. Every artifact is run by the runtime that deploys it
 (`tf.saved_model.load`, `ai_edge_litert`, `onnxruntime`) on sample inputs, and its
 largest absolute difference to the Keras model's output is checked against
 `TOLERANCES`, its top-1 agreement against `MIN_TOP1_AGREEMENT`. TFLite is converted
-with builtin ops only, so an op without a builtin kernel fails the conversion instead of silently becoming a Flex (SELECT_TF_OPS) op
-that `ai_edge_litert` cannot run; `allow_flex=True` opts in to Flex ops, and such a
-file is reported unchecked, since `ai_edge_litert` cannot run it.
+with builtin ops only, so an op without a builtin kernel fails the conversion instead
+of silently becoming a Flex (SELECT_TF_OPS) op that `ai_edge_litert` cannot run;
+`allow_flex=True` opts in to Flex ops, and such a file is reported unchecked.
 """
 
 import json
