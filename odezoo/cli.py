@@ -115,12 +115,8 @@ def _info(args):
 def _predict(args):
     import numpy as np
 
-    from odezoo.presets import load
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
-
-    folder, _ = resolve(args.preset, revision=args.revision)
-    model = load(args.preset, revision=args.revision)
-    class_names = read_json(folder / METADATA_FILE).get("class_names")
+    model, metadata = _load(args)
+    class_names = metadata.get("class_names")
     if args.images:
         images, labels = (
             _read_images(args.images, tuple(model.inputs[0].shape[1:])),
@@ -150,6 +146,15 @@ def _predict(args):
     return results
 
 
+def _load(args):
+    """The model of `args.preset` and its metadata, resolved once."""
+    from odezoo.pretrained import METADATA_FILE, load_folder, read_json, resolve
+
+    folder, preset = resolve(args.preset, revision=args.revision)
+    model = load_folder(folder, preset=None if args.revision else preset)
+    return model, read_json(folder / METADATA_FILE)
+
+
 def _class(class_names, index):
     return class_names[index] if class_names else int(index)
 
@@ -175,14 +180,11 @@ def _read_images(paths, shape):
 
 def _eval(args):
     from odezoo.eval import evaluate
-    from odezoo.presets import load
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
 
-    folder, _ = resolve(args.preset, revision=args.revision)
-    dataset = args.dataset or read_json(folder / METADATA_FILE).get("dataset")
+    model, metadata = _load(args)
+    dataset = args.dataset or metadata.get("dataset")
     if not dataset:
-        raise OdezooError(f"{folder} does not record its data set; pass --dataset.")
-    model = load(args.preset, revision=args.revision)
+        raise OdezooError(f"{args.preset} does not record its data set; pass --dataset.")
     result = evaluate(
         model, dataset, split=args.split, limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir
     )

@@ -107,13 +107,12 @@ def _write_and_run(model, path, fmt, quantize, allow_flex, sample):
 def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex=False, revision=None):
     """Exports a preset to `output_dir/<preset>/<format>[_<quantize>]/`, checks it and records
     the result in `output_dir/MANIFEST.json`."""
-    from odezoo.presets import load
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
+    from odezoo.pretrained import METADATA_FILE, load_folder, read_json, resolve
 
-    folder, _ = resolve(preset, revision=revision)
+    folder, registered = resolve(preset, revision=revision)
+    model = load_folder(folder, preset=None if revision else registered)
     metadata = read_json(folder / METADATA_FILE)
     name = metadata.get("preset") or folder.name
-    model = load(preset, revision=revision)
     target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
     report = export_model(
         model, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample_inputs(model)

@@ -176,9 +176,24 @@ class PretrainedMixin:
 
 def load_pretrained(name_or_path, *, expected_cls, revision=None, load_weights=True, **overrides):
     """Resolves `name_or_path` to a preset folder and builds the model it describes."""
+    folder, preset = resolve(name_or_path, revision=revision)
+    return load_folder(
+        folder,
+        preset=preset if revision is None else None,
+        expected_cls=expected_cls,
+        load_weights=load_weights,
+        **overrides,
+    )
+
+
+def load_folder(folder, *, preset=None, expected_cls=None, load_weights=True, **overrides):
+    """Builds the model a preset folder describes and loads its verified weights.
+
+    `preset`, the registered preset the folder was resolved from, adds the check that
+    the folder is the one this release of odezoo names.
+    """
     import odezoo.models  # noqa: F401  (registers the model classes with Keras)
 
-    folder, preset = resolve(name_or_path, revision=revision)
     needed = [CONFIG_FILE, METADATA_FILE] + ([WEIGHTS_FILE] if load_weights else [])
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
@@ -195,7 +210,7 @@ def load_pretrained(name_or_path, *, expected_cls, revision=None, load_weights=T
         )
     if expected_cls is not None and not issubclass(cls, expected_cls):
         raise OdezooError(
-            f"Preset {os.fspath(name_or_path)!r} is a `{cls.__name__}`; call "
+            f"Preset {preset.name if preset else os.fspath(folder)!r} is a `{cls.__name__}`; call "
             f"`{cls.__name__}.from_pretrained` or `odezoo.load`."
         )
     base = config["config"]
@@ -209,7 +224,7 @@ def load_pretrained(name_or_path, *, expected_cls, revision=None, load_weights=T
         return model
     weights = folder / WEIGHTS_FILE
     metadata = read_json(folder / METADATA_FILE)
-    _verify_sha256(weights, metadata.get("weights_sha256"), preset if revision is None else None)
+    _verify_sha256(weights, metadata.get("weights_sha256"), preset)
     if overrides.get("num_classes", base.get("num_classes")) != base.get("num_classes"):
         source = cls.from_config(base)
         _load_weights(source, weights, base)
