@@ -1,0 +1,1 @@
+from odezoo.models.pde_net.pde_net_layers import MomentConv2D as MomentConv2D

@@ -1,0 +1,152 @@
+"""PDE-Net's moment-constrained convolution (Long, Lu, Ma, Dong, ICML 2018; models.md 4.1).
+
+An N x N filter `q` is described by its moment matrix `m = M q M^T`, where
+`M[i, c] = (c - (N - 1) / 2)^i / i!`; then `(q * u)(x) = sum_ij m_ij h^(i+j) d^(i+j)u / dx0^i dx1^j + ...`
+(`*` is cross-correlation, index i along tensor axis 0, j along axis 1). Fixing the low
+moments to those of the unit vector `e_o` makes `q / h^|o|` approximate the derivative of
+order `o = (a, b)`: with every moment `i + j < |o| + acc` fixed, to order `h^acc`.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+CONSTRAINTS = ("frozen", "moment", "free")
+PADDINGS = ("periodic", "zero")
+
+
+def moment_matrix(size):
+    """`M[i, c] = (c - (size - 1) / 2)^i / i!`, float64."""
+    offsets = np.arange(size) - (size - 1) / 2
+    return np.stack([offsets**i / math.factorial(i) for i in range(size)])
+
+
+def kernel_to_moments(kernel):
+    """`m = M q M^T` for a square kernel `q` (NumPy, float64)."""
+    matrix = moment_matrix(kernel.shape[0])
+    return matrix @ kernel @ matrix.T
+
+
+def moments_to_kernel(moments):
+    """`q = M^-1 m M^-T`, the inverse of `kernel_to_moments`."""
+    inverse = np.linalg.inv(moment_matrix(moments.shape[0]))
+    return inverse @ moments @ inverse.T
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class MomentConv2D(keras.layers.Layer):
+    """Approximates `d^(a+b) u / dx0^a dx1^b` on a uniform grid of spacing `h`, per channel.
+
+    The trainable variable is the moment matrix; the filter is `M^-1 m M^-T / h^(a+b)`.
+    The constrained moments are not trained at all (a mask splits `m` into a fixed part,
+    those of `e_o`, and a free part), so they stay exact after every optimizer step.
+
+    Args:
+        order: `(a, b)`, the derivative along axes 0 and 1 (tensor axes 1 and 2 of a batch).
+        kernel_size: N, odd (5 or 7 in the papers).
+        h: grid spacing.
+        constraint: `"frozen"` (m = e_o, not trained: the most accurate N x N stencil),
+            `"moment"` (moments with `i + j < a + b + acc` fixed: order `h^acc`) or
+            `"free"` (every moment trained).
+        acc: accuracy order kept by `"moment"`.
+        padding: `"periodic"` or `"zero"` (Dirichlet).
+        moments_initializer: initial value of the free moments (added to `e_o`).
+    """
+
+    def __init__(
+        self,
+        order,
+        *,
+        kernel_size=5,
+        h=1.0,
+        constraint="frozen",
+        acc=1,
+        padding="periodic",
+        moments_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        order = tuple(int(o) for o in order)
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ValueError(f"`kernel_size` must be odd. Received: kernel_size={kernel_size}")
+        if len(order) != 2 or min(order) < 0 or sum(order) >= kernel_size:
+            raise ValueError(
+                f"`order` must be (a, b) with a, b >= 0 and a + b < kernel_size={kernel_size}. "
+                f"Received: order={order}"
+            )
+        if constraint not in CONSTRAINTS:
+            raise ValueError(
+                f"`constraint` must be one of {CONSTRAINTS}. Received: constraint={constraint!r}"
+            )
+        if padding not in PADDINGS:
+            raise ValueError(f"`padding` must be one of {PADDINGS}. Received: padding={padding!r}")
+        if constraint == "moment" and acc < 1:
+            raise ValueError(f"`acc` must be >= 1. Received: acc={acc}")
+        self.order = order
+        self.kernel_size = kernel_size
+        self.h = float(h)
+        self.constraint = constraint
+        self.acc = int(acc)
+        self.padding = padding
+        self.moments_initializer = keras.initializers.get(moments_initializer)
+        target = np.zeros((kernel_size, kernel_size))
+        target[order] = 1.0
+        i, j = np.indices((kernel_size, kernel_size))
+        if constraint == "frozen":
+            fixed = np.ones_like(target)
+        elif constraint == "moment":
+            fixed = (i + j < sum(order) + acc).astype("float64")
+        else:
+            fixed = np.zeros_like(target)
+        self._target = target
+        self._fixed = fixed
+        self._inverse = np.linalg.inv(moment_matrix(kernel_size))
+
+    def build(self, input_shape):
+        self.moments = self.add_weight(
+            name="moments",
+            shape=(self.kernel_size, self.kernel_size),
+            initializer=self.moments_initializer,
+            trainable=self.constraint != "frozen",
+        )
+
+    def moment_values(self):
+        """The moment matrix in use: `e_o` on the fixed entries, the variable elsewhere."""
+        free = ops.cast(self.moments, self.compute_dtype) * (1.0 - self._fixed)
+        return ops.cast(self._target * self._fixed, self.compute_dtype) + free
+
+    def kernel(self):
+        """The N x N correlation filter, scaled by `1 / h^(a+b)`."""
+        inverse = ops.cast(self._inverse, self.compute_dtype)
+        q = ops.matmul(ops.matmul(inverse, self.moment_values()), ops.transpose(inverse))
+        return q / self.h ** sum(self.order)
+
+    def call(self, inputs):
+        r = self.kernel_size // 2
+        if self.padding == "periodic":
+            x = ops.concatenate([inputs[:, -r:], inputs, inputs[:, :r]], axis=1)
+            x = ops.concatenate([x[:, :, -r:], x, x[:, :, :r]], axis=2)
+        else:
+            x = ops.pad(inputs, [(0, 0), (r, r), (r, r), (0, 0)])
+        channels = inputs.shape[-1]
+        kernel = ops.tile(
+            ops.reshape(self.kernel(), (self.kernel_size, self.kernel_size, 1, 1)), (1, 1, channels, 1)
+        )
+        return ops.depthwise_conv(x, kernel, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "order": list(self.order),
+            "kernel_size": self.kernel_size,
+            "h": self.h,
+            "constraint": self.constraint,
+            "acc": self.acc,
+            "padding": self.padding,
+            "moments_initializer": keras.initializers.serialize(self.moments_initializer),
+        }
