@@ -6,6 +6,7 @@ import pytest
 
 from odezoo.models.pde_net.pde_net_layers import (
     MomentConv2D,
+    SymNet,
     kernel_to_moments,
     moment_matrix,
     moments_to_kernel,
@@ -124,3 +125,65 @@ def test_config_round_trip():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MomentConv2D(**kwargs)
+
+
+FEATURES = ["u00", "u01", "u10", "u02", "u11", "u20", "v00", "v01", "v10", "v02", "v11", "v20"]
+
+
+def _symnet_with(products, linear, num_hidden=5):
+    """A SymNet whose hidden layer k multiplies the two named features of `products[k]` (the
+    rest multiply zeros) and whose output is `sum(linear[name] * name) - sum(products)`."""
+    net = SymNet(num_hidden, dtype="float64")
+    net.build((None, len(FEATURES)))
+    for k, layer in enumerate(net.hidden):
+        kernel = np.zeros((len(FEATURES) + k, 2))
+        if k < len(products):
+            kernel[FEATURES.index(products[k][0]), 0] = kernel[FEATURES.index(products[k][1]), 1] = 1.0
+        layer.set_weights([kernel, np.zeros(2)])
+    out = np.zeros((len(FEATURES) + num_hidden, 1))
+    for name, coefficient in linear.items():
+        out[FEATURES.index(name), 0] = coefficient
+    out[len(FEATURES) : len(FEATURES) + len(products), 0] = -1.0
+    net.out.set_weights([out, np.zeros(1)])
+    return net
+
+
+def test_symnet_burgers_pattern_is_exact():
+    """nu (u02 + u20) - u u01 - v u10, the Burgers right-hand side for u, to 1e-12."""
+    nu = 0.05
+    net = _symnet_with([("u00", "u01"), ("v00", "u10")], {"u02": nu, "u20": nu})
+    f = dict(zip(FEATURES, np.random.default_rng(0).normal(size=(len(FEATURES), 7, 3))))
+    x = np.stack([f[name] for name in FEATURES], axis=-1)
+    expected = nu * (f["u02"] + f["u20"]) - f["u00"] * f["u01"] - f["v00"] * f["u10"]
+    np.testing.assert_allclose(np.asarray(net(x)), expected, rtol=0, atol=1e-12)
+
+
+def test_symnet_heat_needs_no_products():
+    net = _symnet_with([], {"u02": 0.1, "u20": 0.1})
+    x = np.random.default_rng(1).normal(size=(5, len(FEATURES)))
+    np.testing.assert_allclose(np.asarray(net(x)), 0.1 * (x[:, 3] + x[:, 5]), atol=1e-12)
+
+
+def test_symnet_random_init_and_degree():
+    """0.1 N(0, 1) initial weights; along a line x = t d the output is a polynomial in t of
+    degree <= 2^H: with H = 2, a degree-4 fit through 9 points is exact, with a t^4 term."""
+    net = SymNet(2, seed=0, dtype="float64")
+    net.build((None, 3))
+    weights = np.concatenate([w.ravel() for w in net.get_weights()])
+    assert 0.05 < weights.std() < 0.15
+    rng = np.random.default_rng(3)  # unit-scale weights, so the top degree is visible
+    net.set_weights([rng.normal(size=w.shape) for w in net.get_weights()])
+    direction = np.random.default_rng(2).normal(size=3)
+    t = np.linspace(-2, 2, 9)
+    y = np.asarray(net(t[:, None] * direction))
+    residual = y - np.polyval(np.polyfit(t, y, 4), t)
+    assert np.max(np.abs(residual)) < 1e-10 * max(1.0, np.max(np.abs(y)))
+    assert abs(np.polyfit(t, y, 4)[0]) > 1e-5  # the t^4 term (2.7e-4 here) is really there
+
+
+def test_symnet_config_and_shapes():
+    net = SymNet(3, seed=1)
+    assert net(np.zeros((2, 4, 4, 12), "float32")).shape == (2, 4, 4)
+    assert SymNet.from_config(net.get_config()).get_config() == net.get_config()
+    with pytest.raises(ValueError, match="Received: num_hidden=-1"):
+        SymNet(-1)

@@ -150,3 +150,58 @@ class MomentConv2D(keras.layers.Layer):
             "padding": self.padding,
             "moments_initializer": keras.initializers.serialize(self.moments_initializer),
         }
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class SymNet(keras.layers.Layer):
+    """PDE-Net 2.0's symbolic network: a polynomial of its input features (models.md 4.3).
+
+    Hidden layer `k = 0 .. H-1` maps the `F + k` features so far to two values and appends
+    their product as a new feature; the output is an affine map of all `F + H` features.
+    So the output is a polynomial of degree at most `2^H` in the inputs, without listing
+    monomials. Weights and biases start from `0.1 N(0, 1)`, as in the official code.
+
+    Args:
+        num_hidden: H, the number of product layers (5 in every official configuration).
+        seed: seed of the initial weights.
+    """
+
+    def __init__(self, num_hidden=5, *, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if num_hidden < 0:
+            raise ValueError(f"`num_hidden` must be >= 0. Received: num_hidden={num_hidden}")
+        self.num_hidden = int(num_hidden)
+        self.seed = seed
+        init = keras.initializers.RandomNormal(stddev=0.1, seed=seed)
+        self.hidden = [
+            keras.layers.Dense(
+                2,
+                kernel_initializer=init,
+                bias_initializer=init,
+                name=f"product_{k}",
+                dtype=self.dtype_policy,
+            )
+            for k in range(self.num_hidden)
+        ]
+        self.out = keras.layers.Dense(
+            1, kernel_initializer=init, bias_initializer=init, name="output", dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        features = input_shape[-1]
+        for k, layer in enumerate(self.hidden):
+            layer.build((None, features + k))
+        self.out.build((None, features + self.num_hidden))
+
+    def call(self, features):
+        x = features
+        for layer in self.hidden:
+            pair = layer(x)
+            x = ops.concatenate([x, pair[..., :1] * pair[..., 1:]], axis=-1)
+        return self.out(x)[..., 0]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1])
+
+    def get_config(self):
+        return {**super().get_config(), "num_hidden": self.num_hidden, "seed": self.seed}
