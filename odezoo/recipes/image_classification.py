@@ -144,19 +144,12 @@ def train(config, workdir, *, callbacks=()):
         {
             "dataset": config.dataset,
             "split": "test",
-            "metric": "accuracy",
-            "value": result["accuracy"],
+            "metric": metric,
+            "value": result[metric],
             "num_examples": result["num_examples"],
             "command": command,
-        },
-        {
-            "dataset": config.dataset,
-            "split": "test",
-            "metric": "loss",
-            "value": result["loss"],
-            "num_examples": result["num_examples"],
-            "command": command,
-        },
+        }
+        for metric in ("accuracy", "loss")
     ]
     sets = " ".join(f"--set {k}={v}" for k, v in _changed(config).items())
     preset_dir = model.save_pretrained(
