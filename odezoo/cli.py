@@ -1,4 +1,4 @@
-"""`odezoo list | info | predict | eval | train | export | push` (parses and dispatches only)."""
+"""`odezoo list | info | predict | eval | simulate | train | export | push` (parses and dispatches only)."""
 
 import argparse
 import dataclasses
@@ -37,12 +37,30 @@ def build_parser():
     p.add_argument("--sample", type=int, default=5, help="how many bundled samples when no file is given")
     p.add_argument("--top-k", type=int, default=3)
 
-    p = preset_parser("eval", "top-1 accuracy and loss on a data split, as JSON")
+    p = preset_parser(
+        "eval", "top-1 accuracy and loss on a data split (PDE presets: fresh trajectories), as JSON"
+    )
     p.add_argument("--dataset", help="data set (default: the preset's)")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=0, help="first N examples only (0: all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--data-dir", help="TensorFlow Datasets data folder")
+    p.add_argument(
+        "--trajectories", type=int, default=100, help="PDE presets: fresh trajectories to simulate"
+    )
+    p.add_argument("--seed", type=int, default=10_000, help="PDE presets: seed of the fresh trajectories")
+
+    p = sub.add_parser("simulate", help="write simulated PDE trajectories (.npz) for training")
+    p.add_argument("equation", help="burgers2d, heat, cdr, linear_cd or nonlinear_diffusion")
+    p.add_argument("--n", type=int, default=8, help="number of trajectories")
+    p.add_argument(
+        "--steps", type=int, default=20, help="time steps (of the equation's dt) after the first frame"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--noise", type=float, help="noise level relative to each initial frame's std (default: the paper's)"
+    )
+    p.add_argument("--out", required=True, help="output folder")
 
     p = sub.add_parser("train", help="run a training recipe")
     p.add_argument("recipe")
@@ -182,6 +200,13 @@ def _eval(args):
     from odezoo.eval import evaluate
 
     model, metadata = _load(args)
+    if metadata.get("equation"):
+        from odezoo.pde_eval import evaluate_pde, public
+
+        if args.trajectories < 1:
+            raise OdezooError(f"--trajectories must be >= 1. Received: {args.trajectories}")
+        result = evaluate_pde(model, metadata["equation"], trajectories=args.trajectories, seed=args.seed)
+        return {"preset": args.preset, **public(result)}
     dataset = args.dataset or metadata.get("dataset")
     if not dataset:
         raise OdezooError(f"{args.preset} does not record its data set; pass --dataset.")
@@ -189,6 +214,27 @@ def _eval(args):
         model, dataset, split=args.split, limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir
     )
     return {"preset": args.preset, **result}
+
+
+def _simulate(args):
+    from pathlib import Path
+
+    from odezoo.data.pde import simulate
+
+    if args.n < 1 or args.steps < 0:
+        raise OdezooError(f"--n must be >= 1 and --steps >= 0. Received: --n {args.n} --steps {args.steps}")
+    trajectories = simulate(args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{trajectories.equation}_seed{args.seed}.npz"
+    trajectories.save(path)
+    return {
+        "path": str(path),
+        "shape": list(trajectories.u.shape),
+        "dt": trajectories.dt,
+        "h": trajectories.h,
+        "noise": trajectories.noise,
+    }
 
 
 def _train(args):
@@ -267,6 +313,7 @@ COMMANDS = {
     "predict": _predict,
     "eval": _eval,
     "train": _train,
+    "simulate": _simulate,
     "export": _export,
     "push": _push,
 }

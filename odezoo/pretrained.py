@@ -39,6 +39,7 @@ class PretrainedMixin:
 
     presets = {}
     INPUT_RANGE = None  # (low, high) of valid input values, checked by `check_inputs`
+    HUB_TASK = "image-classification"  # task type of the card's `model-index` results
 
     @classmethod
     def from_pretrained(cls, name_or_path, *, revision=None, load_weights=True, **overrides):
@@ -326,7 +327,7 @@ def model_card(cls, metadata) -> str:
     metrics = metadata.get("metrics", [])
     results = [
         EvalResult(
-            task_type="image-classification",
+            task_type=cls.HUB_TASK,
             dataset_type=m["dataset"],
             dataset_name=m["dataset"],
             dataset_split=m["split"],
@@ -357,6 +358,7 @@ def model_card(cls, metadata) -> str:
         sections.append(
             f"## Results\n\n| data | split | metric | value | command |\n|---|---|---|---|---|\n{rows}"
         )
+    sections += [f"## {title}\n\n{text}" for title, text in metadata.get("card_sections", {}).items()]
     if metadata.get("train_command"):
         sections.append(f"## Training\n\n```\n{metadata['train_command']}\n```")
     if getattr(cls, "CITATION", ""):

@@ -95,3 +95,55 @@ def write_json_atomic(path, obj):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1e-3, gtol=2e-16):
+    """Minimises `loss_fn()` over `variables` in place; returns `{"loss", "iterations", "evaluations"}`.
+
+    `method` is `"bfgs"` or `"lbfgs"` (SciPy's BFGS / L-BFGS-B over the flattened variables, as
+    the PDE-Net papers do, with loss and gradient from one compiled TensorFlow function) or
+    `"adam"` (`maxiter` Adam steps).
+    """
+    import numpy as np
+    import scipy.optimize
+    import tensorflow as tf
+
+    if method not in ("bfgs", "lbfgs", "adam"):
+        raise OdezooError(f"Unknown optimizer {method!r}; choose 'bfgs', 'lbfgs' or 'adam'.")
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    @tf.function
+    def value_and_gradient():
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grads = tape.gradient(loss, variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        return loss, tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+
+    if method == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate)
+        for _ in range(maxiter):
+            with tf.GradientTape() as tape:
+                loss = loss_fn()
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return {"loss": float(loss_fn()), "iterations": maxiter, "evaluations": maxiter}
+
+    def assign(flat):
+        for v, piece, shape in zip(variables, np.split(flat, np.cumsum(sizes)[:-1]), shapes):
+            v.assign(piece.reshape(shape))
+
+    def fun(flat):
+        assign(flat)
+        loss, grad = value_and_gradient()
+        return float(loss), grad.numpy().astype("float64")
+
+    start = np.concatenate([np.asarray(v.numpy(), "float64").ravel() for v in variables])
+    if method == "bfgs":
+        options = {"maxiter": maxiter, "gtol": gtol}
+        result = scipy.optimize.minimize(fun, start, jac=True, method="BFGS", options=options)
+    else:
+        options = {"maxiter": maxiter, "maxcor": 500, "ftol": 1e-16, "gtol": gtol}
+        result = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
+    assign(result.x)
+    return {"loss": float(result.fun), "iterations": int(result.nit), "evaluations": int(result.nfev)}

@@ -35,6 +35,21 @@ def moments_to_kernel(moments):
     return inverse @ moments @ inverse.T
 
 
+def filter_bank(inputs, kernels, padding="periodic"):
+    """Correlates every channel of `inputs` (batch, rows, cols, C) with each N x N kernel, in one
+    convolution; returns `(batch, rows, cols, C, len(kernels))`."""
+    r = kernels[0].shape[0] // 2
+    if padding == "periodic":
+        x = ops.concatenate([inputs[:, -r:], inputs, inputs[:, :r]], axis=1)
+        x = ops.concatenate([x[:, :, -r:], x, x[:, :, :r]], axis=2)
+    else:
+        x = ops.pad(inputs, [(0, 0), (r, r), (r, r), (0, 0)])
+    batch, rows, cols, channels = ops.shape(inputs)[0], inputs.shape[1], inputs.shape[2], inputs.shape[3]
+    x = ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (-1, rows + 2 * r, cols + 2 * r, 1))
+    out = ops.conv(x, ops.stack(kernels, axis=-1)[:, :, None, :], padding="valid")
+    return ops.transpose(ops.reshape(out, (batch, channels, rows, cols, len(kernels))), (0, 2, 3, 1, 4))
+
+
 @keras.saving.register_keras_serializable(package="odezoo")
 class MomentConv2D(keras.layers.Layer):
     """Approximates `d^(a+b) u / dx0^a dx1^b` on a uniform grid of spacing `h`, per channel.
@@ -124,17 +139,11 @@ class MomentConv2D(keras.layers.Layer):
         return q / self.h ** sum(self.order)
 
     def call(self, inputs):
-        r = self.kernel_size // 2
-        if self.padding == "periodic":
-            x = ops.concatenate([inputs[:, -r:], inputs, inputs[:, :r]], axis=1)
-            x = ops.concatenate([x[:, :, -r:], x, x[:, :, :r]], axis=2)
-        else:
-            x = ops.pad(inputs, [(0, 0), (r, r), (r, r), (0, 0)])
-        channels = inputs.shape[-1]
-        kernel = ops.tile(
-            ops.reshape(self.kernel(), (self.kernel_size, self.kernel_size, 1, 1)), (1, 1, channels, 1)
-        )
-        return ops.depthwise_conv(x, kernel, padding="valid")
+        return self.correlate(inputs, self.kernel())
+
+    def correlate(self, inputs, kernel):
+        """Correlates every channel of `inputs` with the N x N `kernel`, with this layer's padding."""
+        return filter_bank(inputs, [kernel], self.padding)[..., 0]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -199,6 +208,62 @@ class SymNet(keras.layers.Layer):
             pair = layer(x)
             x = ops.concatenate([x, pair[..., :1] * pair[..., 1:]], axis=-1)
         return self.out(x)[..., 0]
+
+    def input_gradient(self, features, indices):
+        """`d SymNet / d features[..., i]` for `i` in `indices`, by forward-mode differentiation.
+
+        The tangent of product feature `p_k = a_k b_k` is `a_k db_k + b_k da_k`; the inputs'
+        tangents are constant unit vectors, so only the product features carry per-point tangents.
+        """
+        num_inputs = features.shape[-1]
+        x, tangents = features, []
+
+        def tangent_of(weights):  # d(x @ weights) for x's current features, shape (..., len(indices), units)
+            total = ops.cast(ops.take(weights, indices, axis=0), x.dtype)
+            for j, t in enumerate(tangents):
+                total = total + t[..., None] * ops.cast(weights[num_inputs + j], x.dtype)
+            return total
+
+        for layer in self.hidden:
+            pair = layer(x)
+            d = tangent_of(layer.kernel)
+            tangents.append(pair[..., None, 0] * d[..., 1] + pair[..., None, 1] * d[..., 0])
+            x = ops.concatenate([x, pair[..., :1] * pair[..., 1:]], axis=-1)
+        return tangent_of(self.out.kernel)[..., 0]
+
+    def polynomial(self, prune=1e-12):
+        """The network as a polynomial `{exponents: coefficient}` in its inputs (float64 NumPy).
+
+        Exponent tuples have one entry per input feature. Intermediate terms with
+        `|coefficient| < prune` are dropped, which keeps the expansion of `2^H`-degree
+        products small.
+        """
+        num_inputs = self.hidden[0].kernel.shape[0] if self.hidden else self.out.kernel.shape[0]
+        zero = (0,) * num_inputs
+        features = [{tuple(int(i == k) for i in range(num_inputs)): 1.0} for k in range(num_inputs)]
+
+        def affine(layer):
+            kernel, bias = (np.asarray(w, "float64") for w in layer.get_weights())
+            outputs = []
+            for unit in range(kernel.shape[1]):
+                poly = {zero: bias[unit]}
+                for f, p in enumerate(features):
+                    for mono, c in p.items():
+                        poly[mono] = poly.get(mono, 0.0) + kernel[f, unit] * c
+                outputs.append(poly)
+            return outputs
+
+        for layer in self.hidden:
+            a, b = affine(layer)
+            product = {}
+            for ma, ca in a.items():
+                for mb, cb in b.items():
+                    c = ca * cb
+                    if abs(c) >= prune:
+                        mono = tuple(i + j for i, j in zip(ma, mb))
+                        product[mono] = product.get(mono, 0.0) + c
+            features.append(product)
+        return {mono: c for mono, c in affine(self.out)[0].items() if c != 0.0}
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1])
