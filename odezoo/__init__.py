@@ -11,18 +11,34 @@ from odezoo._version import __version__ as __version__
 from odezoo.errors import OdezooError as OdezooError
 
 if TYPE_CHECKING:
+    from odezoo.data.pde import simulate as simulate
     from odezoo.models import LMResNet as LMResNet
+    from odezoo.models import PDENet as PDENet
+    from odezoo.models import PDENet2 as PDENet2
     from odezoo.presets import get_preset as get_preset
     from odezoo.presets import list_presets as list_presets
     from odezoo.presets import load as load
 
 _LAZY = {
     "LMResNet": "odezoo.models",
+    "PDENet": "odezoo.models",
+    "PDENet2": "odezoo.models",
+    "simulate": "odezoo.data.pde",
     "get_preset": "odezoo.presets",
     "list_presets": "odezoo.presets",
     "load": "odezoo.presets",
 }
-__all__ = ["LMResNet", "OdezooError", "__version__", "get_preset", "list_presets", "load"]
+__all__ = [
+    "LMResNet",
+    "OdezooError",
+    "PDENet",
+    "PDENet2",
+    "__version__",
+    "get_preset",
+    "list_presets",
+    "load",
+    "simulate",
+]
 
 
 def __getattr__(name):

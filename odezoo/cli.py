@@ -134,6 +134,11 @@ def _predict(args):
     import numpy as np
 
     model, metadata = _load(args)
+    if metadata.get("equation"):
+        raise OdezooError(
+            f"{args.preset} is a PDE model, not an image classifier: `odezoo eval {args.preset}` scores it "
+            "on fresh trajectories, and `odezoo.load(name).rollout(u0, steps)` predicts from a field."
+        )
     class_names = metadata.get("class_names")
     if args.images:
         images, labels = (

@@ -27,9 +27,12 @@ QUANTIZATIONS = ("dynamic", "float16", "int8")
 # LM-ResNet-20's logits lie in [-12, 23]; measured differences are in export/MANIFEST.json).
 TOLERANCES = {"saved_model": 1e-4, "tflite": 1e-4, "onnx": 1e-4, "float16": 0.1, "dynamic": 1.0, "int8": 2.0}
 MIN_TOP1_AGREEMENT = 0.95  # share of sample inputs whose top-1 class matches Keras
+# PDE models: their float64 one-step map is exported in float32; allowed max |difference| relative to
+# the largest |value| of the Keras (float64) output.
+FIELD_TOLERANCE = 1e-5
 
 
-def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=None):
+def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=None, reference=None):
     """Writes `model` in format `fmt` under the folder `path`, then checks it.
 
     Args:
@@ -40,6 +43,9 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
             on `sample`; inputs and outputs stay float32).
         allow_flex: TFLite only: allow Flex (TensorFlow) ops.
         sample: float32 inputs for the check (default: 32 uniform random inputs).
+        reference: a model whose outputs the artifact must reproduce instead of `model`'s, for a
+            float32 export of a float64 PDE model (then the check is the max difference relative
+            to the largest output value, against `FIELD_TOLERANCE`; there is no top-1).
 
     Returns:
         `{"format", "path", "max_abs_diff", "tolerance", "top1_agreement", "bytes"}`.
@@ -55,7 +61,7 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
         sample = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    expected = np.asarray(model(sample, training=False))
+    expected = np.asarray((reference or model)(sample, training=False))
     with captured_native_output():
         actual, artifact, flex = _write_and_run(model, path, fmt, quantize, allow_flex, sample)
     if flex:  # only with allow_flex; ai_edge_litert has no Flex delegate to run them
@@ -68,18 +74,27 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
             "check it in a runtime with the Flex delegate",
         }
     diff = float(np.max(np.abs(actual - expected)))
-    tolerance = TOLERANCES[quantize or fmt]
+    fields = reference is not None
+    tolerance = FIELD_TOLERANCE if fields else TOLERANCES[quantize or fmt]
+    relative = diff / float(np.max(np.abs(expected)))
     report = {
         "format": fmt + (f"+{quantize}" if quantize else ""),
         "path": os.fspath(artifact),
         "max_abs_diff": diff,
+        **({"max_rel_diff": relative, "compared_with": "float64 Keras model"} if fields else {}),
         "tolerance": tolerance,
-        "top1_agreement": float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
+        "top1_agreement": None if fields else float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
         "bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
         if artifact.is_dir()
         else artifact.stat().st_size,
     }
-    if not (diff <= tolerance and report["top1_agreement"] >= MIN_TOP1_AGREEMENT):
+    if fields and relative > tolerance:
+        raise OdezooError(
+            f"The {report['format']} export at {artifact} differs from the float64 model by {relative:.3g} "
+            f"of the largest value (tolerance {tolerance:g}); it was kept for inspection but must not be "
+            "deployed."
+        )
+    if not fields and not (diff <= tolerance and report["top1_agreement"] >= MIN_TOP1_AGREEMENT):
         raise OdezooError(
             f"The {report['format']} export at {artifact} differs from Keras by {diff:.3g} (tolerance "
             f"{tolerance:g}) and agrees on the top-1 class for {report['top1_agreement']:.0%} of the "
@@ -114,15 +129,33 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
     metadata = read_json(folder / METADATA_FILE)
     name = metadata.get("preset") or folder.name
     target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
-    report = export_model(
-        model, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample_inputs(model)
-    )
+    if metadata.get("equation"):  # a PDE model: export its one-step map in float32
+        from odezoo.data.pde import simulate
+
+        if quantize:
+            raise OdezooError(f"{name} is a PDE model: it exports in float32 only; drop --quantize.")
+        reference, model = model, float32_copy(model)
+        sample = simulate(metadata["equation"], batch=16, steps=0, seed=1, noise=0.0).u[:, 0]
+        report = export_model(
+            model, target, fmt, allow_flex=allow_flex, sample=sample.astype("float32"), reference=reference
+        )
+    else:
+        report = export_model(
+            model, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample_inputs(model)
+        )
     report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
     manifest_path = Path(output_dir) / "MANIFEST.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[f"{name}/{target.name}"] = report
     write_json_atomic(manifest_path, manifest)
     return report
+
+
+def float32_copy(model):
+    """The same model in float32 (for runtimes without float64 kernels)."""
+    copy = type(model).from_config({**model.get_config(), "dtype": "float32"})
+    copy.set_weights([np.asarray(w, "float32") for w in model.get_weights()])
+    return copy
 
 
 def sample_inputs(model, count=64):

@@ -9,23 +9,25 @@ SPURIOUS_FLOOR = 1e-4  # coefficients below this are not read when looking for s
 
 
 def field_report(model, equation):
-    """PDE-Net v1: relative L2 error of every learned coefficient field against the true one on the
-    grid, and the largest |coefficient| among the terms the true PDE does not have."""
+    """PDE-Net v1: relative L2 error of every effective coefficient field (`PDENet.effective_coefficients`)
+    against the true one on the grid, and the largest |coefficient| among the terms the true PDE lacks."""
     from odezoo.data.pde import grid_coordinates, linear_cd_coefficients
     from odezoo.models.pde_net.pde_net2 import feature_name
 
     eq = get_equation(equation)
     if eq.name != "linear_cd":
         raise ValueError(f"Field reports exist for linear_cd only. Received: {equation!r}")
-    learned = model.coefficients()
+    learned = model.effective_coefficients()
     true = {feature_name("u", o): f for o, f in linear_cd_coefficients(*grid_coordinates(model.grid)).items()}
     errors = {f"u: {t}": float(np.linalg.norm(learned[t] - f) / np.linalg.norm(f)) for t, f in true.items()}
     spurious = max(
         ((t, float(np.abs(f).max())) for t, f in learned.items() if t not in true), key=lambda p: p[1]
     )
     return {
-        "learned": {"u": ", ".join(f"{t}: mean {f.mean():.4g}" for t, f in learned.items() if t in true)},
-        "true": {"u": "A(y, x) u_y + B(y, x) u_x + 0.2 u_yy + 0.3 u_xx (models.md 4.2)"},
+        "learned": {
+            "u": " + ".join(f"({f.mean():.4g} ± {f.std():.3g}) {t}" for t, f in learned.items() if t in true)
+        },
+        "true": {"u": " + ".join(f"({f.mean():.4g} ± {f.std():.3g}) {t}" for t, f in true.items())},
         "threshold": 0.0,
         "relative_errors": errors,
         "max_relative_error": max(errors.values()),

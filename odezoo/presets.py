@@ -91,26 +91,35 @@ def load(name_or_path: str, **kwargs):
 
 
 def preset_table(names=None) -> str:
-    """The README's Markdown table of presets, with the test accuracy of bundled copies."""
+    """The README's Markdown table of presets, with the headline result of bundled copies."""
     from odezoo.pretrained import METADATA_FILE, bundled_folder, read_json
 
     rows = [
-        "| preset | model | data | test accuracy | parameters | description |",
+        "| preset | model | data | result (ours) | parameters | description |",
         "|---|---|---|---|---|---|",
     ]
     for name in names or list_presets():
         preset = get_preset(name)
         folder = bundled_folder(name)
         meta = read_json(folder / METADATA_FILE) if folder else {}
-        accuracy = next(
-            (
-                f"{m['value']:.2%}"
-                for m in meta.get("metrics", [])
-                if m["metric"] == "accuracy" and m["split"] == "test"
-            ),
-            "—",
-        )
         params = f"{meta['parameter_count']:,}" if "parameter_count" in meta else "—"
-        cells = [f"`{name}`", preset.model_cls.__name__, preset.dataset, accuracy, params, preset.description]
+        cells = [
+            f"`{name}`",
+            preset.model_cls.__name__,
+            preset.dataset,
+            headline(meta),
+            params,
+            preset.description,
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def headline(metadata) -> str:
+    """A preset's headline result from its metadata: test accuracy, or a PDE model's t = 1 rollout error."""
+    for m in metadata.get("metrics", []):
+        if m["metric"] == "accuracy" and m["split"] == "test":
+            return f"{m['value']:.2%} test accuracy"
+        if m["metric"] == "median relative error, t=1":
+            return f"{m['value']:.2%} median rollout error at t = 1"
+    return "—"

@@ -38,8 +38,8 @@ def test_recipe_two_steps_writes_a_loadable_preset(tmp_path):
 
 def test_every_recipe_has_a_valid_config():
     for name, (_, config) in RECIPES.items():
-        assert name == f"lm_resnet_{config.dataset}"
-        assert config.preset_name().endswith(config.dataset)
+        data = getattr(config, "dataset", None) or config.equation
+        assert name.endswith(data) and config.preset_name().endswith(data)
 
 
 def test_checkpoint_restores_weights_and_optimizer(tmp_path):

@@ -45,6 +45,7 @@ class Config:
     moment_penalty: float = 0.001
     seed: int = 0
     eval_trajectories: int = 100
+    eval_times: str = "1,2,4"  # rollout times of the final evaluation
     preset: str = ""  # name of the preset written; "" derives it
 
     mesh: int = 20  # v1: cells per axis of the coefficient interpolants
@@ -153,6 +154,8 @@ def stage_loss(model, u_obs, block, config):
 def train(config, workdir, *, callbacks=()):
     """Runs the stages, evaluates on fresh trajectories and writes a preset folder.
 
+    `callbacks` are called with each finished stage's record (after its checkpoint is written).
+
     Writes `workdir/config.json`, `workdir/checkpoints/` (resumed per stage), `workdir/metrics.json`
     and `workdir/<preset>/`.
     """
@@ -206,10 +209,13 @@ def train(config, workdir, *, callbacks=()):
             if old.name != name:
                 old.unlink()
         print(json.dumps(record), flush=True)
+        for callback in callbacks:
+            callback(record)
     for conv in _filters(model):
         conv.trainable = config.constraint != "frozen"
+    times = tuple(float(t) for t in config.eval_times.split(","))
     full = evaluate_pde(
-        model, config.equation, trajectories=config.eval_trajectories, seed=10_000 + config.seed
+        model, config.equation, trajectories=config.eval_trajectories, times=times, seed=10_000 + config.seed
     )
     metrics = public(full)
     wall = sum(r["seconds"] for r in state["history"])

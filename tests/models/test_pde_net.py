@@ -80,3 +80,30 @@ def test_config_round_trip_and_bad_arguments():
         PDENet(kernel_size=5, max_order=5)
     with pytest.raises(ValueError, match="padding"):
         PDENet(padding="reflect")
+
+
+def test_effective_coefficients_add_what_the_identity_filter_and_free_moments_learn():
+    model = PDENet(grid=16, dt=0.01, kernel_size=5, max_order=2, mesh=4)
+    step, h = model.step, 2 * math.pi / 16
+    rng = np.random.default_rng(1)
+    step.coefficients.assign(rng.standard_normal(step.coefficients.shape))
+    free = rng.standard_normal((5, 5))
+    step.identity.moments.assign(free)  # m00 stays 1; m10, m01, ... are free (acc = 1)
+    effective, fields = model.effective_coefficients(), model.coefficients()
+    identity = step.identity.moment_values().numpy()
+    want = identity[1, 0] * h / 0.01 + sum(  # every filter's (1, 0) moment, itself m = 1 for u_y
+        fields[name] * conv.moment_values().numpy()[1, 0] * h ** (1 - sum(conv.order))
+        for name, conv in zip(model.feature_names, step.filters)
+    )
+    np.testing.assert_allclose(effective["u_y"], want, atol=1e-10)
+    assert step.filters[model.feature_names.index("u_y")].moment_values().numpy()[1, 0] == 1.0
+    assert set(effective) >= {"u", "u_x", "u_y", "u_xx", "u_xy", "u_yy", "u_xxxx"}
+
+
+def test_effective_coefficients_equal_the_fields_when_every_filter_is_frozen():
+    model = PDENet(grid=16, dt=0.01, kernel_size=5, max_order=2, constraint="frozen", mesh=4)
+    model.step.coefficients.assign(np.random.default_rng(2).standard_normal(model.step.coefficients.shape))
+    effective, fields = model.effective_coefficients(), model.coefficients()
+    for name, field in fields.items():
+        np.testing.assert_allclose(effective[name], field, atol=1e-9)
+    assert np.abs(effective["u_xxx"]).max() < 1e-9  # terms the filters do not target stay zero

@@ -234,6 +234,31 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         fields = ops.convert_to_numpy(self.step.coefficient_fields())
         return dict(zip(self.feature_names, fields))
 
+    def effective_coefficients(self):
+        """`{term: (grid, grid) array}`: the coefficient of every derivative in the PDE the block implements.
+
+        A filter with moments `m` computes `sum_ab m_ab h^(a+b) d^(a+b)u / dy^a dx^b` (to order N - 1), so
+        the block's right-hand side `(D_0 u - u) / dt + sum_f c_f D_f u` has coefficient
+        `(m^0_ab h^(a+b) - [ab = 00]) / dt + sum_f c_f m^f_ab h^(a+b-|f|)` on term `ab`. The learnable
+        `D_0` and the free higher moments of every `D_f` take part, so this, not `coefficients()`
+        alone, is the PDE the model learned.
+        """
+        step, n = self.step, self.kernel_size
+        h = step.identity.h
+        fields = ops.convert_to_numpy(step.coefficient_fields())
+        identity = ops.convert_to_numpy(step.identity.moment_values())
+        moments = [ops.convert_to_numpy(conv.moment_values()) for conv in step.filters]
+        total = {}
+        for order in derivative_orders(n - 1):
+            a, b = order
+            value = (
+                (identity[order] * h ** (a + b) - (a + b == 0)) / self.dt * np.ones((self.grid, self.grid))
+            )
+            for conv, m, field in zip(step.filters, moments, fields):
+                value = value + field * m[order] * h ** (a + b - sum(conv.order))
+            total[feature_name("u", order)] = value
+        return total
+
     def get_config(self):
         return {
             "name": self.name,
