@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import odezoo
-from odezoo.data.images import SAMPLE_FILE
+from odezoo.data.images import DATASETS, SAMPLE_FILE
+from odezoo.data.pde import simulate
 from odezoo.eval import evaluate
 from odezoo.presets import get_preset, list_presets, preset_table
 from odezoo.pretrained import METADATA_FILE, bundled_folder, read_json, sha256_of
@@ -20,6 +21,8 @@ from odezoo.pretrained import METADATA_FILE, bundled_folder, read_json, sha256_o
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NAMES = list_presets()
+CLASSIFIERS = [n for n in NAMES if get_preset(n).dataset in DATASETS]
+PDE_MODELS = [n for n in NAMES if n not in CLASSIFIERS]
 
 
 def test_names():
@@ -44,7 +47,7 @@ def test_registry_matches_the_bundled_folder(name):
     assert type(model) is preset.model_cls
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_card_quotes_the_metadata(name):
     cards = (ROOT / "MODEL_CARDS.md").read_text()
     section = cards.split(f"\n## {name}\n")[1].split("\n## ")[0]
@@ -64,7 +67,7 @@ def _sample(count=None):
         return f["images"][:count].astype("float32") / 255.0, f["labels"][:count]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_golden_outputs(name):
     golden = np.load(GOLDEN / f"{name}.npz")
     images, _ = _sample(len(golden["logits"]))
@@ -73,7 +76,7 @@ def test_golden_outputs(name):
     assert list(logits.argmax(-1)) == list(golden["logits"].argmax(-1))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_accuracy_on_the_bundled_sample(name):
     """The 1,000 bundled test images: the weights score close to the card's full-test accuracy."""
     meta = read_json(bundled_folder(name) / METADATA_FILE)
@@ -81,6 +84,37 @@ def test_accuracy_on_the_bundled_sample(name):
     result = evaluate(odezoo.load(name), get_preset(name).dataset, split="sample")
     assert result["num_examples"] == 1000
     assert result["accuracy"] >= 0.9 and abs(result["accuracy"] - full) < 0.03
+
+
+@pytest.mark.parametrize("name", PDE_MODELS)
+def test_pde_card_quotes_the_metadata(name):
+    cards = (ROOT / "MODEL_CARDS.md").read_text()
+    section = cards.split(f"\n## {name}\n")[1].split("\n## ")[0]
+    meta = read_json(bundled_folder(name) / METADATA_FILE)
+    report = meta["pde_report"]
+    for t, stats in report["rollout_relative_error"].items():
+        assert f"{stats['median']:.2%}" in section, t
+    assert f"{report['max_relative_error']:.2%}" in section
+    assert f"{abs(report['largest_spurious']['value']):.1e}" in section
+    assert meta["train_command"] in section and (bundled_folder(name) / "rollout.png").is_file()
+
+
+@pytest.mark.parametrize("name", PDE_MODELS)
+def test_pde_golden_step(name):
+    """One step of the published model from a fixed simulated field, against the stored output."""
+    golden = np.load(GOLDEN / f"{name}.npz")
+    model = odezoo.load(name)
+    np.testing.assert_allclose(model.rollout(golden["u0"], 1)[:, 1], golden["u1"], rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", PDE_MODELS)
+def test_pde_short_rollout_tracks_fresh_data(name):
+    """Ten steps from fresh noise-free trajectories (not the evaluation seed) stay within 2 %."""
+    model = odezoo.load(name)
+    data = simulate(get_preset(name).dataset, batch=2, steps=10, seed=123, noise=0.0, start_time=0.0)
+    path = model.rollout(data.u[:, 0], 10)
+    error = np.sqrt(np.mean((path[:, -1] - data.u[:, -1]) ** 2) / np.var(data.u[:, -1]))
+    assert error < 0.02
 
 
 def test_fine_tuning_a_new_label_set():

@@ -49,6 +49,7 @@ class Config:
     preset: str = ""  # name of the preset written; "" derives it
 
     mesh: int = 20  # v1: cells per axis of the coefficient interpolants
+    max_order: int = 0  # highest derivative order of the model (0: the paper's, 4 for linear_cd, else 2)
 
     def preset_name(self):
         version = get_equation(self.equation).version
@@ -74,6 +75,27 @@ LINEAR_CD = Config(
 )
 
 
+DESCRIPTIONS = {
+    "pde_net2_burgers2d": "PDE-Net 2.0 that learned 2-D Burgers (nu = 0.05) from simulated trajectories.",
+    "pde_net2_heat": "PDE-Net 2.0 that learned the heat equation (nu = 0.1) from simulated trajectories.",
+    "pde_net_linear_cd": "PDE-Net v1 that learned a variable-coefficient convection-diffusion equation.",
+}
+
+
+def recipe_name(config):
+    return replace(config, preset="").preset_name()
+
+
+def train_command(config):
+    """The `odezoo train` command that reproduces `config`."""
+    from odezoo.recipes import RECIPES
+
+    name = recipe_name(config)
+    default = RECIPES[name][1] if name in RECIPES else Config(equation=config.equation)
+    sets = "".join(f" --set {k}={v}" for k, v in asdict(config).items() if getattr(default, k) != v)
+    return f"odezoo train {name}{sets} --workdir DIR"
+
+
 def huber_l1(x, s):
     """`x^2 / (2 s)` where `|x| < s`, else `|x| - s / 2` (the official sparsity penalty)."""
     import tensorflow as tf
@@ -96,7 +118,7 @@ def build_model(config):
             padding="periodic" if eq.boundary == "periodic" else "zero",
             mesh=config.mesh,
             source=eq.name == "nonlinear_diffusion",
-            max_order=2 if eq.name == "nonlinear_diffusion" else 4,
+            max_order=config.max_order or (2 if eq.name == "nonlinear_diffusion" else 4),
             name=config.preset_name(),
         )
     return PDENet2(
@@ -104,6 +126,7 @@ def build_model(config):
         grid=eq.grid,
         dt=eq.dt,
         kernel_size=config.kernel_size,
+        max_order=config.max_order or 2,
         num_hidden=config.num_hidden,
         constraint=config.constraint,
         acc=config.acc,
@@ -226,7 +249,10 @@ def train(config, workdir, *, callbacks=()):
         workdir / preset,
         metadata={
             "preset": preset,
-            "recipe": replace(config, preset="").preset_name(),
+            "description": DESCRIPTIONS.get(preset, f"PDE-Net trained on simulated {config.equation} data."),
+            "dataset": config.equation,
+            "train_command": train_command(config),
+            "recipe": recipe_name(config),
             "recipe_config": asdict(config),
             "metrics": metric_records(metrics, f"odezoo eval {preset}"),
             "pde_report": metrics,

@@ -1,0 +1,330 @@
+"""Adversarial attacks, robust evaluation and adversarial training, YOPO included (TensorFlow-specific).
+
+YOPO (Zhang, Zhang, Lu, Zhu, Dong, NeurIPS 2019) reads the network as a discrete-time control
+system: the perturbation `eta` only enters the first layer `z = f0(x + eta)`, so after one full
+backward pass the costate `p = -dl/dz` is kept fixed and `eta` is updated `n` times through the
+first layer alone, by ascent on the Hamiltonian `H(eta) = <f0(x + eta), p>` (models.md 5.1).
+
+Models take float images in [0, 1] with normalisation inside them, as every odezoo classifier.
+"""
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from odezoo.errors import OdezooError
+
+METHODS = ("natural", "pgd", "free", "yopo", "trades", "trades_yopo")
+
+
+def check_budget(eps, step=None, steps=None):
+    """Raises unless `0 < eps <= 1`, `0 < step <= eps` and `steps >= 1` (when given)."""
+    if not 0 < eps <= 1:
+        raise OdezooError(
+            f"eps must be in (0, 1] (an L-inf radius for images in [0, 1], e.g. 8/255). Received: eps={eps}"
+        )
+    if step is not None and not 0 < step <= eps:
+        raise OdezooError(f"The step size must be in (0, eps] = (0, {eps:g}]. Received: step={step}")
+    if steps is not None and steps < 1:
+        raise OdezooError(f"steps must be >= 1. Received: steps={steps}")
+
+
+def check_images(x):
+    """Raises unless the images lie in [0, 1]: attacks clip to that box."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise OdezooError(
+            f"Attacks work on images in [0, 1] and the model must normalise inside (odezoo models do); "
+            f"received values in [{lo:g}, {hi:g}]. Pass raw images scaled to [0, 1] and move any "
+            "mean/std normalisation into the model (e.g. a Rescaling layer)."
+        )
+
+
+def _cross_entropy(y, logits):
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+
+
+def project(x, eta, eps):
+    """`eta` clipped to the L-inf ball of radius `eps` and so that `x + eta` stays in [0, 1]."""
+    import tensorflow as tf
+
+    eta = tf.clip_by_value(eta, -eps, eps)
+    return tf.clip_by_value(x + eta, 0.0, 1.0) - x
+
+
+def pgd(model, x, y, *, eps, step, steps, random_start=True, seed=None):
+    """PGD-k under L-inf (Madry et al.): `eta <- P(eta + step sign grad_x CE)`, run in inference mode
+    (batch norm uses its moving statistics). Returns the adversarial images `x + eta`."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(x, tf.float32)
+    if random_start:
+        eta = tf.random.uniform(tf.shape(x), -eps, eps, seed=seed)
+    else:
+        eta = tf.zeros_like(x)
+    eta = project(x, eta, eps)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(eta)
+            loss = _cross_entropy(y, model(x + eta, training=False))
+        eta = project(x, eta + step * tf.sign(tape.gradient(loss, eta)), eps)
+    return x + eta
+
+
+def fgsm(model, x, y, *, eps):
+    """One sign step of size `eps` from `x` (no random start)."""
+    return pgd(model, x, y, eps=eps, step=eps, steps=1, random_start=False)
+
+
+def robust_evaluate(model, x, y, *, eps, step, steps, batch_size=256, seed=0):
+    """Clean and PGD-`steps` accuracy on arrays `x` (images in [0, 1]) and integer labels `y`."""
+    check_budget(eps, step, steps)
+    check_images(x)
+    clean = robust = 0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        clean += int(np.sum(np.argmax(model(xb, training=False), -1) == yb))
+        adv = pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=seed + start)
+        robust += int(np.sum(np.argmax(model(adv, training=False), -1) == yb))
+    return {
+        "clean_accuracy": clean / len(x),
+        "robust_accuracy": robust / len(x),
+        "attack": f"PGD-{steps}, L-inf eps={eps:g}, step={step:g}, random start",
+        "num_examples": len(x),
+    }
+
+
+def split_model(model, first_layer):
+    """`(f0, g)` with `model(x) == g(f0(x))`, cut after the layer named `first_layer`."""
+    if len(model.inputs) != 1:
+        raise OdezooError(
+            f"Adversarial training needs a model with one input (the images); {model.name} has "
+            f"{len(model.inputs)}."
+        )
+    names = [layer.name for layer in model.layers]
+    if first_layer not in names:
+        raise OdezooError(f"{model.name} has no layer {first_layer!r}. Its layers: {', '.join(names)}.")
+    cut = model.get_layer(first_layer).output
+    try:
+        first = keras.Model(model.inputs[0], cut, name=f"{model.name}_f0")
+        rest = keras.Model(cut, model.outputs[0], name=f"{model.name}_g")
+    except ValueError as err:
+        raise OdezooError(
+            f"Cannot cut {model.name} after {first_layer!r}: every path from the input must pass through "
+            f"that layer ({err})."
+        ) from None
+    return first, rest
+
+
+@dataclass(frozen=True)
+class Attack:
+    """Budget of the training adversary: L-inf radius, step size, steps (PGD-k / Free-m / YOPO-m-n)."""
+
+    eps: float
+    step: float
+    steps: int = 10  # PGD-k: k
+    m: int = 5  # YOPO: full passes; Free: replays of each batch
+    n: int = 3  # YOPO: first-layer steps per full pass
+
+    def __post_init__(self):
+        check_budget(self.eps, self.step, self.steps)
+        if self.m < 1 or self.n < 0:
+            raise OdezooError(f"YOPO needs m >= 1 and n >= 0. Received: m={self.m}, n={self.n}")
+
+
+class AdversarialTrainer(keras.Model):
+    """Wraps a classifier so that `compile` / `fit` train it adversarially.
+
+    Methods (models.md 5.1-5.3): `"natural"`; `"pgd"` (PGD-k adversary in inference mode, loss
+    CE(adv) + CE(clean)); `"free"` (each batch replayed m times, one backward updating both the
+    weights and eta; eta starts at 0 on every batch, where Shafahi et al. carry it over);
+    `"yopo"` (YOPO-m-n, gradients summed over the m passes, so scale the learning
+    rate by 1/m as the paper does); `"trades"` / `"trades_yopo"` (CE(clean) + beta KL(clean || adv),
+    adversary by PGD-k or by YOPO's inner loop on the KL). The wrapped model is `self.model`;
+    `first_layer` names the end of f0 for YOPO (e.g. the first conv, or its ReLU).
+    """
+
+    def __init__(self, model, *, method, attack, first_layer=None, beta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if method not in METHODS:
+            raise OdezooError(f"Unknown method {method!r}; choose one of {METHODS}.")
+        if method in ("yopo", "trades_yopo") and first_layer is None:
+            raise OdezooError(f"Method {method!r} needs `first_layer`, the name of the layer that ends f0.")
+        self.model, self.method, self.attack, self.beta = model, method, attack, float(beta)
+        self.first, self.rest = split_model(model, first_layer) if first_layer else (None, None)
+        self.calls = {"full": 0, "first": 0}  # gradient passes, counted when run eagerly
+
+    def call(self, x, training=False):
+        return self.model(x, training=training)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y = data[0], data[1]
+        x = tf.convert_to_tensor(x, tf.float32)
+        step = getattr(self, f"_{self.method}_step")
+        loss, logits = step(x, y)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    # --- methods -------------------------------------------------------------------------------
+    def _natural_step(self, x, y):
+        import tensorflow as tf
+
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            loss = _cross_entropy(y, logits)
+        self.calls["full"] += 1
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, logits
+
+    def _pgd_step(self, x, y):
+        import tensorflow as tf
+
+        a = self.attack
+        adv = pgd(self.model, x, y, eps=a.eps, step=a.step, steps=a.steps)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(adv, training=True)
+            loss = _cross_entropy(y, logits) + _cross_entropy(y, self.model(x, training=True))
+        self.calls["full"] += a.steps + 1
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, logits
+
+    def _free_step(self, x, y):
+        import tensorflow as tf
+
+        a = self.attack
+        eta = tf.zeros_like(x)  # carried over the m replays of this batch (not across batches)
+        variables = self.model.trainable_variables
+        for _ in range(a.m):
+            with tf.GradientTape() as tape:
+                tape.watch(eta)
+                logits = self.model(x + eta, training=True)
+                loss = _cross_entropy(y, logits)
+            *grads, grad_eta = tape.gradient(loss, [*variables, eta])
+            self.optimizer.apply_gradients(zip(grads, variables))
+            eta = project(x, eta + a.eps * tf.sign(grad_eta), a.eps)
+            self.calls["full"] += 1
+        return loss, logits
+
+    def yopo_perturbation(self, x, y, eta, accumulate=None):
+        """YOPO-m-n's adversary from the start `eta` (models.md 5.1, steps 2.1-2.5).
+
+        Returns `(eta, rest_grads, first_grads, loss, logits)`: the gradients of g summed over the m
+        full passes and those of f0 from the Hamiltonian at each pass's new eta, also summed.
+        `accumulate=False` skips the weight gradients (TRADES-YOPO builds only the adversary).
+        """
+        import tensorflow as tf
+
+        a = self.attack
+        first_vars, rest_vars = self.first.trainable_variables, self.rest.trainable_variables
+        rest_grads = [tf.zeros_like(v) for v in rest_vars]
+        first_grads = [tf.zeros_like(v) for v in first_vars]
+        for _ in range(a.m):
+            with tf.GradientTape() as tape:
+                z = self.first(x + eta, training=True)
+                logits = self.rest(z, training=True)
+                loss = _cross_entropy(y, logits)
+            *grads, dz = tape.gradient(loss, [*rest_vars, z])
+            self.calls["full"] += 1
+            rest_grads = [s + (0.0 if g is None else g) for s, g in zip(rest_grads, grads)]
+            p = -dz  # the costate at the first layer's output, held fixed below
+            for _ in range(a.n):
+                with tf.GradientTape() as inner:
+                    inner.watch(eta)
+                    hamiltonian = tf.reduce_sum(
+                        self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=True) * p
+                    )
+                eta = project(x, eta - a.step * tf.sign(inner.gradient(hamiltonian, eta)), a.eps)
+                self.calls["first"] += 1
+            with tf.GradientTape() as tape:
+                hamiltonian = tf.reduce_sum(
+                    self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=True) * p
+                )
+            self.calls["first"] += 1
+            if accumulate is not False:
+                grads = tape.gradient(hamiltonian, first_vars)  # of -H, negated below: <dl/dz, f0(.)>
+                first_grads = [s - (0.0 if g is None else g) for s, g in zip(first_grads, grads)]
+        return eta, rest_grads, first_grads, loss, logits
+
+    def _yopo_step(self, x, y):
+        import tensorflow as tf
+
+        a = self.attack
+        eta = tf.random.uniform(tf.shape(x), -a.eps, a.eps)
+        _, rest_grads, first_grads, loss, logits = self.yopo_perturbation(x, y, eta)
+        variables = [*self.rest.trainable_variables, *self.first.trainable_variables]
+        self.optimizer.apply_gradients(zip([*rest_grads, *first_grads], variables))
+        return loss, logits
+
+    def _trades_loss(self, x, adv, y):
+        import tensorflow as tf
+
+        logits = self.model(x, training=True)
+        clean = tf.nn.softmax(logits)
+        adv_log = tf.nn.log_softmax(self.model(adv, training=True))
+        kl = tf.reduce_sum(clean * (tf.math.log(clean + 1e-12) - adv_log)) / tf.cast(
+            tf.shape(x)[0], tf.float32
+        )
+        return _cross_entropy(y, logits) + self.beta * kl, logits
+
+    def _trades_adversary(self, x):
+        """TRADES' PGD on KL(f(x) || f(x + eta)) from `eta = 0.001 N(0, 1)`, in inference mode."""
+        import tensorflow as tf
+
+        a = self.attack
+        clean = tf.stop_gradient(tf.nn.softmax(self.model(x, training=False)))
+        eta = project(x, 0.001 * tf.random.normal(tf.shape(x)), a.eps)
+        for _ in range(a.steps):
+            with tf.GradientTape() as tape:
+                tape.watch(eta)
+                adv_log = tf.nn.log_softmax(self.model(x + eta, training=False))
+                kl = tf.reduce_sum(clean * (tf.math.log(clean + 1e-12) - adv_log))
+            eta = project(x, eta + a.step * tf.sign(tape.gradient(kl, eta)), a.eps)
+        return x + eta
+
+    def _trades_step(self, x, y):
+        import tensorflow as tf
+
+        adv = self._trades_adversary(x)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, logits = self._trades_loss(x, adv, y)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, logits
+
+    def _trades_yopo_step(self, x, y):
+        """TRADES+YOPO (models.md 5.3): YOPO's inner loop on the summed KL builds eta; the Hamiltonian
+        gradients are discarded and the weights take one step on CE(clean) + beta KL."""
+        import tensorflow as tf
+
+        a = self.attack
+        clean = tf.stop_gradient(tf.nn.softmax(self.model(x, training=False)))
+        eta = project(x, 0.001 * tf.random.normal(tf.shape(x)), a.eps)
+        for _ in range(a.m):
+            with tf.GradientTape() as tape:
+                z = self.first(x + eta, training=False)
+                adv_log = tf.nn.log_softmax(self.rest(z, training=False))
+                kl = tf.reduce_sum(clean * (tf.math.log(clean + 1e-12) - adv_log))
+            p = -tape.gradient(kl, z)
+            for _ in range(a.n):
+                with tf.GradientTape() as inner:
+                    inner.watch(eta)
+                    hamiltonian = tf.reduce_sum(
+                        self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=False) * p
+                    )
+                eta = project(x, eta - a.step * tf.sign(inner.gradient(hamiltonian, eta)), a.eps)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, logits = self._trades_loss(x, x + eta, y)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, logits

@@ -1,0 +1,178 @@
+"""The classifiers of YOPO's experiments (models.md 5.1): SmallCNN, PreActResNet18, WideResNet.
+
+Each is a residual network read as forward Euler, `x_{t+1} = x_t + f_t(x_t)` (SmallCNN is the
+plain feed-forward case); YOPO perturbs only the first layer `f_0`, named `first_layer` here.
+Inputs are float images in [0, 1] (normalisation, if any, happens inside the model).
+"""
+
+import keras
+import numpy as np
+from keras import layers
+
+from odezoo.pretrained import PretrainedMixin
+
+
+def _normalize(x, mean, std, dtype):
+    if mean is None:
+        return x
+    scale = 1.0 / np.asarray(std, "float64")
+    return layers.Rescaling(
+        scale.tolist(), (-np.asarray(mean) * scale).tolist(), name="normalize", dtype=dtype
+    )(x)
+
+
+def _conv(filters, kernel, stride, name, dtype, padding="same"):
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding=padding,
+        use_bias=False,
+        name=name,
+        dtype=dtype,
+        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+    )
+
+
+def _bn_relu(x, name, dtype):
+    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn", dtype=dtype)(x)
+    return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+
+
+def _preact_block(x, filters, stride, name, dtype, dropout=0.0):
+    """Pre-activation block `x + conv(relu(bn(conv(relu(bn(x))))))`, projected when the shape changes."""
+    pre = _bn_relu(x, f"{name}_1", dtype)
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = _conv(filters, 1, stride, f"{name}_proj", dtype)(pre)
+    y = _conv(filters, 3, stride, f"{name}_1_conv", dtype)(pre)
+    y = _bn_relu(y, f"{name}_2", dtype)
+    if dropout:
+        y = layers.Dropout(dropout, name=f"{name}_drop", dtype=dtype)(y)
+    y = _conv(filters, 3, 1, f"{name}_2_conv", dtype)(y)
+    return layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
+
+
+class _Classifier(PretrainedMixin, keras.Model):
+    INPUT_RANGE = (0.0, 1.0)
+    first_layer = "conv1"  # where YOPO's f0 ends
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            **self._config,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class SmallCNN(_Classifier):
+    """YOPO's MNIST network: conv32-conv32-pool-conv64-conv64-pool (3x3 valid, ReLU), FC 200-200-classes.
+
+    f0 = conv1 followed by its ReLU (`first_layer = "relu1"`), as in the official code. Dropout 0.5
+    after the first dense layer; the last dense layer starts at zero.
+    """
+
+    first_layer = "relu1"
+
+    def __init__(self, *, num_classes=10, image_shape=(28, 28, 1), mean=None, std=None, dtype=None, **kwargs):
+        inputs = keras.Input(tuple(image_shape), name="images")
+        x = _normalize(inputs, mean, std, dtype)
+        for k, filters in enumerate((32, 32, 64, 64), start=1):
+            x = layers.Conv2D(
+                filters, 3, name=f"conv{k}", dtype=dtype, kernel_initializer=keras.initializers.HeNormal()
+            )(x)
+            x = layers.ReLU(name=f"relu{k}", dtype=dtype)(x)
+            if k % 2 == 0:
+                x = layers.MaxPooling2D(2, name=f"pool{k // 2}", dtype=dtype)(x)
+        x = layers.Flatten(name="flatten", dtype=dtype)(x)
+        x = layers.Dense(200, activation="relu", name="fc1", dtype=dtype)(x)
+        x = layers.Dropout(0.5, name="drop", dtype=dtype)(x)
+        x = layers.Dense(200, activation="relu", name="fc2", dtype=dtype)(x)
+        x = layers.Dense(num_classes, kernel_initializer="zeros", name="head", dtype=dtype)(x)
+        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
+        self._config = {
+            "num_classes": num_classes,
+            "image_shape": list(image_shape),
+            "mean": mean,
+            "std": std,
+        }
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class PreActResNet18(_Classifier):
+    """Pre-activation ResNet-18 (He et al. 2016, CIFAR layout): conv3x3 64, four stages of two
+    pre-activation blocks (64, 128, 256, 512; strides 1, 2, 2, 2), global average pool, dense.
+    f0 = `conv1` (3 -> 64, no bias)."""
+
+    def __init__(self, *, num_classes=10, image_shape=(32, 32, 3), mean=None, std=None, dtype=None, **kwargs):
+        inputs = keras.Input(tuple(image_shape), name="images")
+        x = _normalize(inputs, mean, std, dtype)
+        x = _conv(64, 3, 1, "conv1", dtype)(x)
+        for stage, filters in enumerate((64, 128, 256, 512)):
+            for block in range(2):
+                stride = 2 if stage > 0 and block == 0 else 1
+                x = _preact_block(x, filters, stride, f"stage{stage + 1}_block{block + 1}", dtype)
+        x = _bn_relu(x, "final", dtype)
+        x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
+        x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
+        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
+        self._config = {
+            "num_classes": num_classes,
+            "image_shape": list(image_shape),
+            "mean": mean,
+            "std": std,
+        }
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class WideResNet(_Classifier):
+    """Wide ResNet (Zagoruyko & Komodakis 2016): conv3x3 16, three stages of `(depth - 4) / 6`
+    pre-activation blocks of width 16k, 32k, 64k (strides 1, 2, 2), BN-ReLU, pool, dense.
+    WRN-34-10 (`depth=34, widen_factor=10`) is YOPO's CIFAR-10 network. f0 = `conv1`."""
+
+    def __init__(
+        self,
+        *,
+        depth=34,
+        widen_factor=10,
+        dropout=0.0,
+        num_classes=10,
+        image_shape=(32, 32, 3),
+        mean=None,
+        std=None,
+        dtype=None,
+        **kwargs,
+    ):
+        if (depth - 4) % 6 or depth < 10:
+            raise ValueError(f"`depth` must be 6n + 4 (n >= 1), e.g. 16, 28, 34. Received: depth={depth}")
+        inputs = keras.Input(tuple(image_shape), name="images")
+        x = _normalize(inputs, mean, std, dtype)
+        x = _conv(16, 3, 1, "conv1", dtype)(x)
+        for stage, width in enumerate((16, 32, 64)):
+            for block in range((depth - 4) // 6):
+                stride = 2 if stage > 0 and block == 0 else 1
+                x = _preact_block(
+                    x, width * widen_factor, stride, f"stage{stage + 1}_block{block + 1}", dtype, dropout
+                )
+        x = _bn_relu(x, "final", dtype)
+        x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
+        x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
+        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
+        self._config = {
+            "depth": depth,
+            "widen_factor": widen_factor,
+            "dropout": dropout,
+            "num_classes": num_classes,
+            "image_shape": list(image_shape),
+            "mean": mean,
+            "std": std,
+        }

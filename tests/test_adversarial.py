@@ -1,0 +1,157 @@
+"""Attacks and adversarial training, YOPO's faithfulness tests of models.md 5.5 (issue 3)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from odezoo.adversarial import AdversarialTrainer, Attack, pgd, project, robust_evaluate, split_model
+from odezoo.errors import OdezooError
+
+
+def tiny_cnn(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv1")(inputs)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Conv2D(6, 3, name="conv2")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="tiny")
+
+
+def batch(seed=0, size=6):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.05, 0.95, (size, 8, 8, 1)).astype("float32"), rng.integers(0, 3, size)
+
+
+def ce(model, x, y):
+    logits = model(x, training=True)
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+
+
+def test_yopo_1_1_equals_one_pgd_step_from_the_same_start():
+    model = tiny_cnn()
+    x, y = batch()
+    trainer = AdversarialTrainer(
+        model, method="yopo", attack=Attack(0.1, 0.02, m=1, n=1), first_layer="relu1"
+    )
+    eta0 = tf.random.uniform(x.shape, -0.1, 0.1, seed=1)
+    eta0 = project(tf.constant(x), eta0, 0.1)
+    yopo_eta, *_ = trainer.yopo_perturbation(tf.constant(x), y, eta0)
+    with tf.GradientTape() as tape:
+        tape.watch(eta0)
+        loss = ce(model, x + eta0, y)
+    pgd_eta = project(tf.constant(x), eta0 + 0.02 * tf.sign(tape.gradient(loss, eta0)), 0.1)
+    np.testing.assert_array_equal(yopo_eta.numpy(), pgd_eta.numpy())
+
+
+def test_first_layer_gradient_from_the_hamiltonian_equals_backprop_when_eta_is_fixed():
+    model = tiny_cnn()
+    x, y = batch()
+    trainer = AdversarialTrainer(
+        model, method="yopo", attack=Attack(0.1, 0.02, m=1, n=0), first_layer="relu1"
+    )
+    eta = tf.constant(np.random.default_rng(2).uniform(-0.05, 0.05, x.shape).astype("float32"))
+    _, rest_grads, first_grads, _, _ = trainer.yopo_perturbation(tf.constant(x), y, eta)
+    first, rest = split_model(model, "relu1")
+    with tf.GradientTape() as tape:
+        loss = ce(model, x + eta, y)
+    want = tape.gradient(loss, first.trainable_variables + rest.trainable_variables)
+    for got, ref in zip(first_grads + rest_grads, want):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-6)
+
+
+def test_rest_gradient_over_m_passes_is_the_sum_of_m_separate_gradients():
+    model = tiny_cnn()
+    x, y = batch()
+    attack = Attack(0.1, 0.02, m=3, n=2)
+    trainer = AdversarialTrainer(model, method="yopo", attack=attack, first_layer="relu1")
+    eta0 = tf.constant(np.random.default_rng(3).uniform(-0.1, 0.1, x.shape).astype("float32"))
+    _, rest_grads, _, _, _ = trainer.yopo_perturbation(tf.constant(x), y, eta0)
+    # replay the passes one by one: pass j starts from the eta the previous inner loop left
+    one = AdversarialTrainer(model, method="yopo", attack=Attack(0.1, 0.02, m=1, n=2), first_layer="relu1")
+    eta, total = eta0, None
+    for _ in range(3):
+        new_eta, grads, _, _, _ = one.yopo_perturbation(tf.constant(x), y, eta)
+        total = grads if total is None else [t + g for t, g in zip(total, grads)]
+        eta = new_eta
+    for got, ref in zip(rest_grads, total):
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_every_inner_step_stays_in_the_ball_and_the_box():
+    model = tiny_cnn()
+    x, y = batch()
+    x[0, 0, 0, 0], x[0, 1, 1, 0] = 0.0, 1.0
+    eps = 0.05
+    for m, n in ((1, 1), (2, 3), (3, 5)):
+        trainer = AdversarialTrainer(
+            model, method="yopo", attack=Attack(eps, 0.02, m=m, n=n), first_layer="relu1"
+        )
+        eta, *_ = trainer.yopo_perturbation(tf.constant(x), y, tf.random.uniform(x.shape, -eps, eps))
+        assert np.abs(eta.numpy()).max() <= eps + 1e-7
+        adv = x + eta.numpy()
+        assert adv.min() >= -1e-7 and adv.max() <= 1 + 1e-7
+
+
+def test_calls_per_batch_are_m_full_passes_and_m_times_n_plus_1_first_layer_passes():
+    model = tiny_cnn()
+    x, y = batch()
+    trainer = AdversarialTrainer(
+        model, method="yopo", attack=Attack(0.1, 0.02, m=5, n=3), first_layer="relu1"
+    )
+    trainer.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True)
+    trainer.train_on_batch(x, y)
+    assert trainer.calls == {"full": 5, "first": 5 * (3 + 1)}
+
+
+@pytest.mark.parametrize("method", ["natural", "pgd", "free", "yopo", "trades", "trades_yopo"])
+def test_every_method_trains_with_fit(method):
+    model = tiny_cnn()
+    x, y = batch(size=32)
+    trainer = AdversarialTrainer(
+        model, method=method, attack=Attack(0.05, 0.01, steps=2, m=2, n=2), first_layer="relu1"
+    )
+    trainer.compile(optimizer=keras.optimizers.SGD(0.05), metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    history = trainer.fit(x, y, batch_size=16, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all() and "accuracy" in history
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_pgd_and_robust_evaluation():
+    model = tiny_cnn()
+    x, y = batch(size=20)
+    zero = robust_evaluate(model, x, y, eps=1e-9, step=1e-9, steps=3)
+    assert zero["clean_accuracy"] == zero["robust_accuracy"]  # (almost) no budget, no change
+    adv = pgd(model, x, y, eps=0.1, step=0.02, steps=5)
+    assert np.abs(adv.numpy() - x).max() <= 0.1 + 1e-6
+    assert ce(model, adv, y) > ce(model, x, y)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(eps=0.0, step=0.01, steps=1), r"eps must be in \(0, 1\]"),
+        (dict(eps=2.0, step=0.01, steps=1), r"eps must be in \(0, 1\]"),
+        (dict(eps=0.1, step=0.2, steps=1), r"step size must be in \(0, eps\]"),
+        (dict(eps=0.1, step=0.01, steps=0), "steps must be >= 1"),
+    ],
+)
+def test_bad_budgets_are_refused(kwargs, message):
+    x, y = batch()
+    with pytest.raises(OdezooError, match=message):
+        robust_evaluate(tiny_cnn(), x, y, **kwargs)
+
+
+def test_bad_models_and_images_are_refused():
+    x, y = batch()
+    with pytest.raises(OdezooError, match=r"images in \[0, 1\].*normalisation into the model"):
+        robust_evaluate(tiny_cnn(), x * 255, y, eps=0.1, step=0.01, steps=1)
+    with pytest.raises(OdezooError, match="has no layer 'conv0'. Its layers: .*conv1, relu1"):
+        split_model(tiny_cnn(), "conv0")
+    a, b = keras.Input((4,)), keras.Input((4,))
+    two = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b])))
+    with pytest.raises(OdezooError, match="one input"):
+        split_model(two, "dense")
