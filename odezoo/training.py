@@ -102,7 +102,8 @@ def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1
 
     `method` is `"bfgs"` or `"lbfgs"` (SciPy's BFGS / L-BFGS-B over the flattened variables, as
     the PDE-Net papers do, with loss and gradient from one compiled TensorFlow function) or
-    `"adam"` (`maxiter` Adam steps).
+    `"adam"` (`maxiter` Adam steps). Points where the loss or its gradient is not finite (a rollout
+    that diverged) are reported to SciPy as a huge loss, and the best point seen is kept.
     """
     import numpy as np
     import scipy.optimize
@@ -133,17 +134,26 @@ def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1
         for v, piece, shape in zip(variables, np.split(flat, np.cumsum(sizes)[:-1]), shapes):
             v.assign(piece.reshape(shape))
 
+    start = np.concatenate([np.asarray(v.numpy(), "float64").ravel() for v in variables])
+    best = {"loss": np.inf, "x": start}
+
     def fun(flat):
         assign(flat)
         loss, grad = value_and_gradient()
-        return float(loss), grad.numpy().astype("float64")
+        loss, grad = float(loss), grad.numpy().astype("float64")
+        if not (np.isfinite(loss) and np.isfinite(grad).all()):
+            # a trial point where the rollout diverged: a huge value makes the line search step back
+            return 1e30, np.zeros_like(grad)
+        if loss < best["loss"]:
+            best.update(loss=loss, x=flat.copy())
+        return loss, grad
 
-    start = np.concatenate([np.asarray(v.numpy(), "float64").ravel() for v in variables])
     if method == "bfgs":
         options = {"maxiter": maxiter, "gtol": gtol}
         result = scipy.optimize.minimize(fun, start, jac=True, method="BFGS", options=options)
     else:
         options = {"maxiter": maxiter, "maxcor": 500, "ftol": 1e-16, "gtol": gtol}
         result = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
-    assign(result.x)
-    return {"loss": float(result.fun), "iterations": int(result.nit), "evaluations": int(result.nfev)}
+    # the best point evaluated (the optimiser's last point can be worse after a failed line search)
+    assign(best["x"])
+    return {"loss": best["loss"], "iterations": int(result.nit), "evaluations": int(result.nfev)}

@@ -171,3 +171,20 @@ def test_mirrored_on_cpus_with_onednn_says_what_to_do(tmp_path):
         "odezoo train: error: MirroredStrategy over several CPU devices needs TensorFlow's oneDNN "
         "kernels off: start Python with TF_ENABLE_ONEDNN_OPTS=0."
     )
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+def test_minimize_steps_back_from_diverging_points_and_keeps_the_best(method):
+    import tensorflow as tf
+
+    from odezoo.training import minimize
+
+    v = tf.Variable([0.0, 0.0], dtype=tf.float64)
+
+    def loss():  # NaN outside |v| < 3, as a rollout that blows up; minimum 0 at (2, -1)
+        value = tf.reduce_sum(tf.square(v - tf.constant([2.0, -1.0], tf.float64))) * 50.0
+        return tf.where(tf.reduce_max(tf.abs(v)) < 3.0, value, tf.constant(np.nan, tf.float64))
+
+    result = minimize(loss, [v], method=method, maxiter=50)
+    assert np.isfinite(result["loss"]) and result["loss"] < 1e-8
+    np.testing.assert_allclose(v.numpy(), [2.0, -1.0], atol=1e-5)

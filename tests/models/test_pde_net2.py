@@ -141,3 +141,9 @@ def test_filter_size_and_order_are_checked():
         PDENet2(kernel_size=3)
     with pytest.raises(ValueError, match="max_order"):
         PDENet2(kernel_size=5, max_order=5)
+
+
+def test_float64_survives_the_config_round_trip():
+    model = PDENet2(channels=("u",), grid=8)
+    clone = PDENet2.from_config(model.get_config())
+    assert clone.inputs[0].dtype == "float64" and clone.step.compute_dtype == "float64"

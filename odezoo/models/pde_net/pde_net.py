@@ -263,7 +263,8 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            # the layers' policy: a functional model keeps float32 as its own whatever `dtype` was
+            "dtype": keras.saving.serialize_keras_object(self.step.dtype_policy),
             "grid": self.grid,
             "dt": self.dt,
             "kernel_size": self.kernel_size,

@@ -1,0 +1,19 @@
+"""PDE-Net presets. `sha256` is that of the preset's `model.weights.h5`; the measured coefficient
+and rollout errors live in its `metadata.json` (written by the recipe) and MODEL_CARDS.md."""
+
+PRESETS = {
+    "pde_net2_heat": {
+        "config": {
+            "channels": ["u"],
+            "grid": 32,
+            "dt": 0.01,
+            "kernel_size": 5,
+            "max_order": 2,
+            "num_hidden": 5,
+        },
+        "description": "PDE-Net 2.0 that learned the heat equation (nu = 0.1) from simulated trajectories.",
+        "sha256": "4303e99daf5403a171f74b7a8d8f8399397da7d7b930963ac0a0d837f9d06b01",
+        "dataset": "heat",
+        "paper": "arXiv:1812.04426",
+    },
+}
