@@ -155,6 +155,7 @@ def float32_copy(model):
     """The same model in float32 (for runtimes without float64 kernels)."""
     copy = type(model).from_config({**model.get_config(), "dtype": "float32"})
     copy.set_weights([np.asarray(w, "float32") for w in model.get_weights()])
+    copy(np.zeros((1, *copy.inputs[0].shape[1:]), "float32"))  # a called model, as the ONNX exporter wants
     return copy
 
 
