@@ -89,3 +89,12 @@ def test_pde_export_is_float32_and_close_to_the_float64_model(tmp_path):
     sample = simulate("heat", batch=4, steps=0, seed=1, noise=0.0).u[:, 0].astype("float32")
     report = export_model(float32_copy(model), tmp_path, "saved_model", sample=sample, reference=model)
     assert report["max_rel_diff"] < 1e-5 and report["top1_agreement"] is None
+
+
+def test_pde_presets_refuse_image_commands_with_a_pointer(capsys):
+    assert cli.main(["predict", "pde_net2_heat"]) == 2
+    assert "is a PDE model, not an image classifier: `odezoo eval pde_net2_heat`" in capsys.readouterr().err
+    assert cli.main(["eval", "pde_net2_heat", "--trajectories", "0"]) == 2
+    assert "--trajectories must be >= 1" in capsys.readouterr().err
+    assert cli.main(["export", "pde_net2_heat", "--format", "tflite", "--quantize", "int8"]) == 2
+    assert "float32 only; drop --quantize" in capsys.readouterr().err
