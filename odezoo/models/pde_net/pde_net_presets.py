@@ -16,4 +16,11 @@ PRESETS = {
         "dataset": "heat",
         "paper": "arXiv:1812.04426",
     },
+    "pde_net_linear_cd": {
+        "config": {"grid": 50, "dt": 0.015, "kernel_size": 5, "max_order": 2, "acc": 1, "mesh": 5},
+        "description": "PDE-Net v1 that learned a variable-coefficient convection-diffusion equation.",
+        "sha256": "5a60202d379b252c9eefa681510544544364de89df899f4de94bea69307aad94",
+        "dataset": "linear_cd",
+        "paper": "arXiv:1710.09668",
+    },
 }
