@@ -109,12 +109,14 @@ def test_pde_golden_step(name):
 
 @pytest.mark.parametrize("name", PDE_MODELS)
 def test_pde_short_rollout_tracks_fresh_data(name):
-    """Ten steps from fresh noise-free trajectories (not the evaluation seed) stay within 2 %."""
+    """Ten steps from fresh noise-free trajectories (not the evaluation seed) stay within the card's
+    error at t = 1 (errors grow along a rollout)."""
     model = odezoo.load(name)
+    at_1 = read_json(bundled_folder(name) / METADATA_FILE)["pde_report"]["rollout_relative_error"]["t=1"]
     data = simulate(get_preset(name).dataset, batch=2, steps=10, seed=123, noise=0.0, start_time=0.0)
     path = model.rollout(data.u[:, 0], 10)
     error = np.sqrt(np.mean((path[:, -1] - data.u[:, -1]) ** 2) / np.var(data.u[:, -1]))
-    assert error < 0.02
+    assert error < at_1["q75"]
 
 
 def test_fine_tuning_a_new_label_set():
