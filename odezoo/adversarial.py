@@ -79,21 +79,29 @@ def fgsm(model, x, y, *, eps):
     return pgd(model, x, y, eps=eps, step=eps, steps=1, random_start=False)
 
 
-def robust_evaluate(model, x, y, *, eps, step, steps, batch_size=256, seed=0):
-    """Clean and PGD-`steps` accuracy on arrays `x` (images in [0, 1]) and integer labels `y`."""
+def robust_evaluate(model, data, *, eps, step, steps, batch_size=256, seed=0):
+    """Clean and PGD-`steps` accuracy.
+
+    `data` is `(images, labels)` arrays (images in [0, 1]) or an iterable of such batches (a
+    `tf.data.Dataset`). The attack runs in inference mode from a random start.
+    """
     check_budget(eps, step, steps)
-    check_images(x)
-    clean = robust = 0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+    if isinstance(data, tuple) and len(data) == 2:
+        x, y = data
+        data = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    clean = robust = count = 0
+    for index, (xb, yb) in enumerate(data):
+        xb, yb = np.asarray(xb), np.asarray(yb)
+        check_images(xb)
         clean += int(np.sum(np.argmax(model(xb, training=False), -1) == yb))
-        adv = pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=seed + start)
+        adv = pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=seed + index)
         robust += int(np.sum(np.argmax(model(adv, training=False), -1) == yb))
+        count += len(yb)
     return {
-        "clean_accuracy": clean / len(x),
-        "robust_accuracy": robust / len(x),
-        "attack": f"PGD-{steps}, L-inf eps={eps:g}, step={step:g}, random start",
-        "num_examples": len(x),
+        "clean_accuracy": clean / count,
+        "robust_accuracy": robust / count,
+        "attack": f"PGD-{steps}, L-inf eps={eps:g}, step={step:g}, random start, inference mode",
+        "num_examples": count,
     }
 
 

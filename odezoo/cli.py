@@ -45,6 +45,14 @@ def build_parser():
     p.add_argument("--limit", type=int, default=0, help="first N examples only (0: all)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--data-dir", help="TensorFlow Datasets data folder")
+    p.add_argument("--attack", choices=["pgd"], help="also report accuracy under an L-inf PGD attack")
+    p.add_argument(
+        "--eps", type=float, help="attack radius (default: 8/255 for CIFAR, 0.1 for Fashion-MNIST)"
+    )
+    p.add_argument(
+        "--step", type=float, help="attack step (default: 2/255 for CIFAR, 0.01 for Fashion-MNIST)"
+    )
+    p.add_argument("--steps", type=int, help="attack steps (default: 20 for CIFAR, 40 for Fashion-MNIST)")
     p.add_argument(
         "--trajectories", type=int, default=100, help="PDE presets: fresh trajectories to simulate"
     )
@@ -202,7 +210,7 @@ def _read_images(paths, shape):
 
 
 def _eval(args):
-    from odezoo.eval import evaluate
+    from odezoo.eval import evaluate, evaluate_robust
 
     model, metadata = _load(args)
     if metadata.get("equation"):
@@ -215,9 +223,13 @@ def _eval(args):
     dataset = args.dataset or metadata.get("dataset")
     if not dataset:
         raise OdezooError(f"{args.preset} does not record its data set; pass --dataset.")
-    result = evaluate(
-        model, dataset, split=args.split, limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir
-    )
+    if args.attack is None and (args.eps, args.step, args.steps) != (None, None, None):
+        raise OdezooError("--eps, --step and --steps set an attack; add --attack pgd.")
+    common = dict(split=args.split, limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir)
+    if args.attack:
+        result = evaluate_robust(model, dataset, eps=args.eps, step=args.step, steps=args.steps, **common)
+    else:
+        result = evaluate(model, dataset, **common)
     return {"preset": args.preset, **result}
 
 

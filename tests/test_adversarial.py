@@ -155,3 +155,78 @@ def test_bad_models_and_images_are_refused():
     two = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b])))
     with pytest.raises(OdezooError, match="one input"):
         split_model(two, "dense")
+
+
+def test_a_naturally_trained_preset_has_near_zero_pgd20_accuracy_and_tiny_eps_changes_nothing(capsys):
+    import json
+
+    from odezoo import cli
+
+    assert (
+        cli.main(
+            [
+                "eval",
+                "lm_resnet20_fashion_mnist",
+                "--split",
+                "sample",
+                "--limit",
+                "64",
+                "--attack",
+                "pgd",
+                "--steps",
+                "20",
+            ]
+        )
+        == 0
+    )
+    attacked = json.loads(capsys.readouterr().out)
+    assert attacked["clean_accuracy"] > 0.9 and attacked["robust_accuracy"] < 0.05
+    assert attacked["attack"].startswith("PGD-20, L-inf eps=0.1, step=0.01")
+    assert (
+        cli.main(
+            [
+                "eval",
+                "lm_resnet20_fashion_mnist",
+                "--split",
+                "sample",
+                "--limit",
+                "64",
+                "--attack",
+                "pgd",
+                "--eps",
+                "1e-9",
+                "--step",
+                "1e-9",
+                "--steps",
+                "2",
+            ]
+        )
+        == 0
+    )
+    tiny = json.loads(capsys.readouterr().out)
+    assert tiny["robust_accuracy"] == tiny["clean_accuracy"] == attacked["clean_accuracy"]
+
+
+def test_attack_flags_without_an_attack_and_bad_budgets_are_refused(capsys):
+    from odezoo import cli
+
+    assert cli.main(["eval", "lm_resnet20_fashion_mnist", "--split", "sample", "--eps", "0.1"]) == 2
+    assert "add --attack pgd" in capsys.readouterr().err
+    assert (
+        cli.main(
+            [
+                "eval",
+                "lm_resnet20_fashion_mnist",
+                "--split",
+                "sample",
+                "--attack",
+                "pgd",
+                "--eps",
+                "0.05",
+                "--step",
+                "0.1",
+            ]
+        )
+        == 2
+    )
+    assert "step size must be in (0, eps]" in capsys.readouterr().err
