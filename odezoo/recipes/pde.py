@@ -164,7 +164,9 @@ def stage_loss(model, u_obs, block, config):
             return data
         penalty = sum(huber_l1(w, 1e-3) for net in step.symnets for w in net.trainable_weights)
         moments = [
-            c.moments * (1.0 - c._fixed) for c in step.filters if c.trainable and c.constraint != "frozen"
+            c.moments * tf.cast(1.0 - c._fixed, c.moments.dtype)
+            for c in step.filters
+            if c.trainable and c.constraint != "frozen"
         ]
         penalty = block * config.symnet_penalty * penalty
         if moments:
