@@ -123,7 +123,7 @@ def test_every_method_trains_with_fit(method):
 def test_pgd_and_robust_evaluation():
     model = tiny_cnn()
     x, y = batch(size=20)
-    zero = robust_evaluate(model, x, y, eps=1e-9, step=1e-9, steps=3)
+    zero = robust_evaluate(model, (x, y), eps=1e-9, step=1e-9, steps=3)
     assert zero["clean_accuracy"] == zero["robust_accuracy"]  # (almost) no budget, no change
     adv = pgd(model, x, y, eps=0.1, step=0.02, steps=5)
     assert np.abs(adv.numpy() - x).max() <= 0.1 + 1e-6
@@ -142,13 +142,13 @@ def test_pgd_and_robust_evaluation():
 def test_bad_budgets_are_refused(kwargs, message):
     x, y = batch()
     with pytest.raises(OdezooError, match=message):
-        robust_evaluate(tiny_cnn(), x, y, **kwargs)
+        robust_evaluate(tiny_cnn(), (x, y), **kwargs)
 
 
 def test_bad_models_and_images_are_refused():
     x, y = batch()
     with pytest.raises(OdezooError, match=r"images in \[0, 1\].*normalisation into the model"):
-        robust_evaluate(tiny_cnn(), x * 255, y, eps=0.1, step=0.01, steps=1)
+        robust_evaluate(tiny_cnn(), (x * 255, y), eps=0.1, step=0.01, steps=1)
     with pytest.raises(OdezooError, match="has no layer 'conv0'. Its layers: .*conv1, relu1"):
         split_model(tiny_cnn(), "conv0")
     a, b = keras.Input((4,)), keras.Input((4,))

@@ -2,6 +2,20 @@
 and rollout errors live in its `metadata.json` (written by the recipe) and MODEL_CARDS.md."""
 
 PRESETS = {
+    "pde_net2_burgers2d": {
+        "config": {
+            "channels": ["u", "v"],
+            "grid": 32,
+            "dt": 0.01,
+            "kernel_size": 5,
+            "max_order": 2,
+            "num_hidden": 5,
+        },
+        "description": "PDE-Net 2.0 that learned 2-D Burgers (nu = 0.05) from simulated trajectories.",
+        "sha256": "7a9e0b8a24b214de6327cde6aa7425a5d2be33813d89739c823864c1bed43a9e",
+        "dataset": "burgers2d",
+        "paper": "arXiv:1812.04426",
+    },
     "pde_net2_heat": {
         "config": {
             "channels": ["u"],
