@@ -246,23 +246,34 @@ class AdversarialTrainer(keras.Model):
             self.calls["full"] += 1
             rest_grads = [s + (0.0 if g is None else g) for s, g in zip(rest_grads, grads)]
             p = -dz  # the costate at the first layer's output, held fixed below
-            for _ in range(a.n):
-                with tf.GradientTape() as inner:
-                    inner.watch(eta)
-                    hamiltonian = tf.reduce_sum(
-                        self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=True) * p
-                    )
-                eta = project(x, eta - a.step * tf.sign(inner.gradient(hamiltonian, eta)), a.eps)
-                self.calls["first"] += 1
+            eta = self._first_layer_steps(x, eta, p, training=True)
             with tf.GradientTape() as tape:
-                hamiltonian = tf.reduce_sum(
-                    self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=True) * p
-                )
-            self.calls["first"] += 1
+                hamiltonian = self._hamiltonian(x, eta, p, training=True)
             if accumulate is not False:
                 grads = tape.gradient(hamiltonian, first_vars)  # of -H, negated below: <dl/dz, f0(.)>
                 first_grads = [s - (0.0 if g is None else g) for s, g in zip(first_grads, grads)]
         return eta, rest_grads, first_grads, loss, logits
+
+    def _hamiltonian(self, x, eta, p, training):
+        """`H = <f0(clip(x + eta)), p>`; counted as one first-layer pass."""
+        import tensorflow as tf
+
+        self.calls["first"] += 1
+        return tf.reduce_sum(self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=training) * p)
+
+    def _first_layer_steps(self, x, eta, p, training):
+        """YOPO's n inner steps with the costate `p` fixed: `eta <- P(eta - step sign grad_eta H)`,
+        an ascent step on the linearised loss since `p = -dl/dz`."""
+        import tensorflow as tf
+
+        for _ in range(self.attack.n):
+            with tf.GradientTape() as tape:
+                tape.watch(eta)
+                hamiltonian = self._hamiltonian(x, eta, p, training)
+            eta = project(
+                x, eta - self.attack.step * tf.sign(tape.gradient(hamiltonian, eta)), self.attack.eps
+            )
+        return eta
 
     def _yopo_step(self, x, y):
         import tensorflow as tf
@@ -324,13 +335,7 @@ class AdversarialTrainer(keras.Model):
                 adv_log = tf.nn.log_softmax(self.rest(z, training=False))
                 kl = tf.reduce_sum(clean * (tf.math.log(clean + 1e-12) - adv_log))
             p = -tape.gradient(kl, z)
-            for _ in range(a.n):
-                with tf.GradientTape() as inner:
-                    inner.watch(eta)
-                    hamiltonian = tf.reduce_sum(
-                        self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=False) * p
-                    )
-                eta = project(x, eta - a.step * tf.sign(inner.gradient(hamiltonian, eta)), a.eps)
+            eta = self._first_layer_steps(x, eta, p, training=False)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, x + eta, y)

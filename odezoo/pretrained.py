@@ -126,6 +126,14 @@ class PretrainedMixin:
             folder = self.save_pretrained(Path(tmp) / "preset", metadata=metadata)
             return push_folder(folder, repo_id, private=private)
 
+    @classmethod
+    def from_config(cls, config):
+        """Builds the model from `get_config()`'s keyword arguments (the dtype policy deserialised)."""
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)
+
     def freeze_trunk(self):
         """Freezes every layer except the classifier head `"head"`; compile afterwards.
 

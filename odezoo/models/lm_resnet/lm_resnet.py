@@ -162,13 +162,6 @@ class LMResNet(PretrainedMixin, keras.Model):
             "std": self.std,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)
-
 
 def _conv(filters, kernel_size, stride, name, dtype):
     # Official init: N(0, sqrt(2 / (k * k * out_channels))), no bias.

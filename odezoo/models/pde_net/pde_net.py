@@ -275,10 +275,3 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
             "mesh": self.mesh,
             "source": self.source,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)

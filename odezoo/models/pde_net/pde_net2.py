@@ -379,10 +379,3 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
             "upwind": self.upwind,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)

@@ -65,13 +65,6 @@ class _Classifier(PretrainedMixin, keras.Model):
             **self._config,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class SmallCNN(_Classifier):
