@@ -220,8 +220,6 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         )
         super().__init__(inputs=inputs, outputs=step(inputs), dtype=dtype, **kwargs)
         self.channels, self.grid, self.dt = ("u",), int(grid), float(dt)
-        self.kernel_size, self.max_order, self.constraint, self.acc = kernel_size, max_order, constraint, acc
-        self.padding, self.mesh, self.source = padding, mesh, source
         self.periodic = padding == "periodic"
         self.step = step
 
@@ -243,7 +241,7 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         `D_0` and the free higher moments of every `D_f` take part, so this, not `coefficients()`
         alone, is the PDE the model learned.
         """
-        step, n = self.step, self.kernel_size
+        step, n = self.step, self.step.kernel_size
         h = step.identity.h
         fields = ops.convert_to_numpy(step.coefficient_fields())
         identity = ops.convert_to_numpy(step.identity.moment_values())
@@ -260,18 +258,6 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         return total
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            # the layers' policy: a functional model keeps float32 as its own whatever `dtype` was
-            "dtype": keras.saving.serialize_keras_object(self.step.dtype_policy),
-            "grid": self.grid,
-            "dt": self.dt,
-            "kernel_size": self.kernel_size,
-            "max_order": self.max_order,
-            "constraint": self.constraint,
-            "acc": self.acc,
-            "padding": self.padding,
-            "mesh": self.mesh,
-            "source": self.source,
-        }
+        return self.config_from_step(
+            ("dt", "kernel_size", "max_order", "constraint", "acc", "padding", "mesh", "source")
+        )

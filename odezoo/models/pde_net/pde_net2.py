@@ -239,6 +239,19 @@ class PDEModelMixin:
     def check_inputs(self, x):
         return check_fields(self, x, "inputs")
 
+    def config_from_step(self, keys, **own):
+        """The model's config: its own entries plus the constructor arguments it hands to its step layer."""
+        step = self.step.get_config()
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            # the layers' policy: a functional model keeps float32 as its own whatever `dtype` was
+            "dtype": keras.saving.serialize_keras_object(self.step.dtype_policy),
+            "grid": self.grid,
+            **own,
+            **{key: step[key] for key in keys},
+        }
+
     def rollout(self, u0, steps):
         """`(batch, steps + 1, grid, grid, channels)`: `u0` and `steps` applications of the one-step map."""
         steps = int(steps)
@@ -335,8 +348,6 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
         )
         super().__init__(inputs=inputs, outputs=step(inputs), dtype=dtype, **kwargs)
         self.channels, self.grid, self.dt = channels, int(grid), float(dt)
-        self.kernel_size, self.max_order, self.num_hidden = kernel_size, max_order, num_hidden
-        self.constraint, self.acc, self.upwind, self.seed = constraint, acc, upwind, seed
         self.step = step
 
     @property
@@ -363,19 +374,7 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
         return LearnedPDE(rhs, threshold)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            # the layers' policy: a functional model keeps float32 as its own whatever `dtype` was
-            "dtype": keras.saving.serialize_keras_object(self.step.dtype_policy),
-            "channels": list(self.channels),
-            "grid": self.grid,
-            "dt": self.dt,
-            "kernel_size": self.kernel_size,
-            "max_order": self.max_order,
-            "num_hidden": self.num_hidden,
-            "constraint": self.constraint,
-            "acc": self.acc,
-            "upwind": self.upwind,
-            "seed": self.seed,
-        }
+        return self.config_from_step(
+            ("dt", "kernel_size", "max_order", "num_hidden", "constraint", "acc", "upwind", "seed"),
+            channels=list(self.channels),
+        )
