@@ -11,32 +11,53 @@ from odezoo._version import __version__ as __version__
 from odezoo.errors import OdezooError as OdezooError
 
 if TYPE_CHECKING:
+    from odezoo.adversarial import AdversarialTrainer as AdversarialTrainer
+    from odezoo.adversarial import Attack as Attack
+    from odezoo.adversarial import pgd as pgd
+    from odezoo.adversarial import robust_evaluate as robust_evaluate
     from odezoo.data.pde import simulate as simulate
     from odezoo.models import LMResNet as LMResNet
     from odezoo.models import PDENet as PDENet
     from odezoo.models import PDENet2 as PDENet2
+    from odezoo.models import PreActResNet18 as PreActResNet18
+    from odezoo.models import SmallCNN as SmallCNN
+    from odezoo.models import WideResNet as WideResNet
     from odezoo.presets import get_preset as get_preset
     from odezoo.presets import list_presets as list_presets
     from odezoo.presets import load as load
 
 _LAZY = {
+    "AdversarialTrainer": "odezoo.adversarial",
+    "Attack": "odezoo.adversarial",
+    "pgd": "odezoo.adversarial",
+    "robust_evaluate": "odezoo.adversarial",
     "LMResNet": "odezoo.models",
     "PDENet": "odezoo.models",
     "PDENet2": "odezoo.models",
+    "PreActResNet18": "odezoo.models",
+    "SmallCNN": "odezoo.models",
+    "WideResNet": "odezoo.models",
     "simulate": "odezoo.data.pde",
     "get_preset": "odezoo.presets",
     "list_presets": "odezoo.presets",
     "load": "odezoo.presets",
 }
 __all__ = [
+    "AdversarialTrainer",
+    "Attack",
     "LMResNet",
     "OdezooError",
     "PDENet",
     "PDENet2",
+    "PreActResNet18",
+    "SmallCNN",
+    "WideResNet",
     "__version__",
     "get_preset",
     "list_presets",
     "load",
+    "pgd",
+    "robust_evaluate",
     "simulate",
 ]
 

@@ -47,6 +47,13 @@ def _cross_entropy(y, logits):
     return tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
 
+def _per_replica(loss):
+    """`loss` divided by the number of replicas in sync: `tf.distribute` sums the replicas' gradients."""
+    import tensorflow as tf
+
+    return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def project(x, eta, eps):
     """`eta` clipped to the L-inf ball of radius `eps` and so that `x + eta` stays in [0, 1]."""
     import tensorflow as tf
@@ -61,8 +68,11 @@ def pgd(model, x, y, *, eps, step, steps, random_start=True, seed=None):
     import tensorflow as tf
 
     x = tf.convert_to_tensor(x, tf.float32)
-    if random_start:
-        eta = tf.random.uniform(tf.shape(x), -eps, eps, seed=seed)
+    if random_start and seed is not None:  # reproducible, and a traced attack needs no retrace per seed
+        seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+        eta = tf.random.stateless_uniform(tf.shape(x), seed, -eps, eps)
+    elif random_start:
+        eta = tf.random.uniform(tf.shape(x), -eps, eps)
     else:
         eta = tf.zeros_like(x)
     eta = project(x, eta, eps)
@@ -83,9 +93,16 @@ def robust_evaluate(model, data, *, eps, step, steps, batch_size=256, seed=0):
     """Clean and PGD-`steps` accuracy.
 
     `data` is `(images, labels)` arrays (images in [0, 1]) or an iterable of such batches (a
-    `tf.data.Dataset`). The attack runs in inference mode from a random start.
+    `tf.data.Dataset`). The attack runs in inference mode from a random start, batch `i` seeded by
+    `seed + i`, as one compiled TensorFlow function.
     """
+    import tensorflow as tf
+
     check_budget(eps, step, steps)
+    attack = tf.function(
+        lambda xb, yb, s: model(pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=s), training=False),
+        reduce_retracing=True,
+    )
     if isinstance(data, tuple) and len(data) == 2:
         x, y = data
         data = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
@@ -94,8 +111,8 @@ def robust_evaluate(model, data, *, eps, step, steps, batch_size=256, seed=0):
         xb, yb = np.asarray(xb), np.asarray(yb)
         check_images(xb)
         clean += int(np.sum(np.argmax(model(xb, training=False), -1) == yb))
-        adv = pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=seed + index)
-        robust += int(np.sum(np.argmax(model(adv, training=False), -1) == yb))
+        logits = attack(tf.constant(xb, tf.float32), tf.constant(yb), tf.constant(seed + index, tf.int64))
+        robust += int(np.sum(np.argmax(logits, -1) == yb))
         count += len(yb)
     return {
         "clean_accuracy": clean / count,
@@ -107,11 +124,6 @@ def robust_evaluate(model, data, *, eps, step, steps, batch_size=256, seed=0):
 
 def split_model(model, first_layer):
     """`(f0, g)` with `model(x) == g(f0(x))`, cut after the layer named `first_layer`."""
-    if len(model.inputs) != 1:
-        raise OdezooError(
-            f"Adversarial training needs a model with one input (the images); {model.name} has "
-            f"{len(model.inputs)}."
-        )
     names = [layer.name for layer in model.layers]
     if first_layer not in names:
         raise OdezooError(f"{model.name} has no layer {first_layer!r}. Its layers: {', '.join(names)}.")
@@ -159,11 +171,17 @@ class AdversarialTrainer(keras.Model):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise OdezooError(f"Unknown method {method!r}; choose one of {METHODS}.")
+        if len(model.inputs) != 1:
+            raise OdezooError(
+                f"Adversarial training needs a model with one input (the images); {model.name} has "
+                f"{len(model.inputs)}."
+            )
         if method in ("yopo", "trades_yopo") and first_layer is None:
             raise OdezooError(f"Method {method!r} needs `first_layer`, the name of the layer that ends f0.")
         self.model, self.method, self.attack, self.beta = model, method, attack, float(beta)
         self.first, self.rest = split_model(model, first_layer) if first_layer else (None, None)
         self.calls = {"full": 0, "first": 0}  # gradient passes, counted when run eagerly
+        self.built = True  # its variables are the (built) wrapped model's
 
     def call(self, x, training=False):
         return self.model(x, training=training)
@@ -190,8 +208,9 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             loss = _cross_entropy(y, logits)
+            scaled = _per_replica(loss)
         self.calls["full"] += 1
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss, logits
 
     def _pgd_step(self, x, y):
@@ -203,8 +222,9 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.model(adv, training=True)
             loss = _cross_entropy(y, logits) + _cross_entropy(y, self.model(x, training=True))
+            scaled = _per_replica(loss)
         self.calls["full"] += a.steps + 1
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss, logits
 
     def _free_step(self, x, y):
@@ -218,7 +238,8 @@ class AdversarialTrainer(keras.Model):
                 tape.watch(eta)
                 logits = self.model(x + eta, training=True)
                 loss = _cross_entropy(y, logits)
-            *grads, grad_eta = tape.gradient(loss, [*variables, eta])
+                scaled = _per_replica(loss)
+            *grads, grad_eta = tape.gradient(scaled, [*variables, eta])
             self.optimizer.apply_gradients(zip(grads, variables))
             eta = project(x, eta + a.eps * tf.sign(grad_eta), a.eps)
             self.calls["full"] += 1
@@ -242,7 +263,8 @@ class AdversarialTrainer(keras.Model):
                 z = self.first(x + eta, training=True)
                 logits = self.rest(z, training=True)
                 loss = _cross_entropy(y, logits)
-            *grads, dz = tape.gradient(loss, [*rest_vars, z])
+                scaled = _per_replica(loss)
+            *grads, dz = tape.gradient(scaled, [*rest_vars, z])
             self.calls["full"] += 1
             rest_grads = [s + (0.0 if g is None else g) for s, g in zip(rest_grads, grads)]
             p = -dz  # the costate at the first layer's output, held fixed below
@@ -281,8 +303,11 @@ class AdversarialTrainer(keras.Model):
         a = self.attack
         eta = tf.random.uniform(tf.shape(x), -a.eps, a.eps)
         _, rest_grads, first_grads, loss, logits = self.yopo_perturbation(x, y, eta)
-        variables = [*self.rest.trainable_variables, *self.first.trainable_variables]
-        self.optimizer.apply_gradients(zip([*rest_grads, *first_grads], variables))
+        parts = [*self.rest.trainable_variables, *self.first.trainable_variables]
+        grads = {id(v): g for v, g in zip(parts, [*rest_grads, *first_grads])}
+        # in the model's order, so that the optimizer's slots match a checkpoint restored into the model
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients([(grads[id(v)], v) for v in variables])
         return loss, logits
 
     def _trades_loss(self, x, adv, y):
@@ -318,7 +343,8 @@ class AdversarialTrainer(keras.Model):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, adv, y)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            scaled = _per_replica(loss)
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss, logits
 
     def _trades_yopo_step(self, x, y):
@@ -339,5 +365,6 @@ class AdversarialTrainer(keras.Model):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, x + eta, y)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            scaled = _per_replica(loss)
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return loss, logits

@@ -1,7 +1,10 @@
 """Training machinery shared by recipes (TensorFlow-specific): strategies and resumable checkpoints."""
 
 import json
+import math
 import os
+import sys
+import time
 from pathlib import Path
 
 import keras
@@ -51,7 +54,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     Each epoch writes `epoch-NNNN.weights.h5` in full, then atomically replaces
     `state.json`, which names it; a kill at any moment leaves the last finished
-    epoch loadable.
+    epoch loadable. Each history entry holds the epoch's logs, its wall-clock `seconds`
+    and this process's `cpu_seconds`, so a resumed run still knows its training time.
     """
 
     def __init__(self, directory):
@@ -59,6 +63,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.directory = Path(directory)
         self.state_path = self.directory / "state.json"
         self.history = []
+        self._start = (0.0, 0.0)
+
+    def train_seconds(self):
+        """Wall-clock and CPU seconds of the finished epochs, summed."""
+        return (
+            sum(h.get("seconds", 0.0) for h in self.history),
+            sum(h.get("cpu_seconds", 0.0) for h in self.history),
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = (time.perf_counter(), time.process_time())
 
     def restore(self, model):
         """Loads the last finished epoch into `model` (compiled); returns the epoch to start at."""
@@ -74,7 +89,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return state["epoch"]
 
     def on_epoch_end(self, epoch, logs=None):
-        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        wall, cpu = time.perf_counter() - self._start[0], time.process_time() - self._start[1]
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.history.append({"epoch": epoch + 1, **logs, "seconds": wall, "cpu_seconds": cpu})
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         self.model.save_weights(self.directory / name)
         write_json_atomic(self.state_path, {"epoch": epoch + 1, "weights": name, "history": self.history})
@@ -84,6 +101,40 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for path in self.directory.glob("epoch-*.weights.h5"):
             if path.name != keep:
                 path.unlink()
+
+
+def fit_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strategy, callbacks=()):
+    """Fits the compiled `model` up to `epochs`, resuming after the last epoch checkpointed in
+    `directory` (one checkpoint per epoch). Returns the `EpochCheckpoint`, whose `history` covers
+    every epoch, resumed ones included."""
+    checkpoint = EpochCheckpoint(directory)
+    with strategy.scope():
+        initial_epoch = checkpoint.restore(model)
+    if initial_epoch < epochs:
+        if initial_epoch:
+            print(f"Resuming {Path(directory).parent} at epoch {initial_epoch + 1} of {epochs}.")
+        model.fit(
+            dataset,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=[checkpoint, *callbacks],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    return checkpoint
+
+
+def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=()):
+    """Cosine decay from `rate` to 0 over the run, or, given `milestones` (epochs), `rate` divided
+    by 10 at each milestone (PyTorch's MultiStepLR, as the official YOPO / LM-ResNet code uses)."""
+    total = max(epochs * steps_per_epoch, 1)
+    if not milestones:
+        return keras.optimizers.schedules.CosineDecay(rate, total)
+    # Keras keeps a value up to and including its boundary; step `m * steps_per_epoch` opens epoch m + 1
+    bounds = [math.floor(m * steps_per_epoch) - 1 for m in milestones]
+    values = [rate * 0.1**k for k in range(len(bounds) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
 
 
 def write_json_atomic(path, obj):

@@ -3,7 +3,7 @@
 `RECIPES` maps each recipe name to `(train function, default Config)`.
 """
 
-from odezoo.recipes import image_classification, pde
+from odezoo.recipes import adversarial, image_classification, pde
 
 RECIPES = {
     "lm_resnet_fashion_mnist": (image_classification.train, image_classification.FASHION_MNIST),
@@ -13,4 +13,5 @@ RECIPES = {
     "pde_net2_heat": (pde.train, pde.HEAT),
     "pde_net2_cdr": (pde.train, pde.CDR),
     "pde_net_linear_cd": (pde.train, pde.LINEAR_CD),
+    **{name: (adversarial.train, config) for name, config in adversarial.recipes().items()},
 }

@@ -11,8 +11,6 @@ decay, sized for a 2-core CPU (about 35 min per model).
 """
 
 import json
-import math
-import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import keras
 
 from odezoo.data.images import get_dataset, image_dataset
 from odezoo.models.lm_resnet import LMResNet
-from odezoo.training import EpochCheckpoint, make_strategy, write_json_atomic
+from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -119,22 +117,17 @@ def train(config, workdir, *, callbacks=()):
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-        checkpoint = EpochCheckpoint(workdir / "checkpoints")
-        initial_epoch = checkpoint.restore(model)
     if config.label_smoothing:
         train_ds = train_ds.map(lambda x, y: (x, _one_hot(y, spec.num_classes)))
-    if initial_epoch < config.epochs:
-        if initial_epoch:
-            print(f"Resuming {workdir} at epoch {initial_epoch + 1} of {config.epochs}.")
-        model.fit(
-            train_ds,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            shuffle=False,  # the pipeline shuffles
-            callbacks=[checkpoint, *callbacks],
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+    checkpoint = fit_resumable(
+        model,
+        train_ds,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        directory=workdir / "checkpoints",
+        strategy=strategy,
+        callbacks=callbacks,
+    )
     from odezoo.eval import evaluate
 
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
@@ -179,15 +172,13 @@ def train(config, workdir, *, callbacks=()):
 
 
 def _schedule(config, steps_per_epoch):
-    total = max(config.epochs * steps_per_epoch, 1)
-    if config.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
-    if config.lr_schedule == "step":
-        bounds = [math.floor(total * 0.5), math.floor(total * 0.75)]
-        values = [config.learning_rate * f for f in (1.0, 0.1, 0.01)]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
-    raise ValueError(
-        f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={config.lr_schedule!r}"
+    if config.lr_schedule not in ("cosine", "step"):
+        raise ValueError(
+            f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={config.lr_schedule!r}"
+        )
+    milestones = (config.epochs * 0.5, config.epochs * 0.75) if config.lr_schedule == "step" else ()
+    return learning_rate_schedule(
+        config.learning_rate, epochs=config.epochs, steps_per_epoch=steps_per_epoch, milestones=milestones
     )
 
 

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from odezoo.errors import OdezooError
 from odezoo.pretrained import PretrainedMixin
 
 
@@ -169,3 +170,24 @@ class WideResNet(_Classifier):
             "mean": mean,
             "std": std,
         }
+
+
+# YOPO's networks by config name (models.md 5.1); WRN-34-10 is the paper's CIFAR-10 network.
+ARCHITECTURES = {
+    "small_cnn": (SmallCNN, {}),
+    "preact_resnet18": (PreActResNet18, {}),
+    "wrn34_10": (WideResNet, {"depth": 34, "widen_factor": 10}),
+}
+
+
+def check_architecture(architecture):
+    if architecture not in ARCHITECTURES:
+        raise OdezooError(f"Unknown architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}.")
+
+
+def robust_classifier(architecture, **kwargs):
+    """The network named `architecture` in `ARCHITECTURES`, e.g. `robust_classifier("wrn34_10")`
+    is WRN-34-10 for CIFAR-10; `kwargs` go to its constructor (`num_classes`, `image_shape`, ...)."""
+    check_architecture(architecture)
+    cls, defaults = ARCHITECTURES[architecture]
+    return cls(**defaults, **kwargs)

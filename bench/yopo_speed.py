@@ -1,0 +1,84 @@
+"""YOPO's headline measurement, on this machine: the same SmallCNN trained on Fashion-MNIST with natural
+training, PGD-10, Free-4, YOPO-5-3 and YOPO-3-5, each with its recipe's schedule, one after the other in
+one process; then clean and PGD-40 accuracy (eps 0.1, step 0.01) on the full 10k test split.
+
+    python bench/yopo_speed.py --workdir runs/yopo_speed [--out bench/results/yopo_speed_cpu.json]
+
+Prints wall and CPU minutes of training (evaluation excluded), each as a ratio to PGD-10's, clean and
+robust accuracy — the shape of the YOPO paper's table — and whether YOPO-5-3 meets the goal (robust
+accuracy within 1.5 points of PGD-10's in at most a quarter of its wall time). Each run checkpoints every
+epoch: rerunning the command resumes, and reuses runs already finished with the same config. The
+presets each run writes (`<workdir>/<method>/<preset>/`) are the ones odezoo publishes.
+"""
+
+import argparse
+import json
+import os
+import platform
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from odezoo.recipes.adversarial import FASHION_MNIST, train
+
+ORDER = ("natural", "yopo5_3", "pgd", "yopo3_5", "free")
+LABELS = {
+    "natural": "Natural",
+    "pgd": "PGD-10",
+    "free": "Free-4",
+    "yopo5_3": "YOPO-5-3",
+    "yopo3_5": "YOPO-3-5",
+}
+
+
+def run(name, config, workdir):
+    """The run's summary, reused when `workdir` already holds a finished run of this config."""
+    folder = workdir / name
+    metrics, saved = folder / "metrics.json", folder / "config.json"
+    if metrics.is_file() and saved.is_file() and json.loads(saved.read_text()) == asdict(config):
+        return json.loads(metrics.read_text())
+    return train(config, folder)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="runs/yopo_speed")
+    parser.add_argument("--out", help="also write the table as JSON here")
+    parser.add_argument("--limit", type=int, default=0, help="examples per split (smoke runs)")
+    parser.add_argument("--epochs", type=int, default=0, help="override every method's epochs (smoke runs)")
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir)
+    rows = []
+    for name in ORDER:
+        config = replace(FASHION_MNIST[name], limit=args.limit)
+        if args.epochs:
+            config = replace(config, epochs=args.epochs)
+        summary = run(name, config, workdir)
+        rows.append({"method": LABELS[name], "epochs": config.epochs, "learning_rate": config.learning_rate,
+                     **{k: summary[k] for k in ("train_seconds", "train_cpu_seconds", "clean_accuracy",
+                                                "robust_accuracy", "attack")}})  # fmt: skip
+    pgd = next(r for r in rows if r["method"] == "PGD-10")
+    print(f"SmallCNN on Fashion-MNIST, {rows[0]['attack']}; times are training only, this machine")
+    print(f"{'method':<10}{'epochs':>7}{'wall min':>10}{'÷ PGD-10':>10}{'CPU min':>9}{'÷ PGD-10':>10}"
+          f"{'clean %':>9}{'robust %':>10}")  # fmt: skip
+    for r in rows:
+        r["wall_ratio"] = r["train_seconds"] / pgd["train_seconds"]
+        r["cpu_ratio"] = r["train_cpu_seconds"] / pgd["train_cpu_seconds"]
+        print(f"{r['method']:<10}{r['epochs']:>7}{r['train_seconds'] / 60:>10.1f}{r['wall_ratio']:>10.2f}"
+              f"{r['train_cpu_seconds'] / 60:>9.1f}{r['cpu_ratio']:>10.2f}"
+              f"{100 * r['clean_accuracy']:>9.2f}{100 * r['robust_accuracy']:>10.2f}")  # fmt: skip
+    yopo = next(r for r in rows if r["method"] == "YOPO-5-3")
+    gap = 100 * (pgd["robust_accuracy"] - yopo["robust_accuracy"])
+    goal = gap <= 1.5 and yopo["wall_ratio"] <= 0.25
+    print(
+        f"YOPO-5-3 vs PGD-10: robust accuracy {gap:+.2f} points below, {yopo['wall_ratio']:.2f}x the wall "
+        f"time -> goal (<= 1.5 points, <= 0.25x) {'met' if goal else 'NOT met'}"
+    )
+    if args.out:
+        machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
+        result = {"rows": rows, "robust_gap_points": gap, "goal_met": goal, "limit": args.limit,
+                  "machine": machine, "command": "python bench/yopo_speed.py"}  # fmt: skip
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
