@@ -99,10 +99,11 @@ def robust_evaluate(model, data, *, eps, step, steps, batch_size=256, seed=0):
     import tensorflow as tf
 
     check_budget(eps, step, steps)
-    attack = tf.function(
-        lambda xb, yb, s: model(pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=s), training=False),
-        reduce_retracing=True,
-    )
+
+    @tf.function(reduce_retracing=True)
+    def attack(xb, yb, s):
+        return model(pgd(model, xb, yb, eps=eps, step=step, steps=steps, seed=s), training=False)
+
     if isinstance(data, tuple) and len(data) == 2:
         x, y = data
         data = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
@@ -164,7 +165,10 @@ class AdversarialTrainer(keras.Model):
     `"yopo"` (YOPO-m-n, gradients summed over the m passes, so scale the learning
     rate by 1/m as the paper does); `"trades"` / `"trades_yopo"` (CE(clean) + beta KL(clean || adv),
     adversary by PGD-k or by YOPO's inner loop on the KL). The wrapped model is `self.model`;
-    `first_layer` names the end of f0 for YOPO (e.g. the first conv, or its ReLU).
+    `first_layer` names the end of f0 for YOPO (e.g. the first conv, or its ReLU). The loss and
+    metrics `fit` reports are on the training adversary's examples (clean ones for natural and
+    TRADES). Under a `tf.distribute` strategy each replica's loss is divided by the replica count,
+    as Keras does, since the replicas' gradients are summed.
     """
 
     def __init__(self, model, *, method, attack, first_layer=None, beta=1.0, **kwargs):

@@ -116,8 +116,14 @@ def preset_table(names=None) -> str:
 
 
 def headline(metadata) -> str:
-    """A preset's headline result from its metadata: test accuracy, or a PDE model's t = 1 rollout error."""
-    for m in metadata.get("metrics", []):
+    """A preset's headline result from its metadata: test accuracy (and accuracy under attack), or a
+    PDE model's t = 1 rollout error."""
+    metrics = metadata.get("metrics", [])
+    robust = next((m for m in metrics if m["metric"] == "robust_accuracy"), None)
+    for m in metrics:
+        if m["metric"] == "accuracy" and m["split"] == "test" and robust:
+            attack = robust["attack"].split(",")[0]
+            return f"{m['value']:.2%} test accuracy, {robust['value']:.2%} under {attack}"
         if m["metric"] == "accuracy" and m["split"] == "test":
             return f"{m['value']:.2%} test accuracy"
         if m["metric"] == "median relative error, t=1":

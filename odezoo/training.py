@@ -103,6 +103,32 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 path.unlink()
 
 
+RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir")
+
+
+def start_run(workdir, config):
+    """Creates `workdir` and writes `config.json`, refusing a workdir whose checkpoints come from a run
+    with other settings (only `RESUMABLE_CHANGES` may differ), which resuming would silently mix."""
+    workdir = Path(workdir)
+    saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
+    if state.is_file() and saved_path.is_file():
+        saved = json.loads(saved_path.read_text())
+        changed = {
+            k: (saved.get(k), v)
+            for k, v in config.items()
+            if saved.get(k) != v and k not in RESUMABLE_CHANGES
+        }
+        if changed:
+            diff = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise OdezooError(
+                f"{workdir} holds checkpoints of a run with other settings ({diff}); resuming would mix "
+                "the two. Rerun with the same settings, or choose a new --workdir."
+            )
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved_path, config)
+    return workdir
+
+
 def fit_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strategy, callbacks=()):
     """Fits the compiled `model` up to `epochs`, resuming after the last epoch checkpointed in
     `directory` (one checkpoint per epoch). Returns the `EpochCheckpoint`, whose `history` covers

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def test_recipes_cover_the_paper_table_and_the_fashion_mnist_set():
     assert (trades.m, trades.n, trades.eps, trades.step, trades.learning_rate, trades.beta) == (
         3, 4, 0.031, 0.007, 0.2, 1.0
     )  # fmt: skip
-    assert FASHION_MNIST["yopo5_3"].learning_rate == pytest.approx(FASHION_MNIST["pgd"].learning_rate * 4 / 5)
+    assert FASHION_MNIST["yopo5_3"].learning_rate == pytest.approx(FASHION_MNIST["pgd"].learning_rate * 2 / 5)
 
 
 def test_milestone_schedule_divides_by_ten_at_each_milestone():
@@ -107,6 +108,9 @@ def test_resume_continues_the_history_and_the_train_time(tmp_path):
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2] and history[0] == first["history"][0]
     assert summary["train_seconds"] == pytest.approx(history[0]["seconds"] + history[1]["seconds"])
+    with pytest.raises(OdezooError, match=r"holds checkpoints of a run with other settings \(m 2 -> 3\)"):
+        train(replace(SMOKE, m=3), tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["m"] == 2
 
 
 @pytest.mark.slow
@@ -154,3 +158,17 @@ def test_wrn34_10_builds_from_its_config_name():
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert type(model).__name__ == "WideResNet" and trainable == 46_160_474
     assert model.name == "wrn34_10_yopo5_3_cifar10" and model.get_config()["widen_factor"] == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["preact_resnet18_trades_yopo3_4", "preact_resnet18_yopo5_3"])
+def test_cifar10_recipes_run_on_mock_cifar(tmp_path, recipe):
+    """The paper's PreAct-18 CIFAR-10 recipes, shortened to two steps of batch 4 (WRN-34-10 is too
+    slow for a CPU test): TFDS pipeline, milestones, the method and the PGD-20 evaluation."""
+    config = replace(CIFAR10[recipe], epochs=1, batch_size=4, limit=8, steps=1, n=1)
+    with tfds.testing.mock_data(num_examples=8):
+        summary = train(config, tmp_path)
+    meta = json.loads((Path(summary["preset_dir"]) / "metadata.json").read_text())
+    attack = meta["metrics"][1]["attack"]
+    assert meta["dataset"] == "cifar10" and attack.startswith("PGD-20, L-inf eps=0.0313725, step=0.00784314")
+    assert meta["train_command"].startswith(f"odezoo train {recipe}_cifar10 --set")

@@ -12,13 +12,12 @@ decay, sized for a 2-core CPU (about 35 min per model).
 
 import json
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import keras
 
 from odezoo.data.images import get_dataset, image_dataset
 from odezoo.models.lm_resnet import LMResNet
-from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy, write_json_atomic
+from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy, start_run
 
 
 @dataclass(frozen=True)
@@ -71,23 +70,8 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{"test_accuracy": ..., "test_loss": ..., "preset_dir": ...}`.
     """
-    keras.utils.set_random_seed(config.seed)
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(workdir / "config.json", asdict(config))
-    spec = get_dataset(config.dataset)
+    workdir, spec, train_ds, steps_per_epoch, strategy = start_image_run(config, workdir)
     data_dir = config.data_dir or None
-    train_ds, train_count = image_dataset(
-        config.dataset,
-        "train",
-        batch_size=config.batch_size,
-        training=True,
-        limit=config.limit,
-        seed=config.seed,
-        data_dir=data_dir,
-    )
-    steps_per_epoch = train_count // config.batch_size
-    strategy = make_strategy(config.strategy, config.tpu)
     with strategy.scope():
         model = LMResNet(
             depth=config.depth,
@@ -169,6 +153,25 @@ def train(config, workdir, *, callbacks=()):
         json.dumps({**summary, "history": checkpoint.history}, indent=2) + "\n"
     )
     return summary
+
+
+def start_image_run(config, workdir):
+    """What every image-classification run starts with: seed, `workdir/config.json` (see
+    `start_run`), the augmented training pipeline and the strategy. Returns `(workdir, dataset spec,
+    train dataset, steps per epoch, strategy)`."""
+    keras.utils.set_random_seed(config.seed)
+    workdir = start_run(workdir, asdict(config))
+    train_ds, count = image_dataset(
+        config.dataset,
+        "train",
+        batch_size=config.batch_size,
+        training=True,
+        limit=config.limit,
+        seed=config.seed,
+        data_dir=config.data_dir or None,
+    )
+    strategy = make_strategy(config.strategy, config.tpu)
+    return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
 
 
 def _schedule(config, steps_per_epoch):
