@@ -7,9 +7,11 @@ step 0.01) on the full 10k test split.
 
 Prints wall and CPU minutes of training (evaluation excluded), each as a ratio to PGD-10's, clean and
 robust accuracy — the shape of the YOPO paper's table — and whether YOPO-5-3 meets the goal (robust
-accuracy within 1.5 points of PGD-10's in at most a quarter of its wall time). Each run checkpoints every
-epoch: rerunning the command resumes, and reuses runs already finished with the same config. The
-presets each run writes (`<workdir>/<method>/<preset>/`) are the ones odezoo publishes.
+accuracy within 1.5 points of PGD-10's in at most a quarter of its wall time); then times one training
+batch of each method on random images, interleaved, which splits YOPO's cost into full passes and
+first-layer passes. Each run checkpoints every epoch: rerunning the command resumes, and reuses runs
+already finished with the same config. The presets the natural, PGD-10 and YOPO-5-3 runs write
+(`<workdir>/<run>/<preset>/`) are the ones odezoo publishes.
 """
 
 import argparse
@@ -42,6 +44,50 @@ def run(name, config, workdir):
     return train(config, folder)
 
 
+def step_costs(steps=10, repeats=5):
+    """Median seconds per training batch (128 random images) of each method, the methods interleaved,
+    after a warm-up; plus what they imply for one full pass and one first-layer pass."""
+    import time
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from odezoo.adversarial import AdversarialTrainer, Attack
+    from odezoo.models.robust import SmallCNN
+
+    rng = np.random.default_rng(0)
+    batch = (rng.uniform(0, 1, (128, 28, 28, 1)).astype("float32"), rng.integers(0, 10, 128))
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    methods = {
+        "Natural": ("natural", {}),
+        "PGD-10": ("pgd", {"steps": 10}),
+        "Free-4": ("free", {"m": 4}),
+        "YOPO-5-3": ("yopo", {"m": 5, "n": 3}),
+        "YOPO-3-5": ("yopo", {"m": 3, "n": 5}),
+        "YOPO-5-0": ("yopo", {"m": 5, "n": 0}),
+    }
+    trainers = {}
+    for label, (method, budget) in methods.items():
+        trainer = AdversarialTrainer(
+            SmallCNN(), method=method, attack=Attack(0.1, 0.01, **budget), first_layer=SmallCNN.first_layer
+        )
+        trainer.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9))
+        trainer.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
+        trainers[label] = trainer
+    times = {label: [] for label in trainers}
+    for _ in range(repeats):
+        for label, trainer in trainers.items():
+            start = time.perf_counter()
+            trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+            times[label].append((time.perf_counter() - start) / steps)
+    seconds = {label: float(np.median(t)) for label, t in times.items()}
+    # YOPO-m-n runs m full passes and m (n + 1) first-layer passes: n = 3 vs n = 0 isolates 3m of the latter
+    first = (seconds["YOPO-5-3"] - seconds["YOPO-5-0"]) / 15
+    full = (seconds["YOPO-5-0"] - 5 * first) / 5
+    return {"seconds_per_batch": seconds, "full_pass_seconds": full, "first_layer_pass_seconds": first}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="runs/yopo_speed")
@@ -71,12 +117,20 @@ def main(argv=None):
     gap = 100 * (pgd["robust_accuracy"] - yopo["robust_accuracy"])
     goal = gap <= 1.5 and yopo["wall_ratio"] <= 0.25
     print(
-        f"YOPO-5-3 vs PGD-10: robust accuracy {gap:+.2f} points below, {yopo['wall_ratio']:.2f}x the wall "
+        f"YOPO-5-3 vs PGD-10: robust accuracy {gap:.2f} points below, {yopo['wall_ratio']:.2f}x the wall "
         f"time -> goal (<= 1.5 points, <= 0.25x) {'met' if goal else 'NOT met'}"
     )
+    costs = step_costs()
+    print(
+        "seconds per batch of 128: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in costs["seconds_per_batch"].items())
+    )
+    print(f"one full forward/backward pass with weight gradients {costs['full_pass_seconds']:.4f} s, one "
+          f"first-layer pass {costs['first_layer_pass_seconds']:.4f} s "
+          f"({costs['first_layer_pass_seconds'] / costs['full_pass_seconds']:.0%})")  # fmt: skip
     if args.out:
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
-        result = {"rows": rows, "robust_gap_points": gap, "goal_met": goal, "limit": args.limit,
+        result = {"rows": rows, "robust_gap_points": gap, "goal_met": goal, "limit": args.limit, **costs,
                   "machine": machine, "command": "python bench/yopo_speed.py"}  # fmt: skip
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
