@@ -24,7 +24,7 @@ from odezoo.adversarial import METHODS, AdversarialTrainer, Attack
 from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.robust import check_architecture, robust_classifier
-from odezoo.recipes.image_classification import start_image_run
+from odezoo.recipes.image_classification import start_image_run, test_metric
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
@@ -172,16 +172,8 @@ def train(config, workdir, *, callbacks=()):
     preset = config.preset_name()
     command = f"odezoo eval {preset} --attack pgd"
     metrics = [
-        {
-            "dataset": config.dataset,
-            "split": "test",
-            "metric": metric,
-            "value": result[key],
-            "num_examples": result["num_examples"],
-            "command": command,
-            **({"attack": result["attack"]} if metric == "robust_accuracy" else {}),
-        }
-        for metric, key in (("accuracy", "clean_accuracy"), ("robust_accuracy", "robust_accuracy"))
+        test_metric(config, result, "accuracy", command, key="clean_accuracy"),
+        test_metric(config, result, "robust_accuracy", command, attack=result["attack"]),
     ]
     recipe, changes = _closest_recipe(config)
     sets = "".join(f" --set {k}={v}" for k, v in changes.items())

@@ -117,17 +117,7 @@ def train(config, workdir, *, callbacks=()):
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     preset = config.preset_name()
     command = f"odezoo eval {preset} --dataset {config.dataset}"
-    metrics = [
-        {
-            "dataset": config.dataset,
-            "split": "test",
-            "metric": metric,
-            "value": result[metric],
-            "num_examples": result["num_examples"],
-            "command": command,
-        }
-        for metric in ("accuracy", "loss")
-    ]
+    metrics = [test_metric(config, result, metric, command) for metric in ("accuracy", "loss")]
     sets = " ".join(f"--set {k}={v}" for k, v in _changed(config).items())
     preset_dir = model.save_pretrained(
         workdir / preset,
@@ -172,6 +162,19 @@ def start_image_run(config, workdir):
     )
     strategy = make_strategy(config.strategy, config.tpu)
     return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
+
+
+def test_metric(config, result, metric, command, key=None, **extra):
+    """One `metadata.json` metric record: `result[key or metric]` on the test split of `config.dataset`."""
+    return {
+        "dataset": config.dataset,
+        "split": "test",
+        "metric": metric,
+        "value": result[key or metric],
+        "num_examples": result["num_examples"],
+        "command": command,
+        **extra,
+    }
 
 
 def _schedule(config, steps_per_epoch):
