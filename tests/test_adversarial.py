@@ -157,53 +157,22 @@ def test_bad_models_and_images_are_refused():
         AdversarialTrainer(two, method="pgd", attack=Attack(0.1, 0.01))
 
 
-def test_a_naturally_trained_preset_has_near_zero_pgd20_accuracy_and_tiny_eps_changes_nothing(capsys):
+def _eval_sample(capsys, *flags):
+    """`odezoo eval lm_resnet20_fashion_mnist` on 64 bundled images with `flags`, its JSON output."""
     import json
 
     from odezoo import cli
 
-    assert (
-        cli.main(
-            [
-                "eval",
-                "lm_resnet20_fashion_mnist",
-                "--split",
-                "sample",
-                "--limit",
-                "64",
-                "--attack",
-                "pgd",
-                "--steps",
-                "20",
-            ]
-        )
-        == 0
-    )
-    attacked = json.loads(capsys.readouterr().out)
+    argv = ["eval", "lm_resnet20_fashion_mnist", "--split", "sample", "--limit", "64", *flags]
+    assert cli.main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_naturally_trained_preset_has_near_zero_pgd20_accuracy_and_tiny_eps_changes_nothing(capsys):
+    attacked = _eval_sample(capsys, "--attack", "pgd", "--steps", "20")
     assert attacked["clean_accuracy"] > 0.9 and attacked["robust_accuracy"] < 0.05
     assert attacked["attack"].startswith("PGD-20, L-inf eps=0.1, step=0.01")
-    assert (
-        cli.main(
-            [
-                "eval",
-                "lm_resnet20_fashion_mnist",
-                "--split",
-                "sample",
-                "--limit",
-                "64",
-                "--attack",
-                "pgd",
-                "--eps",
-                "1e-9",
-                "--step",
-                "1e-9",
-                "--steps",
-                "2",
-            ]
-        )
-        == 0
-    )
-    tiny = json.loads(capsys.readouterr().out)
+    tiny = _eval_sample(capsys, "--attack", "pgd", "--eps", "1e-9", "--step", "1e-9", "--steps", "2")
     assert tiny["robust_accuracy"] == tiny["clean_accuracy"] == attacked["clean_accuracy"]
 
 

@@ -58,6 +58,11 @@ class _Classifier(PretrainedMixin, keras.Model):
     INPUT_RANGE = (0.0, 1.0)
     first_layer = "conv1"  # where YOPO's f0 ends
 
+    def _finish(self, inputs, outputs, dtype, kwargs, **config):
+        """Builds the functional model and keeps its constructor arguments as its config."""
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        self._config = {**config, "image_shape": list(config["image_shape"])}
+
     def get_config(self):
         return {
             "name": self.name,
@@ -92,13 +97,8 @@ class SmallCNN(_Classifier):
         x = layers.Dropout(0.5, name="drop", dtype=dtype)(x)
         x = layers.Dense(200, activation="relu", name="fc2", dtype=dtype)(x)
         x = layers.Dense(num_classes, kernel_initializer="zeros", name="head", dtype=dtype)(x)
-        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
-        self._config = {
-            "num_classes": num_classes,
-            "image_shape": list(image_shape),
-            "mean": mean,
-            "std": std,
-        }
+        config = {"num_classes": num_classes, "image_shape": image_shape, "mean": mean, "std": std}
+        self._finish(inputs, x, dtype, kwargs, **config)
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -118,13 +118,8 @@ class PreActResNet18(_Classifier):
         x = _bn_relu(x, "final", dtype)
         x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
         x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
-        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
-        self._config = {
-            "num_classes": num_classes,
-            "image_shape": list(image_shape),
-            "mean": mean,
-            "std": std,
-        }
+        config = {"num_classes": num_classes, "image_shape": image_shape, "mean": mean, "std": std}
+        self._finish(inputs, x, dtype, kwargs, **config)
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -160,16 +155,10 @@ class WideResNet(_Classifier):
         x = _bn_relu(x, "final", dtype)
         x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
         x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
-        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
-        self._config = {
-            "depth": depth,
-            "widen_factor": widen_factor,
-            "dropout": dropout,
-            "num_classes": num_classes,
-            "image_shape": list(image_shape),
-            "mean": mean,
-            "std": std,
-        }
+        self._finish(
+            inputs, x, dtype, kwargs, depth=depth, widen_factor=widen_factor, dropout=dropout,
+            num_classes=num_classes, image_shape=image_shape, mean=mean, std=std,
+        )  # fmt: skip
 
 
 # YOPO's networks by config name (models.md 5.1); WRN-34-10 is the paper's CIFAR-10 network.
