@@ -121,11 +121,9 @@ def headline(metadata) -> str:
     metrics = metadata.get("metrics", [])
     robust = next((m for m in metrics if m["metric"] == "robust_accuracy"), None)
     for m in metrics:
-        if m["metric"] == "accuracy" and m["split"] == "test" and robust:
-            attack = robust["attack"].split(",")[0]
-            return f"{m['value']:.2%} test accuracy, {robust['value']:.2%} under {attack}"
         if m["metric"] == "accuracy" and m["split"] == "test":
-            return f"{m['value']:.2%} test accuracy"
+            attacked = f", {robust['value']:.2%} under {robust['attack'].split(',')[0]}" if robust else ""
+            return f"{m['value']:.2%} test accuracy{attacked}"
         if m["metric"] == "median relative error, t=1":
             return f"{m['value']:.2%} median rollout error at t = 1"
     return "—"

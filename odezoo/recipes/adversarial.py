@@ -209,11 +209,12 @@ def train(config, workdir, *, callbacks=()):
 def _closest_recipe(config):
     """The registered recipe that `config` changes least, and those changes (for `odezoo train`)."""
 
-    def changes(base):
-        return {k: v for k, v in asdict(config).items() if getattr(base, k) != v}
-
-    name = min(recipes(), key=lambda name: len(changes(recipes()[name])))
-    return name, changes(recipes()[name])
+    values = asdict(config)
+    changes = {
+        name: {k: v for k, v in values.items() if getattr(base, k) != v} for name, base in recipes().items()
+    }
+    name = min(changes, key=lambda name: len(changes[name]))
+    return name, changes[name]
 
 
 def _describe(config):
