@@ -318,7 +318,8 @@ def _export(args):
 
 
 def _push(args):
-    from odezoo.pretrained import push_folder, resolve
+    from odezoo.hub import push_folder
+    from odezoo.pretrained import resolve
 
     folder, _ = resolve(args.preset, revision=args.revision)
     return {"commit_url": push_folder(folder, args.repo_id, private=args.private)}

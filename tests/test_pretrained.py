@@ -12,6 +12,7 @@ import pytest
 
 import odezoo
 from odezoo import LMResNet, OdezooError
+from odezoo import hub as hub_module
 from odezoo import presets as presets_module
 from odezoo import pretrained as pretrained_module
 from odezoo.pretrained import PretrainedMixin
@@ -279,4 +280,4 @@ def test_push_failure_says_how_to_log_in(monkeypatch, folder):
     with pytest.raises(
         OdezooError, match=r"Could not upload to Hub repository 'me/tiny' \(401 Unauthorized\). Log in"
     ):
-        pretrained_module.push_folder(folder, "me/tiny")
+        hub_module.push_folder(folder, "me/tiny")
