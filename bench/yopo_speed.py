@@ -54,7 +54,7 @@ def step_costs(steps=10, repeats=5):
     import tensorflow as tf
 
     from odezoo.adversarial import AdversarialTrainer, Attack
-    from odezoo.models.robust import SmallCNN
+    from odezoo.models.convnets import SmallCNN
 
     rng = np.random.default_rng(0)
     batch = (rng.uniform(0, 1, (128, 28, 28, 1)).astype("float32"), rng.integers(0, 10, 128))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from odezoo.models import WideResNet as WideResNet
     from odezoo.presets import get_preset as get_preset
     from odezoo.presets import list_presets as list_presets
-    from odezoo.presets import load as load
+    from odezoo.zoo import load as load
 
 _LAZY = {
     "AdversarialTrainer": "odezoo.adversarial",
@@ -40,7 +40,7 @@ _LAZY = {
     "simulate": "odezoo.data.pde",
     "get_preset": "odezoo.presets",
     "list_presets": "odezoo.presets",
-    "load": "odezoo.presets",
+    "load": "odezoo.zoo",
 }
 __all__ = [
     "AdversarialTrainer",

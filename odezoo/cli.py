@@ -32,31 +32,12 @@ def build_parser():
 
     preset_parser("info", "show a preset's metadata")
 
-    p = preset_parser("predict", "classify image files, or bundled sample images")
-    p.add_argument("images", nargs="*", help="PNG/JPEG/BMP/GIF files (default: bundled samples)")
-    p.add_argument("--sample", type=int, default=5, help="how many bundled samples when no file is given")
-    p.add_argument("--top-k", type=int, default=3)
+    p = preset_parser("predict", "run a preset on input files (classifiers: images, or bundled samples)")
+    p.add_argument("inputs", nargs="*", help="input files, e.g. PNG/JPEG/BMP/GIF images")
+    _task_options(p, "predict")
 
-    p = preset_parser(
-        "eval", "top-1 accuracy and loss on a data split (PDE presets: fresh trajectories), as JSON"
-    )
-    p.add_argument("--dataset", help="data set (default: the preset's)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=0, help="first N examples only (0: all)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--data-dir", help="TensorFlow Datasets data folder")
-    p.add_argument("--attack", choices=["pgd"], help="also report accuracy under an L-inf PGD attack")
-    p.add_argument(
-        "--eps", type=float, help="attack radius (default: 8/255 for CIFAR, 0.1 for Fashion-MNIST)"
-    )
-    p.add_argument(
-        "--step", type=float, help="attack step (default: 2/255 for CIFAR, 0.01 for Fashion-MNIST)"
-    )
-    p.add_argument("--steps", type=int, help="attack steps (default: 20 for CIFAR, 40 for Fashion-MNIST)")
-    p.add_argument(
-        "--trajectories", type=int, default=100, help="PDE presets: fresh trajectories to simulate"
-    )
-    p.add_argument("--seed", type=int, default=10_000, help="PDE presets: seed of the fresh trajectories")
+    p = preset_parser("eval", "evaluate a preset as its task does (accuracy, rollout error, ...), as JSON")
+    _task_options(p, "eval")
 
     p = sub.add_parser("simulate", help="write simulated PDE trajectories (.npz) for training")
     p.add_argument("equation", help="burgers2d, heat, cdr, linear_cd or nonlinear_diffusion")
@@ -94,6 +75,34 @@ def build_parser():
     return parser
 
 
+def _task_options(parser, kind):
+    """Adds every task's `predict` / `eval` options; each task refuses the others' (`eval.check_options`)."""
+    from odezoo.tasks import all_tasks
+
+    seen = {}
+    for task in all_tasks():
+        for option in getattr(task, f"{kind}_options"):
+            if option.name in seen:
+                if seen[option.name].type is not option.type:
+                    raise TypeError(f"Tasks declare --{option.name} with two types.")
+                continue
+            seen[option.name] = option
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                type=option.type,
+                choices=option.choices,
+                default=argparse.SUPPRESS,
+                help=f"{option.help} [{task.name}]",
+            )
+
+
+def _options(args):
+    """The task options given on the command line (absent ones keep the task's defaults)."""
+    common = {"command", "preset", "revision", "inputs"}
+    return {k: v for k, v in vars(args).items() if k not in common}
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -122,7 +131,8 @@ def _start_tensorflow():
 
 
 def _list(args):
-    from odezoo.presets import list_presets, preset_table
+    from odezoo.cards import preset_table
+    from odezoo.presets import list_presets
 
     names = list_presets(args.pattern)
     if not names:
@@ -132,105 +142,29 @@ def _list(args):
 
 
 def _info(args):
-    from odezoo.pretrained import METADATA_FILE, read_json, resolve
+    from odezoo.zoo import resolve
 
-    folder, _ = resolve(args.preset, revision=args.revision)
-    return {"folder": str(folder), **read_json(folder / METADATA_FILE)}
+    resolved = resolve(args.preset, revision=args.revision)
+    return {"folder": str(resolved.folder), **resolved.metadata}
 
 
 def _predict(args):
-    import numpy as np
+    from odezoo.eval import check_options
+    from odezoo.zoo import resolve
 
-    model, metadata = _load(args)
-    if metadata.get("equation"):
-        raise OdezooError(
-            f"{args.preset} is a PDE model, not an image classifier: `odezoo eval {args.preset}` scores it "
-            "on fresh trajectories, and `odezoo.load(name).rollout(u0, steps)` predicts from a field."
-        )
-    class_names = metadata.get("class_names")
-    if args.images:
-        images, labels = (
-            _read_images(args.images, tuple(model.inputs[0].shape[1:])),
-            [None] * len(args.images),
-        )
-        names = args.images
-    else:
-        from odezoo.data.images import SAMPLE_FILE
-
-        with np.load(SAMPLE_FILE) as f:
-            images = f["images"][: args.sample].astype("float32") / 255.0
-            labels = [int(v) for v in f["labels"][: args.sample]]
-        names = [f"sample[{i}]" for i in range(len(labels))]
-    logits = model.predict(images, verbose=0)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    results = []
-    for name, label, p in zip(names, labels, probs):
-        top = np.argsort(-p)[: args.top_k]
-        entry = {
-            "input": name,
-            "top": [{"class": _class(class_names, i), "probability": round(float(p[i]), 4)} for i in top],
-        }
-        if label is not None:
-            entry["label"] = _class(class_names, label)
-        results.append(entry)
-    return results
-
-
-def _load(args):
-    """The model of `args.preset` and its metadata, resolved once."""
-    from odezoo.pretrained import METADATA_FILE, load_folder, read_json, resolve
-
-    folder, preset = resolve(args.preset, revision=args.revision)
-    model = load_folder(folder, preset=None if args.revision else preset)
-    return model, read_json(folder / METADATA_FILE)
-
-
-def _class(class_names, index):
-    return class_names[index] if class_names else int(index)
-
-
-def _read_images(paths, shape):
-    import numpy as np
-    import tensorflow as tf
-
-    images = []
-    for path in paths:
-        try:
-            data = tf.io.read_file(path)
-            image = tf.io.decode_image(data, channels=shape[-1], expand_animations=False)
-        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
-            raise OdezooError(
-                f"Cannot read image {path!r} ({str(error).splitlines()[0]}); "
-                "give PNG, JPEG, BMP or GIF files."
-            ) from None
-        image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, shape[:2])
-        images.append(image.numpy())
-    return np.stack(images)
+    resolved = resolve(args.preset, revision=args.revision)
+    model, metadata, options = resolved.load(), resolved.metadata, _options(args)
+    check_options(model.task, options, "predict", args.preset)
+    return model.task.predict(model, metadata, args.inputs, **options)
 
 
 def _eval(args):
-    from odezoo.eval import evaluate, evaluate_robust
+    from odezoo.eval import evaluate
+    from odezoo.zoo import resolve
 
-    model, metadata = _load(args)
-    if metadata.get("equation"):
-        from odezoo.pde_eval import evaluate_pde, public
-
-        if args.trajectories < 1:
-            raise OdezooError(f"--trajectories must be >= 1. Received: {args.trajectories}")
-        result = evaluate_pde(model, metadata["equation"], trajectories=args.trajectories, seed=args.seed)
-        return {"preset": args.preset, **public(result)}
-    dataset = args.dataset or metadata.get("dataset")
-    if not dataset:
-        raise OdezooError(f"{args.preset} does not record its data set; pass --dataset.")
-    if args.attack is None and (args.eps, args.step, args.steps) != (None, None, None):
-        raise OdezooError("--eps, --step and --steps set an attack; add --attack pgd.")
-    common = dict(split=args.split, limit=args.limit, batch_size=args.batch_size, data_dir=args.data_dir)
-    if args.attack:
-        result = evaluate_robust(model, dataset, eps=args.eps, step=args.step, steps=args.steps, **common)
-    else:
-        result = evaluate(model, dataset, **common)
-    return {"preset": args.preset, **result}
+    resolved = resolve(args.preset, revision=args.revision)
+    model, metadata = resolved.load(), resolved.metadata
+    return {"preset": args.preset, **evaluate(model, metadata=metadata, **_options(args))}
 
 
 def _simulate(args):
@@ -319,9 +253,9 @@ def _export(args):
 
 def _push(args):
     from odezoo.hub import push_folder
-    from odezoo.pretrained import resolve
+    from odezoo.zoo import resolve
 
-    folder, _ = resolve(args.preset, revision=args.revision)
+    folder = resolve(args.preset, revision=args.revision).folder
     return {"commit_url": push_folder(folder, args.repo_id, private=args.private)}
 
 

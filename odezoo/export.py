@@ -1,9 +1,8 @@
 """Export to SavedModel, TFLite (LiteRT) and ONNX, each checked in its own runtime.
 
 TensorFlow-specific. Every artifact is run by the runtime that deploys it
-(`tf.saved_model.load`, `ai_edge_litert`, `onnxruntime`) on sample inputs, and its
-largest absolute difference to the Keras model's output is checked against
-`TOLERANCES`, its top-1 agreement against `MIN_TOP1_AGREEMENT`. TFLite is converted
+(`tf.saved_model.load`, `ai_edge_litert`, `onnxruntime`) on the task's sample inputs, and its
+outputs are checked against the Keras model's by the task's agreement measure. TFLite is converted
 with builtin ops only, so an op without a builtin kernel fails the conversion instead
 of silently becoming a Flex (SELECT_TF_OPS) op that `ai_edge_litert` cannot run;
 `allow_flex=True` opts in to Flex ops, and such a file is reported unchecked.
@@ -23,17 +22,14 @@ from odezoo.training import write_json_atomic
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("dynamic", "float16", "int8")
-# Largest allowed |artifact - Keras| on the logits, per format / quantisation (the published
-# LM-ResNet-20's logits lie in [-12, 23]; measured differences are in export/MANIFEST.json).
-TOLERANCES = {"saved_model": 1e-4, "tflite": 1e-4, "onnx": 1e-4, "float16": 0.1, "dynamic": 1.0, "int8": 2.0}
-MIN_TOP1_AGREEMENT = 0.95  # share of sample inputs whose top-1 class matches Keras
-# PDE models: their float64 one-step map is exported in float32; allowed max |difference| relative to
-# the largest |value| of the Keras (float64) output.
-FIELD_TOLERANCE = 1e-5
 
 
 def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=None, reference=None):
     """Writes `model` in format `fmt` under the folder `path`, then checks it.
+
+    The check is the agreement measure of the model's task (`Task.agreement`: max |difference|
+    and top-1 agreement for classifiers, relative field error for PDE models); a plain Keras
+    model gets the max |difference| <= 1e-4 of `Task`.
 
     Args:
         model: a built Keras model.
@@ -43,22 +39,23 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
             on `sample`; inputs and outputs stay float32).
         allow_flex: TFLite only: allow Flex (TensorFlow) ops.
         sample: float32 inputs for the check (default: 32 uniform random inputs).
-        reference: a model whose outputs the artifact must reproduce instead of `model`'s, for a
-            float32 export of a float64 PDE model (then the check is the max difference relative
-            to the largest output value, against `FIELD_TOLERANCE`; there is no top-1).
+        reference: a model whose outputs the artifact must reproduce instead of `model`'s (the
+            float64 original of a float32 export).
 
     Returns:
-        `{"format", "path", "max_abs_diff", "tolerance", "top1_agreement", "bytes"}`.
+        `{"format", "path", "bytes"}` and the task's agreement fields (`max_abs_diff`, `tolerance`, ...).
     """
+    from odezoo.tasks import Task
+
     if fmt not in FORMATS:
         raise OdezooError(f"Unknown export format {fmt!r}; choose one of {FORMATS}.")
     if quantize is not None and (fmt != "tflite" or quantize not in QUANTIZATIONS):
         raise OdezooError(
             f"Quantisation {quantize!r} is not offered for {fmt}; TFLite takes one of {QUANTIZATIONS}."
         )
+    task = getattr(model, "task", None) or Task()
     if sample is None:
-        shape = (32, *model.inputs[0].shape[1:])
-        sample = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
+        sample = task.sample_inputs(model, {})
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     expected = np.asarray((reference or model)(sample, training=False))
@@ -73,32 +70,18 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
             "note": "not checked: ai_edge_litert cannot run Flex ops; "
             "check it in a runtime with the Flex delegate",
         }
-    diff = float(np.max(np.abs(actual - expected)))
-    fields = reference is not None
-    tolerance = FIELD_TOLERANCE if fields else TOLERANCES[quantize or fmt]
-    relative = diff / float(np.max(np.abs(expected)))
+    fields, problem = task.agreement(expected, np.asarray(actual), quantize or fmt)
     report = {
         "format": fmt + (f"+{quantize}" if quantize else ""),
         "path": os.fspath(artifact),
-        "max_abs_diff": diff,
-        **({"max_rel_diff": relative, "compared_with": "float64 Keras model"} if fields else {}),
-        "tolerance": tolerance,
-        "top1_agreement": None if fields else float(np.mean(actual.argmax(-1) == expected.argmax(-1))),
+        **fields,
         "bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
         if artifact.is_dir()
         else artifact.stat().st_size,
     }
-    if fields and relative > tolerance:
+    if problem:
         raise OdezooError(
-            f"The {report['format']} export at {artifact} differs from the float64 model by {relative:.3g} "
-            f"of the largest value (tolerance {tolerance:g}); it was kept for inspection but must not be "
-            "deployed."
-        )
-    if not fields and not (diff <= tolerance and report["top1_agreement"] >= MIN_TOP1_AGREEMENT):
-        raise OdezooError(
-            f"The {report['format']} export at {artifact} differs from Keras by {diff:.3g} (tolerance "
-            f"{tolerance:g}) and agrees on the top-1 class for {report['top1_agreement']:.0%} of the "
-            f"sample inputs (needed: {MIN_TOP1_AGREEMENT:.0%}); it was kept for inspection but must "
+            f"The {report['format']} export at {artifact} {problem}; it was kept for inspection but must "
             "not be deployed."
         )
     return report
@@ -120,29 +103,18 @@ def _write_and_run(model, path, fmt, quantize, allow_flex, sample):
 
 
 def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex=False, revision=None):
-    """Exports a preset to `output_dir/<preset>/<format>[_<quantize>]/`, checks it and records
-    the result in `output_dir/MANIFEST.json`."""
-    from odezoo.pretrained import METADATA_FILE, load_folder, read_json, resolve
+    """Exports a preset to `output_dir/<preset>/<format>[_<quantize>]/`, checks it as its task says
+    (`Task.export_pair`, `Task.agreement`) and records the result in `output_dir/MANIFEST.json`."""
+    from odezoo.zoo import resolve
 
-    folder, registered = resolve(preset, revision=revision)
-    model = load_folder(folder, preset=None if revision else registered)
-    metadata = read_json(folder / METADATA_FILE)
-    name = metadata.get("preset") or folder.name
+    resolved = resolve(preset, revision=revision)
+    model, metadata = resolved.load(), resolved.metadata
+    name = resolved.name
     target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
-    if metadata.get("equation"):  # a PDE model: export its one-step map in float32
-        from odezoo.data.pde import simulate
-
-        if quantize:
-            raise OdezooError(f"{name} is a PDE model: it exports in float32 only; drop --quantize.")
-        reference, model = model, float32_copy(model)
-        sample = simulate(metadata["equation"], batch=16, steps=0, seed=1, noise=0.0).u[:, 0]
-        report = export_model(
-            model, target, fmt, allow_flex=allow_flex, sample=sample.astype("float32"), reference=reference
-        )
-    else:
-        report = export_model(
-            model, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample_inputs(model)
-        )
+    exported, reference, sample = model.task.export_pair(model, metadata, quantize)
+    report = export_model(
+        exported, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample, reference=reference
+    )
     report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
     manifest_path = Path(output_dir) / "MANIFEST.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -157,18 +129,6 @@ def float32_copy(model):
     copy.set_weights([np.asarray(w, "float32") for w in model.get_weights()])
     copy(np.zeros((1, *copy.inputs[0].shape[1:]), "float32"))  # a called model, as the ONNX exporter wants
     return copy
-
-
-def sample_inputs(model, count=64):
-    """Bundled Fashion-MNIST sample images when they fit the model, else uniform noise."""
-    from odezoo.data.images import SAMPLE_FILE
-
-    shape = tuple(model.inputs[0].shape[1:])
-    with np.load(SAMPLE_FILE) as f:
-        images = f["images"]
-        if images.shape[1:] == shape:
-            return images[:: len(images) // count][:count].astype("float32") / 255.0
-    return np.random.default_rng(0).uniform(0, 1, (count, *shape)).astype("float32")
 
 
 def _run_saved_model(path, sample):

@@ -13,8 +13,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from odezoo import OdezooError
-from odezoo.models.robust import SmallCNN
-from odezoo.models.robust.robust_nets import ARCHITECTURES
+from odezoo.models.convnets import SmallCNN
+from odezoo.models.convnets.convnets import ARCHITECTURES
 from odezoo.recipes import RECIPES
 from odezoo.recipes.adversarial import CIFAR10, FASHION_MNIST, build_model, recipes, train
 from odezoo.training import learning_rate_schedule

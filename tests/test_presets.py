@@ -1,6 +1,7 @@
 """The published presets: registry, bundled folders, cards and README agree; the weights do what
 the card says; golden outputs guard against regressions; fine-tuning works."""
 
+import json
 import re
 import subprocess
 import sys
@@ -12,24 +13,16 @@ import numpy as np
 import pytest
 
 import odezoo
-from odezoo.data.images import DATASETS, SAMPLE_FILE
-from odezoo.data.pde import simulate
-from odezoo.eval import evaluate
-from odezoo.presets import get_preset, list_presets, preset_table
-from odezoo.pretrained import METADATA_FILE, bundled_folder, read_json, sha256_of
+from odezoo.cards import preset_table
+from odezoo.presets import get_preset, list_presets
+from odezoo.pretrained import read_metadata, sha256_of
+from odezoo.tasks import get_task
+from odezoo.tasks.image_classification import bundled_sample
+from odezoo.zoo import bundled_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NAMES = list_presets()
-
-
-def _metrics(name):
-    return {m["metric"]: m for m in read_json(bundled_folder(name) / METADATA_FILE)["metrics"]}
-
-
-CLASSIFIERS = [n for n in NAMES if get_preset(n).dataset in DATASETS]
-PDE_MODELS = [n for n in NAMES if n not in CLASSIFIERS]
-ROBUST = [n for n in CLASSIFIERS if "robust_accuracy" in _metrics(n)]
 
 
 def test_names():
@@ -44,23 +37,24 @@ def test_registry_matches_the_bundled_folder(name):
     preset = get_preset(name)
     folder = bundled_folder(name)
     assert folder is not None and folder.parent.name == "weights"
-    meta = read_json(folder / METADATA_FILE)
+    meta = read_metadata(folder)
     assert preset.sha256 == meta["weights_sha256"] == sha256_of(folder / "model.weights.h5")
-    config = read_json(folder / "config.json")["config"]
+    listed = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != "metadata.json"}
+    assert set(meta["files"]) == listed and all(sha256_of(folder / f) == h for f, h in meta["files"].items())
+    config = json.loads((folder / "config.json").read_text())["config"]
     assert {k: config[k] for k in preset.config} == preset.config
-    assert meta["preset"] == name and meta["dataset"] == preset.dataset
+    assert meta["preset"] == name and meta["dataset"] == preset.dataset and meta["task"] == preset.task
     assert all(m["command"].startswith(f"odezoo eval {name}") for m in meta["metrics"])
     model = odezoo.load(name, load_weights=False)
     assert type(model) is preset.model_cls
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_card_quotes_the_metadata(name):
     cards = (ROOT / "MODEL_CARDS.md").read_text()
     section = cards.split(f"\n## {name}\n")[1].split("\n## ")[0]
-    meta = read_json(bundled_folder(name) / METADATA_FILE)
-    accuracy = next(m for m in meta["metrics"] if m["metric"] == "accuracy" and m["split"] == "test")
-    assert f"{accuracy['value']:.2%}" in section and meta["train_command"] in section
+    quotes = get_task(get_preset(name).task).card_quotes(read_metadata(bundled_folder(name)))
+    assert quotes and [q for q in quotes if q not in section] == []
 
 
 def test_readme_table_is_generated_from_the_registry():
@@ -69,80 +63,28 @@ def test_readme_table_is_generated_from_the_registry():
     assert block.strip() == preset_table().strip()
 
 
-def _sample(count=None):
-    with np.load(SAMPLE_FILE) as f:
-        return f["images"][:count].astype("float32") / 255.0, f["labels"][:count]
-
-
-@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("name", NAMES)
 def test_golden_outputs(name):
-    golden = np.load(GOLDEN / f"{name}.npz")
-    images, _ = _sample(len(golden["logits"]))
-    logits = odezoo.load(name).predict(images, verbose=0)
-    np.testing.assert_allclose(logits, golden["logits"], rtol=1e-3, atol=1e-4)
-    assert list(logits.argmax(-1)) == list(golden["logits"].argmax(-1))
-
-
-@pytest.mark.parametrize("name", CLASSIFIERS)
-def test_accuracy_on_the_bundled_sample(name):
-    """The 1,000 bundled test images: the weights score close to the card's full-test accuracy."""
-    meta = read_json(bundled_folder(name) / METADATA_FILE)
-    full = next(m["value"] for m in meta["metrics"] if m["metric"] == "accuracy" and m["split"] == "test")
-    result = evaluate(odezoo.load(name), get_preset(name).dataset, split="sample")
-    assert result["num_examples"] == 1000
-    assert result["accuracy"] >= 0.75 and abs(result["accuracy"] - full) < 0.03
-
-
-@pytest.mark.parametrize("name", ROBUST)
-def test_robust_accuracy_on_bundled_images_matches_the_card(name):
-    """The card's attack on 200 bundled test images: robust accuracy within sampling error of the
-    card's full-test figure (binomial sd <= 3.5 points at n = 200)."""
-    from odezoo.adversarial import robust_evaluate
-    from odezoo.eval import ATTACKS
-
-    card = _metrics(name)["robust_accuracy"]
-    eps, step, steps = ATTACKS[card["dataset"]]
-    assert card["attack"].startswith(f"PGD-{steps}, L-inf eps={eps:g}, step={step:g}")
-    result = robust_evaluate(odezoo.load(name), _sample(200), eps=eps, step=step, steps=steps)
-    assert abs(result["robust_accuracy"] - card["value"]) < 0.1
-
-
-@pytest.mark.parametrize("name", PDE_MODELS)
-def test_pde_card_quotes_the_metadata(name):
-    cards = (ROOT / "MODEL_CARDS.md").read_text()
-    section = cards.split(f"\n## {name}\n")[1].split("\n## ")[0]
-    meta = read_json(bundled_folder(name) / METADATA_FILE)
-    report = meta["pde_report"]
-    for t, stats in report["rollout_relative_error"].items():
-        assert f"{stats['median']:.2%}" in section, t
-    assert f"{report['max_relative_error']:.2%}" in section
-    assert f"{abs(report['largest_spurious']['value']):.1e}" in section
-    assert meta["train_command"] in section and (bundled_folder(name) / "rollout.png").is_file()
-
-
-@pytest.mark.parametrize("name", PDE_MODELS)
-def test_pde_golden_step(name):
-    """One step of the published model from a fixed simulated field, against the stored output."""
-    golden = np.load(GOLDEN / f"{name}.npz")
+    """The task's golden check: logits of the first bundled images, or one step from a stored field."""
     model = odezoo.load(name)
-    np.testing.assert_allclose(model.rollout(golden["u0"], 1)[:, 1], golden["u1"], rtol=1e-9, atol=1e-10)
+    actual, expected = model.task.golden(model, np.load(GOLDEN / f"{name}.npz"))
+    np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4)
+    if model.TASK == "image_classification":
+        assert list(actual.argmax(-1)) == list(expected.argmax(-1))
 
 
-@pytest.mark.parametrize("name", PDE_MODELS)
-def test_pde_short_rollout_tracks_fresh_data(name):
-    """Ten steps from fresh noise-free trajectories (not the evaluation seed) stay within the card's
-    error at t = 1 (errors grow along a rollout)."""
+@pytest.mark.parametrize("name", NAMES)
+def test_the_weights_do_what_the_card_says(name):
+    """The task's spot checks: classifiers on the bundled test images (clean, and under the card's
+    attack), PDE models on a short rollout from fresh trajectories."""
     model = odezoo.load(name)
-    at_1 = read_json(bundled_folder(name) / METADATA_FILE)["pde_report"]["rollout_relative_error"]["t=1"]
-    data = simulate(get_preset(name).dataset, batch=2, steps=10, seed=123, noise=0.0, start_time=0.0)
-    path = model.rollout(data.u[:, 0], 10)
-    error = np.sqrt(np.mean((path[:, -1] - data.u[:, -1]) ** 2) / np.var(data.u[:, -1]))
-    assert error < at_1["q75"]
+    checks = model.task.spot_checks(model, read_metadata(bundled_folder(name)))
+    assert checks and [what for what, ok in checks if not ok] == []
 
 
 def test_fine_tuning_a_new_label_set():
     """Tops / footwear / other from the Fashion-MNIST sample: a new 3-class head learns it."""
-    images, labels = _sample(400)
+    images, labels = bundled_sample(400)
     groups = np.array([0, 2, 0, 0, 0, 1, 0, 1, 2, 1])[labels]  # 0 tops, 1 footwear, 2 trousers + bags
     model = odezoo.load("lm_resnet20_fashion_mnist", num_classes=3)
     model.freeze_trunk()
@@ -168,7 +110,7 @@ def test_wheel_ships_the_bundled_presets(tmp_path):
     for name in NAMES:
         assert f"odezoo/_bundled/{name}/model.weights.h5" in names
     assert "odezoo/data/fashion_mnist_sample.npz" in names
-    code = "import odezoo.pretrained as p; print(p.resolve('lm_resnet20_fashion_mnist')[0])"
+    code = "import odezoo.zoo as z; print(z.resolve('lm_resnet20_fashion_mnist').folder)"
     found = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

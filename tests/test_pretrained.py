@@ -15,6 +15,7 @@ from odezoo import LMResNet, OdezooError
 from odezoo import hub as hub_module
 from odezoo import presets as presets_module
 from odezoo import pretrained as pretrained_module
+from odezoo import zoo as zoo_module
 from odezoo.pretrained import PretrainedMixin
 
 TINY = {"depth": 8, "num_classes": 4, "image_shape": (8, 8, 1), "width": 2}
@@ -54,7 +55,7 @@ def registered(monkeypatch, tmp_path):
         monkeypatch.setitem(presets_module._REGISTRY, "tiny_test", preset)
         return preset
 
-    monkeypatch.setattr(pretrained_module, "BUNDLED_ROOTS", (tmp_path / "bundled",))
+    monkeypatch.setattr(zoo_module, "BUNDLED_ROOTS", (tmp_path / "bundled",))
     return register
 
 
@@ -139,21 +140,36 @@ def test_missing_file(folder):
     assert LMResNet.from_pretrained(folder, load_weights=False).count_params() > 0
 
 
-def test_damaged_json(folder):
+def test_damaged_files(folder):
+    """Every file of the folder is covered by metadata.json's sha256 list; metadata.json must parse."""
     (folder / "config.json").write_text("{not json")
-    with pytest.raises(OdezooError, match="config.json is not valid JSON"):
+    with pytest.raises(OdezooError, match="config.json is corrupt or truncated"):
+        odezoo.load(str(folder))
+    (folder / "metadata.json").write_text("{not json")
+    with pytest.raises(OdezooError, match="metadata.json is not valid JSON"):
+        odezoo.load(str(folder))
+
+
+def test_assets_are_shipped_and_verified(tmp_path):
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text("<pad>\n<s>\n</s>\n<unk>\nhallo\n")
+    folder = LMResNet(**TINY).save_pretrained(tmp_path / "p", assets={"assets/vocab.txt": vocabulary})
+    files = json.loads((folder / "metadata.json").read_text())["files"]
+    assert files["assets/vocab.txt"] == pretrained_module.sha256_of(vocabulary)
+    odezoo.load(str(folder))
+    (folder / "assets" / "vocab.txt").write_text("tampered\n")
+    with pytest.raises(OdezooError, match=r"assets/vocab.txt is corrupt or truncated"):
         odezoo.load(str(folder))
 
 
 @keras.saving.register_keras_serializable(package="odezoo_test")
 class _Other(PretrainedMixin, keras.Model):
+    TASK = "image_classification"
+
     def __init__(self, *, units=2, **kwargs):
         inputs = keras.Input((3,))
         super().__init__(inputs, keras.layers.Dense(units)(inputs), **kwargs)
-        self.units = units
-
-    def get_config(self):
-        return {"name": self.name, "units": self.units}
+        self.set_config(units=units)
 
 
 def test_wrong_class(tmp_path):
@@ -200,7 +216,7 @@ def test_missing_local_path():
 def test_bundled_copy_is_found_before_the_hub(folder, registered, tmp_path, offline_cache):
     registered(json.loads((folder / "metadata.json").read_text())["weights_sha256"])
     shutil.copytree(folder, tmp_path / "bundled" / "tiny_test")
-    assert pretrained_module.resolve("tiny_test")[0] == tmp_path / "bundled" / "tiny_test"
+    assert zoo_module.resolve("tiny_test").folder == tmp_path / "bundled" / "tiny_test"
     np.testing.assert_array_equal(
         np.asarray(odezoo.load("tiny_test")(X)), np.asarray(LMResNet.from_pretrained(folder)(X))
     )

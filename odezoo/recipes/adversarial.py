@@ -23,7 +23,7 @@ import keras
 from odezoo.adversarial import METHODS, AdversarialTrainer, Attack
 from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
-from odezoo.models.robust import check_architecture, robust_classifier
+from odezoo.models.convnets import build_classifier, check_architecture
 from odezoo.recipes.image_classification import start_image_run, test_metric
 from odezoo.training import fit_resumable, learning_rate_schedule
 
@@ -121,7 +121,7 @@ def build_model(config):
     """The `config.architecture` classifier for `config.dataset`, named after the preset."""
     spec = get_dataset(config.dataset)
     shape, name = spec.image_shape, config.preset_name()
-    return robust_classifier(config.architecture, num_classes=spec.num_classes, image_shape=shape, name=name)
+    return build_classifier(config.architecture, num_classes=spec.num_classes, image_shape=shape, name=name)
 
 
 def train(config, workdir, *, callbacks=()):
@@ -129,7 +129,7 @@ def train(config, workdir, *, callbacks=()):
 
     Writes `workdir/config.json`, `workdir/checkpoints/` (resumed if present), `workdir/metrics.json`
     and `workdir/<preset>/`. The robust accuracy uses the data set's evaluation attack
-    (`odezoo.eval.ATTACKS`), the one `odezoo eval PRESET --attack pgd` runs.
+    (`odezoo.tasks.image_classification.ATTACKS`), the one `odezoo eval PRESET --attack pgd` runs.
 
     Returns:
         `{"clean_accuracy", "robust_accuracy", "attack", "train_seconds", "train_cpu_seconds",
@@ -166,7 +166,7 @@ def train(config, workdir, *, callbacks=()):
         callbacks=callbacks,
     )
     seconds, cpu_seconds = checkpoint.train_seconds()
-    from odezoo.eval import evaluate_robust
+    from odezoo.tasks.image_classification import evaluate_robust
 
     result = evaluate_robust(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     preset = config.preset_name()

@@ -112,7 +112,7 @@ def train(config, workdir, *, callbacks=()):
         strategy=strategy,
         callbacks=callbacks,
     )
-    from odezoo.eval import evaluate
+    from odezoo.tasks.image_classification import evaluate
 
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     preset = config.preset_name()

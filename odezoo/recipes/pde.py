@@ -184,7 +184,7 @@ def train(config, workdir, *, callbacks=()):
     Writes `workdir/config.json`, `workdir/checkpoints/` (resumed per stage), `workdir/metrics.json`
     and `workdir/<preset>/`.
     """
-    from odezoo.pde_eval import card_sections, evaluate_pde, metric_records, plot, public
+    from odezoo.models.pde_net.pde_net_eval import card_sections, evaluate_pde, metric_records, plot, public
 
     keras.utils.set_random_seed(config.seed)
     get_equation(config.equation)  # an unknown equation fails before anything is written

@@ -51,7 +51,7 @@ class LMResNet(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1710.10121
     """
 
-    INPUT_RANGE = (0.0, 1.0)
+    TASK = "image_classification"
     CITATION = """@inproceedings{lu2018beyond,
   title={Beyond Finite Layer Neural Networks: Bridging Deep Architectures and
          Numerical Differential Equations},
@@ -136,31 +136,18 @@ class LMResNet(PretrainedMixin, keras.Model):
         super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
 
         # === Config ===
-        self.depth = depth
-        self.num_classes = num_classes
-        self.image_shape = tuple(image_shape)
-        self.scheme = scheme
-        self.block_type = block_type
-        self.width = width
-        self.death_rate = death_rate
-        self.mean = None if mean is None else [float(v) for v in mean]
-        self.std = None if std is None else [float(v) for v in std]
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "depth": self.depth,
-            "num_classes": self.num_classes,
-            "image_shape": list(self.image_shape),
-            "scheme": self.scheme,
-            "block_type": self.block_type,
-            "width": self.width,
-            "death_rate": self.death_rate,
-            "mean": self.mean,
-            "std": self.std,
-        }
+        self.set_config(
+            dtype=dtype,
+            depth=depth,
+            num_classes=num_classes,
+            image_shape=list(image_shape),
+            scheme=scheme,
+            block_type=block_type,
+            width=width,
+            death_rate=death_rate,
+            mean=None if mean is None else [float(v) for v in mean],
+            std=None if std is None else [float(v) for v in std],
+        )
 
 
 def _conv(filters, kernel_size, stride, name, dtype):

@@ -174,7 +174,6 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1710.09668
     """
 
-    HUB_TASK = "time-series-forecasting"
     CITATION = """@inproceedings{long2018pdenet,
   title={PDE-Net: Learning PDEs from Data},
   author={Long, Zichao and Lu, Yiping and Ma, Xianzhong and Dong, Bin},
@@ -219,9 +218,21 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
             dtype=dtype,
         )
         super().__init__(inputs=inputs, outputs=step(inputs), dtype=dtype, **kwargs)
-        self.channels, self.grid, self.dt = ("u",), int(grid), float(dt)
-        self.periodic = padding == "periodic"
-        self.step = step
+        self.channels, self.periodic, self.step = ("u",), padding == "periodic", step
+
+        # === Config ===
+        self.set_config(
+            dtype=dtype,  # the layers' policy: a functional model keeps float32 as its own
+            grid=int(grid),
+            dt=float(dt),
+            kernel_size=int(kernel_size),
+            max_order=int(max_order),
+            constraint=constraint,
+            acc=int(acc),
+            padding=padding,
+            mesh=int(mesh),
+            source=bool(source),
+        )
 
     @property
     def feature_names(self):
@@ -256,8 +267,3 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
                 value = value + field * m[order] * h ** (a + b - sum(conv.order))
             total[feature_name("u", order)] = value
         return total
-
-    def get_config(self):
-        return self.config_from_step(
-            ("dt", "kernel_size", "max_order", "constraint", "acc", "padding", "mesh", "source")
-        )

@@ -16,6 +16,7 @@ from keras import ops
 from odezoo.errors import OdezooError
 from odezoo.models.pde_net.pde_net_layers import MomentConv2D, SymNet, filter_bank, kernel_to_moments
 from odezoo.pretrained import PretrainedMixin
+from odezoo.tasks.pde_rollout import check_fields
 
 
 def derivative_orders(max_order):
@@ -187,70 +188,11 @@ class LearnedPDE:
         return "\n".join(lines + [f"(terms with |coefficient| < {self.threshold:g} dropped)"])
 
 
-def check_fields(model, u, what="u0"):
-    """Returns `u` as an array after the checks every PDE model needs; raises `OdezooError` otherwise."""
-    grid, channels = model.grid, len(model.channels)
-    arr = np.asarray(u)
-    want = f"(batch, {grid}, {grid}, {channels})"
-    if arr.dtype.kind not in "fiu":
-        raise OdezooError(
-            f"{model.name} expects a float array {want} for {what}; received dtype {arr.dtype}."
-        )
-    if arr.ndim == 3 and channels == 1 and arr.shape[1:] == (grid, grid):
-        arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[1:] != (grid, grid, channels):
-        if arr.ndim == 4 and arr.shape[1] != arr.shape[2]:
-            fix = f" The field is not square; {model.name} is periodic on a square {grid} x {grid} grid."
-        elif arr.ndim == 4 and arr.shape[1] == arr.shape[2] and arr.shape[1] != grid:
-            fix = (
-                f" The grid is {arr.shape[1]} x {arr.shape[2]}; this model was trained on {grid} x {grid} "
-                f"(h = 2 pi / {grid}): resample the field or simulate at that resolution."
-            )
-        elif arr.ndim == 3:
-            fix = " Add a batch axis: u[None]."
-        else:
-            fix = f" The channels are {', '.join(model.channels)}."
-        raise OdezooError(f"{model.name} expects {what} of shape {want}; received {tuple(arr.shape)}.{fix}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise OdezooError(
-            f"{what} holds {int(bad.sum())} NaN/inf values (first at index {tuple(np.argwhere(bad)[0])}); "
-            "remove or repair those samples."
-        )
-    if model.periodic and arr.size:
-        inner = np.abs(np.diff(arr, axis=1)).max(), np.abs(np.diff(arr, axis=2)).max()
-        wrap = np.abs(arr[:, 0] - arr[:, -1]).max(), np.abs(arr[:, :, 0] - arr[:, :, -1]).max()
-        for axis in (0, 1):
-            if wrap[axis] > 4 * inner[axis] + 1e-12:
-                raise OdezooError(
-                    f"{what} does not look periodic: along axis {axis} the jump across the boundary is "
-                    f"{wrap[axis]:.3g}, while neighbouring points differ by at most {inner[axis]:.3g}. "
-                    f"{model.name} assumes a periodic field on [0, 2 pi)^2 (the last point is not a copy of "
-                    "the first)."
-                )
-    return arr.astype(model.inputs[0].dtype)
-
-
 class PDEModelMixin:
     """`rollout`, input checks and `expression` shared by the PDE-Net models."""
 
     periodic = True
-
-    def check_inputs(self, x):
-        return check_fields(self, x, "inputs")
-
-    def config_from_step(self, keys, **own):
-        """The model's config: its own entries plus the constructor arguments it hands to its step layer."""
-        step = self.step.get_config()
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            # the layers' policy: a functional model keeps float32 as its own whatever `dtype` was
-            "dtype": keras.saving.serialize_keras_object(self.step.dtype_policy),
-            "grid": self.grid,
-            **own,
-            **{key: step[key] for key in keys},
-        }
+    TASK = "pde_rollout"
 
     def rollout(self, u0, steps):
         """`(batch, steps + 1, grid, grid, channels)`: `u0` and `steps` applications of the one-step map."""
@@ -293,7 +235,6 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1812.04426
     """
 
-    HUB_TASK = "time-series-forecasting"
     CITATION = """@article{long2019pdenet2,
   title={PDE-Net 2.0: Learning PDEs from data with a numeric-symbolic hybrid deep network},
   author={Long, Zichao and Lu, Yiping and Dong, Bin},
@@ -347,8 +288,22 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
             dtype=dtype,
         )
         super().__init__(inputs=inputs, outputs=step(inputs), dtype=dtype, **kwargs)
-        self.channels, self.grid, self.dt = channels, int(grid), float(dt)
         self.step = step
+
+        # === Config ===
+        self.set_config(
+            dtype=dtype,  # the layers' policy: a functional model keeps float32 as its own
+            channels=list(channels),
+            grid=int(grid),
+            dt=float(dt),
+            kernel_size=int(kernel_size),
+            max_order=int(max_order),
+            num_hidden=int(num_hidden),
+            constraint=constraint,
+            acc=int(acc),
+            upwind=bool(upwind),
+            seed=seed,
+        )
 
     @property
     def feature_names(self):
@@ -372,9 +327,3 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
             ]
             rhs[channel] = sympy.Add(*terms)
         return LearnedPDE(rhs, threshold)
-
-    def get_config(self):
-        return self.config_from_step(
-            ("dt", "kernel_size", "max_order", "num_hidden", "constraint", "acc", "upwind", "seed"),
-            channels=list(self.channels),
-        )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from odezoo.adversarial import split_model
-from odezoo.models.robust import PreActResNet18, SmallCNN, WideResNet
+from odezoo.models.convnets import PreActResNet18, SmallCNN, WideResNet
 
 
 def trainable(model):

@@ -55,21 +55,13 @@ def _preact_block(x, filters, stride, name, dtype, dropout=0.0):
 
 
 class _Classifier(PretrainedMixin, keras.Model):
-    INPUT_RANGE = (0.0, 1.0)
+    TASK = "image_classification"
     first_layer = "conv1"  # where YOPO's f0 ends
 
     def _finish(self, inputs, outputs, dtype, kwargs, **config):
         """Builds the functional model and keeps its constructor arguments as its config."""
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self._config = {**config, "image_shape": list(config["image_shape"])}
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            **self._config,
-        }
+        self.set_config(dtype=dtype, **{**config, "image_shape": list(config["image_shape"])})
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -174,8 +166,8 @@ def check_architecture(architecture):
         raise OdezooError(f"Unknown architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}.")
 
 
-def robust_classifier(architecture, **kwargs):
-    """The network named `architecture` in `ARCHITECTURES`, e.g. `robust_classifier("wrn34_10")`
+def build_classifier(architecture, **kwargs):
+    """The network named `architecture` in `ARCHITECTURES`, e.g. `build_classifier("wrn34_10")`
     is WRN-34-10 for CIFAR-10; `kwargs` go to its constructor (`num_classes`, `image_shape`, ...)."""
     check_architecture(architecture)
     cls, defaults = ARCHITECTURES[architecture]

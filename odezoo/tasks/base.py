@@ -1,0 +1,122 @@
+"""The `Task` interface every task implements, and the command-line options tasks declare."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from odezoo.errors import OdezooError
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of a task's `predict` or `evaluate` hook (`--name`, keyword `name`).
+
+    Options of other tasks are refused by the CLI with one line, never silently ignored.
+    """
+
+    name: str
+    help: str
+    type: type = str
+    choices: tuple | None = None
+    minimum: float | None = None  # smallest accepted value of a number
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value):
+        if self.minimum is not None and value < self.minimum:
+            raise OdezooError(f"{self.flag} must be >= {self.minimum:g}. Received: {self.flag} {value}")
+        return value
+
+
+class Task:
+    """What a task owns. Subclasses set the class attributes and override the hooks that apply."""
+
+    name = ""
+    pipeline_tag = ""  # the Hugging Face Hub pipeline tag; also the card's model-index task type
+    description = ""  # one line for `odezoo list` and the docs
+    predict_options: tuple[Option, ...] = ()
+    eval_options: tuple[Option, ...] = ()
+    head_layer = None  # the layer a fine-tuning head replaces, where the task has one
+
+    # --- inputs ---
+    def check_inputs(self, model, x):
+        """Returns `x` as an array if it fits `model`, else raises `OdezooError` saying what fits."""
+        return np.asarray(x)
+
+    # --- predict / evaluate (the CLI's `predict` and `eval`) ---
+    def predict(self, model, metadata, inputs, **options):
+        """What `odezoo predict` prints (JSON-able) for input files `inputs` (may be empty)."""
+        raise OdezooError(f"{model.name} is a {self.name} model; `odezoo predict` has nothing for it.")
+
+    def evaluate(self, model, metadata, **options):
+        """What `odezoo eval` prints (a JSON-able dict with the task's metrics)."""
+        raise OdezooError(f"{model.name} is a {self.name} model; odezoo has no evaluation for it yet.")
+
+    def headline(self, metadata) -> str:
+        """The preset's headline result for the README table, from `metadata["metrics"]`."""
+        return "—"
+
+    # --- fine-tuning ---
+    def changes_head(self, config, overrides) -> bool:
+        """Whether `overrides` of a preset's `config` replace the task head (the trunk is then loaded)."""
+        return False
+
+    # --- export ---
+    def export_pair(self, model, metadata, quantize=None):
+        """`(model to export, model whose outputs the artifact must reproduce, sample inputs)`."""
+        return model, model, self.sample_inputs(model, metadata)
+
+    def sample_inputs(self, model, metadata, count=32):
+        """Inputs that exercise the model in the export check."""
+        shape = (count, *model.inputs[0].shape[1:])
+        return np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
+
+    def agreement(self, expected, actual, fmt):
+        """`(report fields, problem or None)`: how close an artifact's outputs are to Keras' for the
+        export format key `fmt` (`"onnx"`, `"dynamic"`, ...); a problem fails the export."""
+        diff = float(np.max(np.abs(actual - expected)))
+        tolerance = 1e-4
+        problem = None if diff <= tolerance else f"differs from Keras by {diff:.3g} (tolerance {tolerance:g})"
+        return {"max_abs_diff": diff, "tolerance": tolerance}, problem
+
+    # --- preset tests (`odezoo.testing.check_preset`) ---
+    def golden(self, model, stored):
+        """`(actual, expected)` outputs for the stored golden arrays of a preset."""
+        raise NotImplementedError(f"{self.name} has no golden check")
+
+    def card_quotes(self, metadata) -> list[str]:
+        """Strings the preset's MODEL_CARDS.md section must contain (its numbers, its command)."""
+        return [metadata["train_command"]] if metadata.get("train_command") else []
+
+    def spot_checks(self, model, metadata) -> list[tuple[str, bool]]:
+        """Quick checks that the weights do what the card says: `(description, passed)` pairs."""
+        return []
+
+    # --- cards ---
+    def eval_results(self, metadata) -> list[dict]:
+        """The card's `model-index` entries (keyword arguments of `huggingface_hub.EvalResult`)."""
+        return [
+            {
+                "task_type": self.pipeline_tag,
+                "dataset_type": m["dataset"],
+                "dataset_name": m["dataset"],
+                "dataset_split": m["split"],
+                "metric_type": m["metric"],
+                "metric_value": m["value"],
+            }
+            for m in metadata.get("metrics", [])
+        ]
+
+
+def metric(metadata, name, split=None):
+    """The first `metadata["metrics"]` record named `name` (on `split`, if given), or `None`."""
+    return next(
+        (
+            m
+            for m in metadata.get("metrics", [])
+            if m["metric"] == name and (split is None or m["split"] == split)
+        ),
+        None,
+    )

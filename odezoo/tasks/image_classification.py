@@ -1,0 +1,263 @@
+"""Image classification: float images in [0, 1] in, logits out; top-1 accuracy, and accuracy under
+an L-inf PGD attack."""
+
+import numpy as np
+
+from odezoo.errors import OdezooError
+from odezoo.tasks.base import Option, Task, metric
+
+# Default L-inf budgets of robust evaluation (models.md 5.2): (eps, step, steps); PGD-40 on MNIST-like data.
+ATTACKS = {
+    "cifar10": (8 / 255, 2 / 255, 20),
+    "cifar100": (8 / 255, 2 / 255, 20),
+    "fashion_mnist": (0.1, 0.01, 40),
+}
+# Largest allowed |artifact - Keras| on the logits, per export format / quantisation (the published
+# LM-ResNet-20's logits lie in [-12, 23]; measured differences are in export/MANIFEST.json).
+TOLERANCES = {"saved_model": 1e-4, "tflite": 1e-4, "onnx": 1e-4, "float16": 0.1, "dynamic": 1.0, "int8": 2.0}
+MIN_TOP1_AGREEMENT = 0.95  # share of sample inputs whose top-1 class matches Keras
+INPUT_RANGE = (0.0, 1.0)
+
+
+class ImageClassification(Task):
+    name = "image_classification"
+    pipeline_tag = "image-classification"
+    description = "float images in [0, 1] -> class logits"
+    head_layer = "head"
+    predict_options = (
+        Option("sample", "how many bundled sample images when no file is given", int, minimum=1),
+        Option("top_k", "classes shown per image", int, minimum=1),
+    )
+    eval_options = (
+        Option("dataset", "data set (default: the preset's)"),
+        Option("split", "data split (default: test; 'sample' = the 1,000 bundled test images)"),
+        Option("limit", "first N examples only (0: all)", int, minimum=0),
+        Option("batch_size", "evaluation batch size", int, minimum=1),
+        Option("data_dir", "TensorFlow Datasets data folder"),
+        Option("attack", "also report accuracy under an L-inf PGD attack", choices=("pgd",)),
+        Option("eps", "attack radius (default: 8/255 for CIFAR, 0.1 for Fashion-MNIST)", float),
+        Option("step", "attack step (default: 2/255 for CIFAR, 0.01 for Fashion-MNIST)", float),
+        Option("steps", "attack steps (default: 20 for CIFAR, 40 for Fashion-MNIST)", int),
+    )
+
+    def check_inputs(self, model, x):
+        return check_images(model, x)
+
+    def predict(self, model, metadata, inputs, *, sample=5, top_k=3):
+        """Top-k classes with probabilities for image files, or for bundled sample images."""
+        class_names = metadata.get("class_names")
+        if inputs:
+            images, labels = read_images(inputs, tuple(model.inputs[0].shape[1:])), [None] * len(inputs)
+            names = list(inputs)
+        else:
+            images, labels = bundled_sample(sample)
+            names = [f"sample[{i}]" for i in range(len(labels))]
+        logits = model.predict(images, verbose=0)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        results = []
+        for name, label, p in zip(names, labels, probs):
+            entry = {
+                "input": name,
+                "top": [
+                    {"class": _class(class_names, i), "probability": round(float(p[i]), 4)}
+                    for i in np.argsort(-p)[:top_k]
+                ],
+            }
+            if label is not None:
+                entry["label"] = _class(class_names, int(label))
+            results.append(entry)
+        return results
+
+    def evaluate(
+        self, model, metadata, *, dataset=None, split="test", limit=0, batch_size=256, data_dir=None,
+        attack=None, eps=None, step=None, steps=None,
+    ):  # fmt: skip
+        dataset = dataset or metadata.get("dataset")
+        if not dataset:
+            raise OdezooError(f"{model.name} does not record its data set; pass --dataset.")
+        if attack is None and (eps, step, steps) != (None, None, None):
+            raise OdezooError("--eps, --step and --steps set an attack; add --attack pgd.")
+        common = dict(split=split, limit=limit, batch_size=batch_size, data_dir=data_dir)
+        if attack:
+            return evaluate_robust(model, dataset, eps=eps, step=step, steps=steps, **common)
+        return evaluate(model, dataset, **common)
+
+    def headline(self, metadata):
+        accuracy = metric(metadata, "accuracy", "test")
+        if accuracy is None:
+            return "—"
+        robust = metric(metadata, "robust_accuracy")
+        attacked = f", {robust['value']:.2%} under {robust['attack'].split(',')[0]}" if robust else ""
+        return f"{accuracy['value']:.2%} test accuracy{attacked}"
+
+    def changes_head(self, config, overrides):
+        return overrides.get("num_classes", config.get("num_classes")) != config.get("num_classes")
+
+    def sample_inputs(self, model, metadata, count=64):
+        """Bundled Fashion-MNIST sample images when they fit the model, else uniform noise."""
+        shape = tuple(model.inputs[0].shape[1:])
+        images, _ = bundled_sample()
+        if images.shape[1:] == shape:
+            return images[:: len(images) // count][:count]
+        return super().sample_inputs(model, metadata, count)
+
+    def agreement(self, expected, actual, fmt):
+        diff = float(np.max(np.abs(actual - expected)))
+        tolerance = TOLERANCES[fmt]
+        top1 = float(np.mean(actual.argmax(-1) == expected.argmax(-1)))
+        report = {"max_abs_diff": diff, "tolerance": tolerance, "top1_agreement": top1}
+        if diff <= tolerance and top1 >= MIN_TOP1_AGREEMENT:
+            return report, None
+        return report, (
+            f"differs from Keras by {diff:.3g} (tolerance {tolerance:g}) and agrees on the top-1 class for "
+            f"{top1:.0%} of the sample inputs (needed: {MIN_TOP1_AGREEMENT:.0%})"
+        )
+
+    def golden(self, model, stored):
+        images, _ = bundled_sample(len(stored["logits"]))
+        return model.predict(images, verbose=0), stored["logits"]
+
+    def card_quotes(self, metadata):
+        return [f"{metric(metadata, 'accuracy', 'test')['value']:.2%}", *super().card_quotes(metadata)]
+
+    def spot_checks(self, model, metadata):
+        """Accuracy on the 1,000 bundled test images within 3 points of the card's full-test figure; for
+        robust presets, the card's attack on 200 of them within 10 points (binomial sd <= 3.5 points)."""
+        from odezoo.adversarial import robust_evaluate
+
+        full = metric(metadata, "accuracy", "test")["value"]
+        sample = evaluate(model, metadata["dataset"], split="sample")["accuracy"]
+        checks = [(f"sample accuracy {sample:.2%} vs card {full:.2%}", abs(sample - full) < 0.03)]
+        robust = metric(metadata, "robust_accuracy")
+        if robust:
+            eps, step, steps = ATTACKS[robust["dataset"]]
+            same = robust["attack"].startswith(f"PGD-{steps}, L-inf eps={eps:g}, step={step:g}")
+            checks.append((f"card attack {robust['attack']!r} is the data set's", same))
+            value = robust_evaluate(model, bundled_sample(200), eps=eps, step=step, steps=steps)
+            value, card = value["robust_accuracy"], robust["value"]
+            checks.append((f"robust {value:.2%} vs card {card:.2%}", abs(value - card) < 0.1))
+        return checks
+
+
+def check_images(model, x):
+    """Returns `x` as an array if it holds float images in [0, 1] of `model`'s input shape, else raises
+    `OdezooError` saying what fits."""
+    expected = tuple(model.inputs[0].shape[1:])
+    want = f"(batch, {', '.join(str(d) for d in expected)})"
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        fix = " Convert with `x.astype('float32') / 255`." if arr.dtype == np.uint8 else ""
+        raise OdezooError(
+            f"{model.name} expects float inputs of shape {want} with values in [0, 1]; "
+            f"received dtype {arr.dtype}.{fix}"
+        )
+    if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
+        if arr.size:
+            head = arr[:64]  # the range of the first inputs: catches 0..255 images at O(1) cost
+            (low, high), (lo, hi) = INPUT_RANGE, (float(head.min()), float(head.max()))
+            if lo < low - 1e-3 or hi > high + 1e-3:
+                fix = " Divide 8-bit images by 255." if hi > 2 * high else ""
+                raise OdezooError(
+                    f"{model.name} expects values in [{low:g}, {high:g}]; received values in "
+                    f"[{lo:g}, {hi:g}].{fix}"
+                )
+        return arr
+    if tuple(arr.shape) == expected:
+        fix = " Add a batch axis: x[None]."
+    elif arr.ndim == len(expected) and tuple(arr.shape[1:]) == expected[:-1] and expected[-1] == 1:
+        fix = " Add a channel axis: x[..., None]."
+    elif arr.ndim == len(expected) + 1 and tuple(arr.shape[1:-1]) == expected[:-1]:
+        fix = f" The images have {arr.shape[-1]} channels; the model takes {expected[-1]}."
+    else:
+        fix = " Resize the inputs or load a preset made for this shape."
+    raise OdezooError(f"{model.name} expects inputs of shape {want}; received {tuple(arr.shape)}.{fix}")
+
+
+def _class(class_names, index):
+    return class_names[index] if class_names else int(index)
+
+
+def bundled_sample(count=None):
+    """The first `count` of the 1,000 bundled Fashion-MNIST test images (float32 in [0, 1]) and labels."""
+    from odezoo.data.images import SAMPLE_FILE
+
+    with np.load(SAMPLE_FILE) as f:
+        return f["images"][:count].astype("float32") / 255.0, f["labels"][:count]
+
+
+def read_images(paths, shape):
+    """Decodes PNG/JPEG/BMP/GIF files to float images in [0, 1] of `shape` (resized)."""
+    import tensorflow as tf
+
+    images = []
+    for path in paths:
+        try:
+            data = tf.io.read_file(path)
+            image = tf.io.decode_image(data, channels=shape[-1], expand_animations=False)
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+            raise OdezooError(
+                f"Cannot read image {path!r} ({str(error).splitlines()[0]}); "
+                "give PNG, JPEG, BMP or GIF files."
+            ) from None
+        image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, shape[:2])
+        images.append(image.numpy())
+    return np.stack(images)
+
+
+def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None):
+    """Top-1 accuracy and mean cross-entropy of `model` (logits) on a data split.
+
+    Returns:
+        `{"dataset", "split", "num_examples", "accuracy", "loss"}`.
+    """
+    import keras
+
+    from odezoo.data.images import image_dataset
+
+    _check_fits(model, dataset)
+    ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
+    loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
+    for images, labels in ds:
+        logits = model(images, training=False)
+        loss.update_state(labels, logits)
+        accuracy.update_state(labels, logits)
+    return {
+        "dataset": dataset,
+        "split": split,
+        "num_examples": count,
+        "accuracy": float(accuracy.result()),
+        "loss": float(loss.result()),
+    }
+
+
+def evaluate_robust(
+    model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None, eps=None, step=None, steps=None
+):
+    """Clean and PGD accuracy on a data split; unset budgets default to `ATTACKS[dataset]`."""
+    from odezoo.adversarial import robust_evaluate
+    from odezoo.data.images import image_dataset
+
+    _check_fits(model, dataset)
+    default = ATTACKS.get(dataset, (8 / 255, 2 / 255, 20))
+    eps, step, steps = (d if v is None else v for v, d in zip((eps, step, steps), default))
+    ds, _ = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
+    return {"dataset": dataset, "split": split, **robust_evaluate(model, ds, eps=eps, step=step, steps=steps)}
+
+
+def _check_fits(model, dataset):
+    from odezoo.data.images import get_dataset
+
+    spec = get_dataset(dataset)
+    expected = tuple(model.inputs[0].shape[1:])
+    if expected != spec.image_shape:
+        raise OdezooError(
+            f"{model.name} takes images of shape {expected} but {dataset} has {spec.image_shape}; "
+            "evaluate it on the data set it was made for."
+        )
+    if model.outputs[0].shape[-1] != spec.num_classes:
+        raise OdezooError(
+            f"{model.name} predicts {model.outputs[0].shape[-1]} classes but {dataset} has "
+            f"{spec.num_classes}."
+        )

@@ -1,0 +1,138 @@
+"""PDE rollout: a field `(batch, grid, grid, channels)` on a periodic grid in, the field one time
+step later out; scored by coefficient recovery and rollout error on fresh simulated trajectories.
+
+Axes: x runs along axis 2 (the columns), y along axis 1 (the rows), so `u[b, j, i, c]` is the value
+at `(x_i, y_j)`. Fields built with `np.meshgrid(x, y)` (the default `indexing="xy"`) follow this
+convention; `indexing="ij"` gives the transpose.
+"""
+
+import numpy as np
+
+from odezoo.errors import OdezooError
+from odezoo.tasks.base import Option, Task, metric
+
+# A float64 PDE model's one-step map is exported in float32: allowed max |difference| relative to the
+# largest |value| of the Keras (float64) output.
+FIELD_TOLERANCE = 1e-5
+ROLLOUT_METRIC = "median relative error, t=1"
+
+
+class PDERollout(Task):
+    name = "pde_rollout"
+    pipeline_tag = "time-series-forecasting"
+    description = "a field on a periodic grid -> the field one time step later"
+    eval_options = (
+        Option("trajectories", "fresh trajectories to simulate", int, minimum=1),
+        Option("seed", "seed of the fresh trajectories", int, minimum=0),
+    )
+
+    def check_inputs(self, model, x):
+        return check_fields(model, x, "inputs")
+
+    def predict(self, model, metadata, inputs, **options):
+        raise OdezooError(
+            f"{model.name} is a PDE model, not an image classifier: `odezoo eval {model.name}` scores it "
+            "on fresh trajectories, and `odezoo.load(name).rollout(u0, steps)` predicts from a field."
+        )
+
+    def evaluate(self, model, metadata, *, trajectories=100, seed=10_000):
+        from odezoo.models.pde_net.pde_net_eval import evaluate_pde, public
+
+        return public(evaluate_pde(model, metadata["equation"], trajectories=trajectories, seed=seed))
+
+    def headline(self, metadata):
+        m = metric(metadata, ROLLOUT_METRIC)
+        return "—" if m is None else f"{m['value']:.2%} median rollout error at t = 1"
+
+    def export_pair(self, model, metadata, quantize=None):
+        """The float32 copy is exported and checked against the float64 model on simulated fields."""
+        from odezoo.data.pde import simulate
+        from odezoo.export import float32_copy
+
+        if quantize:
+            raise OdezooError(f"{model.name} is a PDE model: it exports in float32 only; drop --quantize.")
+        sample = simulate(metadata["equation"], batch=16, steps=0, seed=1, noise=0.0).u[:, 0]
+        return float32_copy(model), model, sample.astype("float32")
+
+    def agreement(self, expected, actual, fmt):
+        diff = float(np.max(np.abs(actual - expected)))
+        relative = diff / float(np.max(np.abs(expected)))
+        report = {
+            "max_abs_diff": diff,
+            "max_rel_diff": relative,
+            "compared_with": "float64 Keras model",
+            "tolerance": FIELD_TOLERANCE,
+            "top1_agreement": None,
+        }
+        if relative <= FIELD_TOLERANCE:
+            return report, None
+        return report, f"differs from the float64 model by {relative:.3g} of the largest value " + (
+            f"(tolerance {FIELD_TOLERANCE:g})"
+        )
+
+    def golden(self, model, stored):
+        return model.rollout(stored["u0"], 1)[:, 1], stored["u1"]
+
+    def card_quotes(self, metadata):
+        report = metadata["pde_report"]
+        return [
+            *(f"{stats['median']:.2%}" for stats in report["rollout_relative_error"].values()),
+            f"{report['max_relative_error']:.2%}",
+            f"{abs(report['largest_spurious']['value']):.1e}",
+            *super().card_quotes(metadata),
+        ]
+
+    def spot_checks(self, model, metadata):
+        """Ten steps from fresh noise-free trajectories (not the evaluation seed) stay within the card's
+        upper-quartile error at t = 1 (errors grow along a rollout)."""
+        from odezoo.data.pde import simulate
+
+        at_1 = metadata["pde_report"]["rollout_relative_error"]["t=1"]
+        data = simulate(metadata["equation"], batch=2, steps=10, seed=123, noise=0.0, start_time=0.0)
+        path = model.rollout(data.u[:, 0], 10)
+        error = float(np.sqrt(np.mean((path[:, -1] - data.u[:, -1]) ** 2) / np.var(data.u[:, -1])))
+        return [(f"10-step error {error:.3g} < card's t=1 q75 {at_1['q75']:.3g}", error < at_1["q75"])]
+
+
+def check_fields(model, u, what="u0"):
+    """Returns `u` as an array after the checks every PDE model needs; raises `OdezooError` otherwise."""
+    grid, channels = model.grid, len(model.channels)
+    arr = np.asarray(u)
+    want = f"(batch, {grid}, {grid}, {channels})"
+    if arr.dtype.kind not in "fiu":
+        raise OdezooError(
+            f"{model.name} expects a float array {want} for {what}; received dtype {arr.dtype}."
+        )
+    if arr.ndim == 3 and channels == 1 and arr.shape[1:] == (grid, grid):
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[1:] != (grid, grid, channels):
+        if arr.ndim == 4 and arr.shape[1] != arr.shape[2]:
+            fix = f" The field is not square; {model.name} is periodic on a square {grid} x {grid} grid."
+        elif arr.ndim == 4 and arr.shape[1] == arr.shape[2] and arr.shape[1] != grid:
+            fix = (
+                f" The grid is {arr.shape[1]} x {arr.shape[2]}; this model was trained on {grid} x {grid} "
+                f"(h = 2 pi / {grid}): resample the field or simulate at that resolution."
+            )
+        elif arr.ndim == 3:
+            fix = " Add a batch axis: u[None]."
+        else:
+            fix = f" The channels are {', '.join(model.channels)}."
+        raise OdezooError(f"{model.name} expects {what} of shape {want}; received {tuple(arr.shape)}.{fix}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise OdezooError(
+            f"{what} holds {int(bad.sum())} NaN/inf values (first at index {tuple(np.argwhere(bad)[0])}); "
+            "remove or repair those samples."
+        )
+    if model.periodic and arr.size:
+        inner = np.abs(np.diff(arr, axis=1)).max(), np.abs(np.diff(arr, axis=2)).max()
+        wrap = np.abs(arr[:, 0] - arr[:, -1]).max(), np.abs(arr[:, :, 0] - arr[:, :, -1]).max()
+        for axis in (0, 1):
+            if wrap[axis] > 4 * inner[axis] + 1e-12:
+                raise OdezooError(
+                    f"{what} does not look periodic: along axis {axis} the jump across the boundary is "
+                    f"{wrap[axis]:.3g}, while neighbouring points differ by at most {inner[axis]:.3g}. "
+                    f"{model.name} assumes a periodic field on [0, 2 pi)^2 (the last point is not a copy of "
+                    "the first)."
+                )
+    return arr.astype(model.inputs[0].dtype)
