@@ -37,7 +37,10 @@ def hub_snapshot(repo_id, revision=None) -> Path:
         copy = "only part of it" if isinstance(error, IncompleteSnapshotError) else "no copy"
         if isinstance(cause, HfHubHTTPError) and cause.response is not None:
             status = cause.response.status_code
-            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
+            try:
+                phrase = HTTPStatus(status).phrase
+            except ValueError:
+                phrase = "an unknown status"
             raise OdezooError(
                 f"Cannot load {where}: {hub} answered HTTP {status} ({phrase}) and the Hugging Face cache "
                 f"({constants.HF_HUB_CACHE}) has {copy}. Try again later, or set HF_ENDPOINT to a working "

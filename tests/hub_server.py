@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -203,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
                     200, data[: len(data) // 2], {"Content-Type": "application/octet-stream"}, len(data)
                 )
             self.close_connection = True
-            return self.connection.shutdown(2)  # SHUT_RDWR: the client sees a dropped connection
+            return self.connection.shutdown(socket.SHUT_RDWR)  # the client sees a dropped connection
         found = self._revision(repo, rev)
         if not found:
             return

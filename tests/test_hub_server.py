@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hub_server import HubServer
+from hub_server import HubServer, git_blob_id
 
 import odezoo
 from odezoo import LMResNet, OdezooError
@@ -62,17 +62,11 @@ def test_first_download_fills_the_cache(hub, folder, tmp_path):
     assert (repo / "refs" / "main").read_text() == commit
     for blob in (repo / "blobs").iterdir():  # every blob is whole: named by the ETag the server sent
         data = blob.read_bytes()
-        assert blob.name in (hashlib.sha256(data).hexdigest(), hub_git_blob_id(data))
+        assert blob.name in (hashlib.sha256(data).hexdigest(), git_blob_id(data))
     assert sorted(p for m, p in hub.requests if m == "GET" and "/resolve/" in p) == [
         f"/{REPO}/resolve/{commit}/{name}" for name in FILES
     ]
     assert hub.unrouted == []
-
-
-def hub_git_blob_id(data):
-    from hub_server import git_blob_id
-
-    return git_blob_id(data)
 
 
 def test_second_load_comes_from_the_cache(hub, folder, monkeypatch):
