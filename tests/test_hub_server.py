@@ -4,6 +4,7 @@ import hashlib
 import json
 from types import SimpleNamespace
 
+import keras
 import numpy as np
 import pytest
 from hub_server import HubServer, git_blob_id
@@ -35,9 +36,21 @@ def hub(monkeypatch, tmp_path):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    """Two tiny preset folders with different weights, each with the outputs of the model saved in it."""
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("presets")
+    made = []
+    for name in ("tiny", "other"):
+        model = LMResNet(**TINY)
+        made.append((model.save_pretrained(root / name), outputs(model)))
+    return made
+
+
 @pytest.fixture
-def folder(tmp_path):
-    return LMResNet(**TINY).save_pretrained(tmp_path / "tiny")
+def folder(presets):
+    return presets[0][0]
 
 
 def outputs(model):
@@ -52,10 +65,11 @@ def snapshot_files(cache, repo_id=REPO):
     return {s.name: {f.name: f.read_bytes() for f in s.iterdir()} for s in snapshots.iterdir()}
 
 
-def test_first_download_fills_the_cache(hub, folder, tmp_path):
+def test_first_download_fills_the_cache(hub, presets, tmp_path):
+    (folder, expected), _ = presets
     commit = hub.commit(REPO, folder)
     model = odezoo.load(f"hf://{REPO}")
-    np.testing.assert_array_equal(outputs(model), outputs(LMResNet.from_pretrained(folder)))
+    np.testing.assert_array_equal(outputs(model), expected)
     cache = tmp_path / "hf"
     assert snapshot_files(cache) == {commit: {p.name: p.read_bytes() for p in folder.iterdir()}}
     repo = cache / "models--odezoo-test--tiny"
@@ -82,12 +96,11 @@ def test_second_load_comes_from_the_cache(hub, folder, monkeypatch):
         odezoo.load("hf://odezoo-test/other")
 
 
-def test_pinned_revision_gets_its_own_weights(hub, folder, tmp_path):
-    other = LMResNet(**TINY).save_pretrained(tmp_path / "other")
+def test_pinned_revision_gets_its_own_weights(hub, presets, tmp_path):
+    (folder, original), (other, changed) = presets
     first = hub.commit(REPO, folder)
     hub.commit(REPO, other, branch="v2")
     latest = hub.commit(REPO, other)  # main moves on: its first commit stays reachable by id
-    original, changed = outputs(LMResNet.from_pretrained(folder)), outputs(LMResNet.from_pretrained(other))
     assert not np.allclose(original, changed)
     np.testing.assert_array_equal(outputs(LMResNet.from_pretrained(f"hf://{REPO}", revision="v2")), changed)
     np.testing.assert_array_equal(outputs(odezoo.load(f"hf://{REPO}", revision=first)), original)
@@ -97,9 +110,10 @@ def test_pinned_revision_gets_its_own_weights(hub, folder, tmp_path):
         odezoo.load(f"hf://{REPO}", revision="v3")
 
 
-def test_cut_download_leaves_no_corrupt_file_and_recovers(hub, folder, tmp_path, monkeypatch):
+def test_cut_download_leaves_no_corrupt_file_and_recovers(hub, presets, tmp_path, monkeypatch):
     from huggingface_hub import constants, file_download
 
+    (folder, expected), _ = presets
     waits = []
     # huggingface_hub pauses 1 s before each of its (bounded) retries of a broken download: count them instead
     monkeypatch.setattr(file_download, "time", SimpleNamespace(sleep=waits.append))
@@ -128,7 +142,7 @@ def test_cut_download_leaves_no_corrupt_file_and_recovers(hub, folder, tmp_path,
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     hub.fault = None
     model = odezoo.load(f"hf://{REPO}")
-    np.testing.assert_array_equal(outputs(model), outputs(LMResNet.from_pretrained(folder)))
+    np.testing.assert_array_equal(outputs(model), expected)
     assert snapshot_files(cache)[commit]["model.weights.h5"] == weights
 
 
@@ -145,15 +159,17 @@ def test_cut_download_leaves_no_corrupt_file_and_recovers(hub, folder, tmp_path,
             f"Cannot load '{REPO}': ENDPOINT did not answer like a Hugging Face Hub (its API sent '<!doctype",
         ),
     ],
+    ids=["404", "500", "garbage"],
 )
-def test_hub_errors_are_one_clear_message(hub, folder, fault, message):
-    hub.commit(REPO, folder)
+def test_hub_errors_are_one_clear_message(hub, fault, message):
+    hub.commit(REPO, {"config.json": b"{}"})  # never reached: the repo-info call fails first
     hub.fault = fault
     with pytest.raises(OdezooError) as caught:
         odezoo.load(f"hf://{REPO}")
     text = str(caught.value)
     assert "\n" not in text
     assert text.startswith(message.replace("ENDPOINT", hub.endpoint)), text
+    assert not [p for m, p in hub.requests if "/resolve/" in p]
 
 
 def test_missing_repo_without_fault(hub):
@@ -161,7 +177,8 @@ def test_missing_repo_without_fault(hub):
         hub_snapshot("odezoo-test/none")
 
 
-def test_push_uploads_the_folder(hub, folder, capsys):
+def test_push_uploads_the_folder(hub, presets, capsys):
+    (folder, expected), _ = presets
     url = push_folder(folder, "me/tiny")
     commit = hub.repos["me/tiny"]["refs"]["main"]
     assert url == f"{hub.endpoint}/me/tiny/commit/{commit}"
@@ -177,7 +194,5 @@ def test_push_uploads_the_folder(hub, folder, capsys):
     assert result == {"commit_url": f"{hub.endpoint}/me/copy/commit/{copy['refs']['main']}"}
     assert copy["private"] is True
     assert {n: copy["commits"][copy["refs"]["main"]][n] for n in FILES} == {n: files[n] for n in FILES}
-    np.testing.assert_array_equal(
-        outputs(odezoo.load("hf://me/copy")), outputs(LMResNet.from_pretrained(folder))
-    )
+    np.testing.assert_array_equal(outputs(odezoo.load("hf://me/copy")), expected)
     assert hub.unrouted == []
