@@ -281,12 +281,13 @@ def fit_multi_worker_resumable(model, dataset, *, epochs, steps_per_epoch, direc
     scratch = None if chief else tempfile.mkdtemp(prefix="odezoo-worker-")
     checkpoint = EpochCheckpoint(directory if chief else scratch)
     try:
-        with strategy.scope():
+        with strategy.scope():  # variables are created (and broadcast) on every worker alike
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
-            restored = checkpoint.restore(model)
-            epoch = keras.Variable(restored, dtype="int64", trainable=False, name="restored_epoch")
-            _broadcast_from_chief(strategy, [*model.weights, *model.optimizer.variables, epoch])
+            epoch = keras.Variable(0, dtype="int64", trainable=False, name="restored_epoch")
+        # outside the scope: only the chief loads, which must start no collective op
+        epoch.assign(checkpoint.restore(model))
+        _broadcast_from_chief(strategy, [*model.weights, *model.optimizer.variables, epoch])
         initial_epoch = int(epoch.numpy())
         if initial_epoch < epochs:
             if initial_epoch and chief:
