@@ -243,7 +243,7 @@ def fit_multi_worker(model, dataset, *, epochs, steps_per_epoch, strategy, initi
 
     @tf.function
     def train_step(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
+        logs = _flat_logs(strategy.run(model.train_step, args=(next(iterator),)))
         return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
 
     model.stop_training = False
@@ -267,6 +267,14 @@ def fit_multi_worker(model, dataset, *, epochs, steps_per_epoch, strategy, initi
             break
     callbacks.on_train_end(logs)
     return logs
+
+
+def _flat_logs(logs):
+    """`logs` with nested dicts (a compiled-metrics container's result) merged in, as `fit` shows them."""
+    flat = {}
+    for key, value in logs.items():
+        flat.update(_flat_logs(value) if isinstance(value, dict) else {key: value})
+    return flat
 
 
 def fit_multi_worker_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strategy, callbacks=()):

@@ -128,7 +128,7 @@ UPDATE = """
             trainer = model
         optimizer = keras.optimizers.SGD(0.5, momentum=0.9, nesterov=True, weight_decay=5e-3)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        trainer.compile(optimizer=optimizer, loss=loss)
+        trainer.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])  # nested logs, for yopo
         return model, trainer
 
     rng = np.random.default_rng(0)
