@@ -192,7 +192,7 @@ def multi_worker_strategy():
             and isinstance(index, int)
             and 0 <= index < len(config["cluster"].get(task_type, []))
         )
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         valid = False
     if not valid:
         raise OdezooError(
