@@ -73,6 +73,7 @@ def test_multi_worker_strategy_needs_a_valid_tf_config(monkeypatch):
         "{",
         '{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}',
         '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+        '{"cluster": [], "task": {}}',
     ):
         monkeypatch.setenv("TF_CONFIG", bad)
         with pytest.raises(OdezooError, match="does not describe a multi-worker cluster"):
