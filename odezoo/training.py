@@ -11,7 +11,7 @@ import keras
 
 from odezoo.errors import OdezooError
 
-STRATEGIES = ("auto", "default", "mirrored", "tpu")
+STRATEGIES = ("auto", "default", "mirrored", "tpu", "multi_worker")
 
 
 def make_strategy(name="auto", tpu=""):
@@ -21,13 +21,16 @@ def make_strategy(name="auto", tpu=""):
         name: `"auto"` (TPU if `tpu` is given, `MirroredStrategy` over all local GPUs
             when there are two or more, else the default strategy), `"default"` (one
             device), `"mirrored"` (all local GPUs, or all logical CPU devices when there
-            is no GPU) or `"tpu"`.
+            is no GPU), `"tpu"` or `"multi_worker"` (`MultiWorkerMirroredStrategy` over the
+            cluster in the `TF_CONFIG` environment variable; see `multi_worker_strategy`).
         tpu: TPU address or name for `TPUClusterResolver` ("" = the local TPU).
     """
     import tensorflow as tf
 
     if name not in STRATEGIES:
         raise OdezooError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+    if name == "multi_worker":
+        return multi_worker_strategy()
     if name == "tpu" or (name == "auto" and tpu):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
         tf.config.experimental_connect_to_cluster(resolver)
@@ -133,6 +136,16 @@ def fit_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strateg
     """Fits the compiled `model` up to `epochs`, resuming after the last epoch checkpointed in
     `directory` (one checkpoint per epoch). Returns the `EpochCheckpoint`, whose `history` covers
     every epoch, resumed ones included."""
+    if is_multi_worker(strategy):
+        return fit_multi_worker_resumable(
+            model,
+            dataset,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            directory=directory,
+            strategy=strategy,
+            callbacks=callbacks,
+        )
     checkpoint = EpochCheckpoint(directory)
     with strategy.scope():
         initial_epoch = checkpoint.restore(model)
@@ -149,6 +162,176 @@ def fit_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strateg
             verbose=1 if sys.stdout.isatty() else 2,
         )
     return checkpoint
+
+
+def multi_worker_strategy():
+    """`MultiWorkerMirroredStrategy` over the cluster that the `TF_CONFIG` environment variable describes,
+    e.g. `{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}`
+    (the same cluster on every worker, each with its own index; worker 0 is the chief). Create it
+    before the worker runs any other TensorFlow op."""
+    import tensorflow as tf
+
+    raw = os.environ.get("TF_CONFIG", "")
+    example = (
+        'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+        '"task": {"type": "worker", "index": 0}}\''
+    )
+    if not raw.strip():
+        raise OdezooError(
+            "strategy=multi_worker reads the cluster from the TF_CONFIG environment variable, which is "
+            f"not set. Start every worker with it, its own index each, e.g. {example}."
+        )
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task_type, index = config["task"]["type"], config["task"]["index"]
+        valid = (
+            isinstance(workers, list)
+            and workers
+            and task_type in ("worker", "chief")
+            and isinstance(index, int)
+            and 0 <= index < len(config["cluster"].get(task_type, []))
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        valid = False
+    if not valid:
+        raise OdezooError(
+            f"TF_CONFIG={raw!r} does not describe a multi-worker cluster: it needs a non-empty "
+            "cluster.worker list of host:port and task.type 'worker' (or 'chief') with task.index an "
+            f"index into that list, e.g. {example}."
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_multi_worker(strategy):
+    """Whether `strategy` is a `MultiWorkerMirroredStrategy` (whose replicas may be on several hosts)."""
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy):
+    """Whether this process is the chief of a multi-worker cluster (task type "chief", or worker 0 when
+    there is none); always true for a single-host strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not is_multi_worker(strategy) or resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def fit_multi_worker(model, dataset, *, epochs, steps_per_epoch, strategy, initial_epoch=0, callbacks=()):
+    """Trains the compiled `model` (its variables created under `strategy.scope()`) as `model.fit`
+    would, with a loop of `strategy.run(model.train_step)` steps in a `tf.function`: Keras 3's own `fit`
+    fails under `MultiWorkerMirroredStrategy` (keras#20585).
+
+    `dataset` yields global batches, built the same way (same seed) on every worker; each worker gets
+    its share of every batch (`strategy.experimental_distribute_dataset` shards it). The gradients
+    are summed across the replicas by the optimizer, whose loss `train_step` divides by the replica
+    count, so one step equals one step on the whole batch on one device (batch-norm statistics
+    excepted: each replica normalises its own share). `callbacks` see `on_epoch_begin/end`,
+    `on_train_batch_end` with the logs averaged over the workers. Returns the last epoch's logs.
+    """
+    import tensorflow as tf
+
+    callbacks = keras.callbacks.CallbackList(list(callbacks), model=model)
+    distributed = strategy.experimental_distribute_dataset(dataset)
+    infinite = int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    chief = is_chief(strategy)
+
+    @tf.function
+    def train_step(iterator):
+        logs = _flat_logs(strategy.run(model.train_step, args=(next(iterator),)))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+    model.stop_training = False
+    callbacks.on_train_begin()
+    iterator, logs = iter(distributed), {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        start = time.perf_counter()
+        if not infinite and epoch > initial_epoch:
+            iterator = iter(distributed)
+        for step in range(steps_per_epoch):
+            logs = train_step(iterator)
+            callbacks.on_train_batch_end(step, logs)
+        logs = {k: float(v) for k, v in logs.items()}
+        if chief:
+            shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.0f}s - {shown}", flush=True)
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+    return logs
+
+
+def _flat_logs(logs):
+    """`logs` with nested dicts (a compiled-metrics container's result) merged in, as `fit` shows them."""
+    flat = {}
+    for key, value in logs.items():
+        flat.update(_flat_logs(value) if isinstance(value, dict) else {key: value})
+    return flat
+
+
+def fit_multi_worker_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strategy, callbacks=()):
+    """`fit_resumable` under `MultiWorkerMirroredStrategy`: only the chief writes checkpoints to
+    `directory`, the other workers to a temporary folder (removed at the end), as TensorFlow advises.
+    The chief restores the last finished epoch and sends its weights, optimizer state and epoch to
+    the other workers, so they need not see its files."""
+    import shutil
+    import tempfile
+
+    chief = is_chief(strategy)
+    scratch = None if chief else tempfile.mkdtemp(prefix="odezoo-worker-")
+    checkpoint = EpochCheckpoint(directory if chief else scratch)
+    try:
+        with strategy.scope():  # variables are created (and broadcast) on every worker alike
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            epoch = keras.Variable(0, dtype="int64", trainable=False, name="restored_epoch")
+        # outside the scope: only the chief loads, which must start no collective op
+        epoch.assign(checkpoint.restore(model))
+        _broadcast_from_chief(strategy, [*model.weights, *model.optimizer.variables, epoch])
+        initial_epoch = int(epoch.numpy())
+        if initial_epoch < epochs:
+            if initial_epoch and chief:
+                print(f"Resuming {Path(directory).parent} at epoch {initial_epoch + 1} of {epochs}.")
+            fit_multi_worker(
+                model,
+                dataset,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                strategy=strategy,
+                initial_epoch=initial_epoch,
+                callbacks=[checkpoint, *callbacks],
+            )
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return checkpoint
+
+
+def _broadcast_from_chief(strategy, variables):
+    """Sets `variables` (created under `strategy.scope()`) to their values on replica 0 (the chief's)."""
+    import tensorflow as tf
+
+    tensors = [v.value if hasattr(v, "value") else v for v in variables]
+
+    @tf.function
+    def gather():
+        def replica_fn():
+            context = tf.distribute.get_replica_context()
+            keep = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.float64)
+            return [context.all_reduce("SUM", tf.cast(t, tf.float64) * keep) for t in tensors]
+
+        return strategy.run(replica_fn)
+
+    for variable, value in zip(variables, gather()):
+        variable.assign(tf.cast(strategy.experimental_local_results(value)[0], variable.dtype))
 
 
 def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=()):

@@ -151,6 +151,8 @@ def start_image_run(config, workdir):
     train dataset, steps per epoch, strategy)`."""
     keras.utils.set_random_seed(config.seed)
     workdir = start_run(workdir, asdict(config))
+    # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
+    strategy = make_strategy(config.strategy, config.tpu)
     train_ds, count = image_dataset(
         config.dataset,
         "train",
@@ -160,7 +162,6 @@ def start_image_run(config, workdir):
         seed=config.seed,
         data_dir=config.data_dir or None,
     )
-    strategy = make_strategy(config.strategy, config.tpu)
     return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
 
 
