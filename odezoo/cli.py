@@ -189,13 +189,9 @@ def _simulate(args):
 
 
 def _train(args):
-    from odezoo.recipes import RECIPES
+    from odezoo.recipes import get_recipe
 
-    if args.recipe not in RECIPES:
-        close = difflib.get_close_matches(args.recipe, RECIPES, n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise OdezooError(f"Unknown recipe {args.recipe!r}.{hint} Recipes: {', '.join(sorted(RECIPES))}.")
-    train, config = RECIPES[args.recipe]
+    train, config = get_recipe(args.recipe)
     changes = {}
     if args.config:
         try:

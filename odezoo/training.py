@@ -88,48 +88,31 @@ class EpochCheckpoint(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         model.load_weights(self.directory / state["weights"])
         self.history = state["history"]
-        self._remove_other_checkpoints(state["weights"])
+        remove_other_checkpoints(self.directory, "epoch", state["weights"])
         return state["epoch"]
 
     def on_epoch_end(self, epoch, logs=None):
         wall, cpu = time.perf_counter() - self._start[0], time.process_time() - self._start[1]
         logs = {k: float(v) for k, v in (logs or {}).items()}
         self.history.append({"epoch": epoch + 1, **logs, "seconds": wall, "cpu_seconds": cpu})
-        name = f"epoch-{epoch + 1:04d}.weights.h5"
-        self.model.save_weights(self.directory / name)
-        write_json_atomic(self.state_path, {"epoch": epoch + 1, "weights": name, "history": self.history})
-        self._remove_other_checkpoints(name)
-
-    def _remove_other_checkpoints(self, keep):
-        for path in self.directory.glob("epoch-*.weights.h5"):
-            if path.name != keep:
-                path.unlink()
+        write_checkpoint(self.directory, self.model, "epoch", epoch + 1, self.history)
 
 
-RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir")
+def write_checkpoint(directory, model, unit, index, history):
+    """Writes `<unit>-NNNN.weights.h5` in full, then atomically replaces `state.json`, which names it
+    (`{unit: index, "weights": file, "history": history}`), then removes older `<unit>-*` files: a kill
+    at any moment leaves the last finished epoch or stage loadable."""
+    directory = Path(directory)
+    name = f"{unit}-{index:04d}.weights.h5"
+    model.save_weights(directory / name)
+    write_json_atomic(directory / "state.json", {unit: index, "weights": name, "history": history})
+    remove_other_checkpoints(directory, unit, name)
 
 
-def start_run(workdir, config):
-    """Creates `workdir` and writes `config.json`, refusing a workdir whose checkpoints come from a run
-    with other settings (only `RESUMABLE_CHANGES` may differ), which resuming would silently mix."""
-    workdir = Path(workdir)
-    saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
-    if state.is_file() and saved_path.is_file():
-        saved = json.loads(saved_path.read_text())
-        changed = {
-            k: (saved.get(k), v)
-            for k, v in config.items()
-            if saved.get(k) != v and k not in RESUMABLE_CHANGES
-        }
-        if changed:
-            diff = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise OdezooError(
-                f"{workdir} holds checkpoints of a run with other settings ({diff}); resuming would mix "
-                "the two. Rerun with the same settings, or choose a new --workdir."
-            )
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved_path, config)
-    return workdir
+def remove_other_checkpoints(directory, unit, keep):
+    for path in Path(directory).glob(f"{unit}-*.weights.h5"):
+        if path.name != keep:
+            path.unlink()
 
 
 def fit_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strategy, callbacks=()):

@@ -48,7 +48,7 @@ def test_interrupted_run_resumes_at_the_next_stage_and_writes_a_preset(tmp_path)
         metadata["equation"] == "burgers2d" and "t=0.03" in metadata["pde_report"]["rollout_relative_error"]
     )
     assert "## Learned equation" in (folder / "README.md").read_text()
-    assert (folder / "rollout.png").stat().st_size > 1000
+    assert (folder / "rollout.png").stat().st_size > 1000 and "rollout.png" in metadata["files"]
     assert result["preset_dir"] == str(folder)
 
 
@@ -64,9 +64,21 @@ def test_adam_and_v1_stages_lower_the_loss(tmp_path):
     assert seen[0]["loss"] < seen[0]["loss_before"]
 
 
-def test_bad_blocks_are_refused(tmp_path):
+def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path):
     with pytest.raises(OdezooError, match="comma-separated integers"):
-        train(dataclasses.replace(BURGERS, blocks="0,one"), tmp_path)
+        train(dataclasses.replace(BURGERS, blocks="0,one"), tmp_path / "run")
+    with pytest.raises(OdezooError, match="Unknown optimizer 'newton'"):
+        train(dataclasses.replace(BURGERS, optimizer="newton"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_workdir_of_other_settings_is_refused(tmp_path):
+    """The PDE recipe shares the image recipes' guard: resuming would mix two runs' stages."""
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "state.json").write_text('{"stage": 1, "weights": "x", "history": []}')
+    (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(BURGERS)))
+    with pytest.raises(OdezooError, match=r"other settings \(maxiter 2000 -> 3\); resuming would mix"):
+        train(dataclasses.replace(BURGERS, maxiter=3), tmp_path)
 
 
 def test_simulate_command_writes_trajectories(tmp_path, capsys):
@@ -88,7 +100,9 @@ def test_pde_export_is_float32_and_close_to_the_float64_model(tmp_path):
     model = PDENet2(channels=("u",), grid=32)
     sample = simulate("heat", batch=4, steps=0, seed=1, noise=0.0).u[:, 0].astype("float32")
     report = export_model(float32_copy(model), tmp_path, "saved_model", sample=sample, reference=model)
-    assert report["max_rel_diff"] < 1e-5 and report["top1_agreement"] is None
+    assert report["compared_with"] == "float64 Keras model" and report["top1_agreement"] is None
+    assert {w.dtype for w in model.weights} == {"float64"}
+    assert {w.dtype for w in float32_copy(model).weights} == {"float32"}
 
 
 def test_pde_presets_refuse_image_commands_with_a_pointer(capsys):

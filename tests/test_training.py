@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from odezoo import LMResNet, OdezooError
-from odezoo.recipes import RECIPES
+from odezoo.recipes import RECIPES, get_recipe
 from odezoo.recipes.image_classification import FASHION_MNIST, train
 from odezoo.training import EpochCheckpoint, make_strategy
 
@@ -28,18 +29,35 @@ def test_recipe_two_steps_writes_a_loadable_preset(tmp_path):
     model = LMResNet.from_pretrained(folder)
     assert model.outputs[0].shape[-1] == 10
     meta = json.loads((folder / "metadata.json").read_text())
-    assert meta["recipe"] == "lm_resnet_fashion_mnist" and meta["recipe_config"]["depth"] == 8
-    assert meta["train_command"].startswith("odezoo train lm_resnet_fashion_mnist --set depth=8")
+    assert meta["recipe"] == "lm_resnet20_fashion_mnist" and meta["recipe_config"]["depth"] == 8
+    assert meta["train_command"].startswith("odezoo train lm_resnet20_fashion_mnist --set depth=8")
     assert [m["metric"] for m in meta["metrics"]] == ["accuracy", "loss"]
     assert json.loads((tmp_path / "config.json").read_text())["limit"] == 4
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
 
 
-def test_every_recipe_has_a_valid_config():
+def test_recipes_are_named_after_their_preset_and_old_names_still_work():
     for name, (_, config) in RECIPES.items():
-        data = getattr(config, "dataset", None) or config.equation
-        assert name.endswith(data) and config.preset_name().endswith(data)
+        assert config.preset_name() == name
+        assert get_recipe(name)[0].__module__.startswith("odezoo.recipes.")
+    assert get_recipe("lm_resnet_fashion_mnist") == RECIPES["lm_resnet20_fashion_mnist"]
+    assert get_recipe("lm_resnet_cifar10")[1].depth == 56
+    assert RECIPES["resnet20_fashion_mnist"][1].scheme == "euler"
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"lr_schedule": "linear"}, "`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule="),
+        ({"epochs": 0}, "`epochs` must be >= 1. Received: epochs=0"),
+        ({"limit": -5}, "`limit` must be >= 0. Received: limit=-5"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path, change, message):
+    with pytest.raises(OdezooError, match=re.escape(message)):
+        train(replace(SMOKE, **change), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_checkpoint_restores_weights_and_optimizer(tmp_path):

@@ -1,17 +1,40 @@
-"""Training recipes: a frozen `Config` with the schedule's defaults plus `train(config, workdir)`.
+"""Training recipes: a frozen `Config` with the schedule's defaults (and `validate()`) plus
+`train(config, workdir)`, all on the run machinery of `recipes._common`.
 
-`RECIPES` maps each recipe name to `(train function, default Config)`.
+A recipe is named after the preset it writes: `<architecture><size>_[<variant>_]<dataset>`, e.g.
+`lm_resnet20_fashion_mnist`, `small_cnn_yopo5_3_fashion_mnist`, `pde_net2_burgers2d`. `RECIPES` maps
+each name to `(train function, default Config)`; `ALIASES` keeps the names of earlier releases.
 """
 
+import difflib
+
+from odezoo.errors import OdezooError
 from odezoo.recipes import adversarial, image_classification, pde
 
-RECIPES = {
-    "lm_resnet_fashion_mnist": (image_classification.train, image_classification.FASHION_MNIST),
-    "lm_resnet_cifar10": (image_classification.train, image_classification.CIFAR10),
-    "lm_resnet_cifar100": (image_classification.train, image_classification.CIFAR100),
-    "pde_net2_burgers2d": (pde.train, pde.BURGERS),
-    "pde_net2_heat": (pde.train, pde.HEAT),
-    "pde_net2_cdr": (pde.train, pde.CDR),
-    "pde_net_linear_cd": (pde.train, pde.LINEAR_CD),
-    **{name: (adversarial.train, config) for name, config in adversarial.recipes().items()},
+_CONFIGS = [
+    (image_classification.train, image_classification.FASHION_MNIST),
+    (image_classification.train, image_classification.RESNET20_FASHION_MNIST),
+    (image_classification.train, image_classification.CIFAR10),
+    (image_classification.train, image_classification.CIFAR100),
+    (pde.train, pde.BURGERS),
+    (pde.train, pde.HEAT),
+    (pde.train, pde.CDR),
+    (pde.train, pde.LINEAR_CD),
+    *((adversarial.train, config) for config in adversarial.recipes().values()),
+]
+RECIPES = {config.preset_name(): (train, config) for train, config in _CONFIGS}
+ALIASES = {
+    "lm_resnet_fashion_mnist": "lm_resnet20_fashion_mnist",
+    "lm_resnet_cifar10": "lm_resnet56_cifar10",
+    "lm_resnet_cifar100": "lm_resnet56_cifar100",
 }
+
+
+def get_recipe(name):
+    """`(train function, default Config)` of the recipe `name` (or an alias of it)."""
+    name = ALIASES.get(name, name)
+    if name not in RECIPES:
+        close = difflib.get_close_matches(name, [*RECIPES, *ALIASES], n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise OdezooError(f"Unknown recipe {name!r}.{hint} Recipes: {', '.join(sorted(RECIPES))}.")
+    return RECIPES[name]

@@ -15,8 +15,7 @@ gradient once the 5 passes are summed, stayed at chance for a whole epoch), YOPO
 it reached 33 % training accuracy in epoch 1, then collapsed to a constant prediction for good).
 """
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import keras
 
@@ -24,7 +23,8 @@ from odezoo.adversarial import METHODS, AdversarialTrainer, Attack
 from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.convnets import build_classifier, check_architecture
-from odezoo.recipes.image_classification import start_image_run, test_metric
+from odezoo.recipes._common import finish_run, train_command
+from odezoo.recipes.image_classification import check_positive, start_image_run, test_metric
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
@@ -70,6 +70,24 @@ class Config:
 
     def attack(self):
         return Attack(self.eps, self.step, self.steps, self.m, self.n)
+
+    def milestone_epochs(self):
+        try:
+            return tuple(float(m) for m in self.milestones.split(",") if m.strip())
+        except ValueError:
+            raise OdezooError(
+                f"`milestones` must be comma-separated epochs, e.g. '30,34,36'. Received: {self.milestones!r}"
+            ) from None
+
+    def validate(self):
+        """Raises `OdezooError` for a setting no run can use (before anything is written)."""
+        if self.method not in METHODS:
+            raise OdezooError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
+        check_architecture(self.architecture)
+        self.attack()
+        self.milestone_epochs()
+        check_positive(self, "epochs", "batch_size")
+        check_positive(self, "limit", "weight_decay", "beta", minimum=0)
 
 
 _FMNIST = Config(learning_rate=0.02)
@@ -135,12 +153,8 @@ def train(config, workdir, *, callbacks=()):
         `{"clean_accuracy", "robust_accuracy", "attack", "train_seconds", "train_cpu_seconds",
         "preset_dir"}`.
     """
-    if config.method not in METHODS:
-        raise OdezooError(f"Unknown method {config.method!r}; choose one of {METHODS}.")
-    check_architecture(config.architecture)
-    attack = config.attack()
-    milestones = tuple(float(m) for m in config.milestones.split(",") if m.strip())
     workdir, spec, train_ds, steps_per_epoch, strategy = start_image_run(config, workdir)
+    attack, milestones = config.attack(), config.milestone_epochs()
     data_dir = config.data_dir or None
     with strategy.scope():
         model = build_model(config)
@@ -169,52 +183,31 @@ def train(config, workdir, *, callbacks=()):
     from odezoo.tasks.image_classification import evaluate_robust
 
     result = evaluate_robust(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
-    preset = config.preset_name()
-    command = f"odezoo eval {preset} --attack pgd"
-    metrics = [
-        test_metric(config, result, "accuracy", command, key="clean_accuracy"),
-        test_metric(config, result, "robust_accuracy", command, attack=result["attack"]),
-    ]
-    recipe, changes = _closest_recipe(config)
-    sets = "".join(f" --set {k}={v}" for k, v in changes.items())
-    summary = {
-        "clean_accuracy": result["clean_accuracy"],
-        "robust_accuracy": result["robust_accuracy"],
-        "attack": result["attack"],
-        "train_seconds": seconds,
-        "train_cpu_seconds": cpu_seconds,
-    }
-    preset_dir = model.save_pretrained(
-        workdir / preset,
+    command = f"odezoo eval {config.preset_name()} --attack pgd"
+    recipe, _ = train_command(config)
+    return finish_run(
+        workdir,
+        model,
+        config,
+        summary={
+            "clean_accuracy": result["clean_accuracy"],
+            "robust_accuracy": result["robust_accuracy"],
+            "attack": result["attack"],
+            "train_seconds": seconds,
+            "train_cpu_seconds": cpu_seconds,
+        },
+        history=checkpoint.history,
         metadata={
-            "preset": preset,
             "description": f"{_describe(config)} on {config.dataset} by recipe `{recipe}`.",
             "dataset": config.dataset,
             "class_names": list(spec.class_names),
-            "recipe": recipe,
-            "recipe_config": asdict(config),
-            "train_command": f"odezoo train {recipe}{sets} --workdir DIR",
             "train_seconds": seconds,
-            "metrics": metrics,
-            "history": checkpoint.history,
+            "metrics": [
+                test_metric(config, result, "accuracy", command, key="clean_accuracy"),
+                test_metric(config, result, "robust_accuracy", command, attack=result["attack"]),
+            ],
         },
     )
-    summary["preset_dir"] = str(preset_dir)
-    (workdir / "metrics.json").write_text(
-        json.dumps({**summary, "history": checkpoint.history}, indent=2) + "\n"
-    )
-    return summary
-
-
-def _closest_recipe(config):
-    """The registered recipe that `config` changes least, and those changes (for `odezoo train`)."""
-
-    values = asdict(config)
-    changes = {
-        name: {k: v for k, v in values.items() if getattr(base, k) != v} for name, base in recipes().items()
-    }
-    name = min(changes, key=lambda name: len(changes[name]))
-    return name, changes[name]
 
 
 def _describe(config):

@@ -10,14 +10,15 @@ pre-activation ResNet recipe: SGD 0.1, momentum 0.9, weight decay 1e-4, batch 12
 decay, sized for a 2-core CPU (about 35 min per model).
 """
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import keras
 
 from odezoo.data.images import get_dataset, image_dataset
+from odezoo.errors import OdezooError
 from odezoo.models.lm_resnet import LMResNet
-from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy, start_run
+from odezoo.recipes._common import finish_run, start_run, train_command
+from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ class Config:
         suffix = "_sd" if self.death_rate else ""
         return f"{prefix}resnet{self.depth}_{self.dataset}{suffix}"
 
+    def validate(self):
+        """Raises `OdezooError` for a setting no run can use (before anything is written)."""
+        if self.lr_schedule not in ("cosine", "step"):
+            raise OdezooError(
+                f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={self.lr_schedule!r}"
+            )
+        check_positive(self, "depth", "epochs", "batch_size", "width")
+        check_positive(self, "limit", "weight_decay", "label_smoothing", "death_rate", minimum=0)
+
 
 _ARCHITECTURES = {"lm": "LM-ResNet", "euler": "pre-activation ResNet"}
 FASHION_MNIST = Config()
@@ -59,6 +69,7 @@ CIFAR10 = Config(
     dataset="cifar10", depth=56, epochs=160, weight_decay=1e-4, nesterov=False, lr_schedule="step"
 )
 CIFAR100 = replace(CIFAR10, dataset="cifar100")
+RESNET20_FASHION_MNIST = replace(FASHION_MNIST, scheme="euler")  # LM-ResNet-20's baseline
 
 
 def train(config, workdir, *, callbacks=()):
@@ -115,34 +126,22 @@ def train(config, workdir, *, callbacks=()):
     from odezoo.tasks.image_classification import evaluate
 
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
-    preset = config.preset_name()
-    command = f"odezoo eval {preset} --dataset {config.dataset}"
-    metrics = [test_metric(config, result, metric, command) for metric in ("accuracy", "loss")]
-    sets = " ".join(f"--set {k}={v}" for k, v in _changed(config).items())
-    preset_dir = model.save_pretrained(
-        workdir / preset,
+    command = f"odezoo eval {config.preset_name()} --dataset {config.dataset}"
+    recipe, _ = train_command(config)
+    return finish_run(
+        workdir,
+        model,
+        config,
+        summary={"test_accuracy": result["accuracy"], "test_loss": result["loss"]},
+        history=checkpoint.history,
         metadata={
-            "preset": preset,
             "description": f"{config.depth}-layer {_ARCHITECTURES[config.scheme]} "
-            f"trained on {config.dataset} by recipe `{_recipe_name(config)}`.",
+            f"trained on {config.dataset} by recipe `{recipe}`.",
             "dataset": config.dataset,
             "class_names": list(spec.class_names),
-            "recipe": _recipe_name(config),
-            "recipe_config": asdict(config),
-            "train_command": f"odezoo train {_recipe_name(config)} {sets} --workdir DIR".replace("  ", " "),
-            "metrics": metrics,
-            "history": checkpoint.history,
+            "metrics": [test_metric(config, result, metric, command) for metric in ("accuracy", "loss")],
         },
     )
-    summary = {
-        "test_accuracy": result["accuracy"],
-        "test_loss": result["loss"],
-        "preset_dir": str(preset_dir),
-    }
-    (workdir / "metrics.json").write_text(
-        json.dumps({**summary, "history": checkpoint.history}, indent=2) + "\n"
-    )
-    return summary
 
 
 def start_image_run(config, workdir):
@@ -150,7 +149,7 @@ def start_image_run(config, workdir):
     `start_run`), the augmented training pipeline and the strategy. Returns `(workdir, dataset spec,
     train dataset, steps per epoch, strategy)`."""
     keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, asdict(config))
+    workdir = start_run(workdir, config)
     # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
     strategy = make_strategy(config.strategy, config.tpu)
     train_ds, count = image_dataset(
@@ -178,11 +177,15 @@ def test_metric(config, result, metric, command, key=None, **extra):
     }
 
 
+def check_positive(config, *names, minimum=1):
+    """Raises unless every setting in `names` is at least `minimum`."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
+
+
 def _schedule(config, steps_per_epoch):
-    if config.lr_schedule not in ("cosine", "step"):
-        raise ValueError(
-            f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={config.lr_schedule!r}"
-        )
     milestones = (config.epochs * 0.5, config.epochs * 0.75) if config.lr_schedule == "step" else ()
     return learning_rate_schedule(
         config.learning_rate, epochs=config.epochs, steps_per_epoch=steps_per_epoch, milestones=milestones
@@ -193,12 +196,3 @@ def _one_hot(labels, num_classes):
     import tensorflow as tf
 
     return tf.one_hot(labels, num_classes)
-
-
-def _recipe_name(config):
-    return f"lm_resnet_{config.dataset}"
-
-
-def _changed(config):
-    base = {"fashion_mnist": FASHION_MNIST, "cifar10": CIFAR10, "cifar100": CIFAR100}[config.dataset]
-    return {k: v for k, v in asdict(config).items() if getattr(base, k) != v and k != "dataset"}

@@ -15,15 +15,18 @@ Float64 throughout. Every finished stage is checkpointed, so a killed run resume
 """
 
 import json
+import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from odezoo.data.pde import get_equation, simulate
 from odezoo.errors import OdezooError
-from odezoo.training import minimize, write_json_atomic
+from odezoo.recipes._common import finish_run, start_run
+from odezoo.recipes.image_classification import check_positive
+from odezoo.training import minimize, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,15 @@ class Config:
             raise OdezooError(f"`blocks` must be non-negative integers. Received: {self.blocks!r}")
         return blocks
 
+    def validate(self):
+        """Raises `OdezooError` for a setting no run can use (before anything is written)."""
+        get_equation(self.equation)
+        self.block_list()
+        if self.optimizer not in ("bfgs", "lbfgs", "adam"):
+            raise OdezooError(f"Unknown optimizer {self.optimizer!r}; choose 'bfgs', 'lbfgs' or 'adam'.")
+        check_positive(self, "maxiter", "eval_trajectories")
+        check_positive(self, "batch", "max_order", minimum=0)
+
 
 BURGERS = Config()
 HEAT = Config(equation="heat")
@@ -80,20 +92,6 @@ DESCRIPTIONS = {
     "pde_net2_heat": "PDE-Net 2.0 that learned the heat equation (nu = 0.1) from simulated trajectories.",
     "pde_net_linear_cd": "PDE-Net v1 that learned a variable-coefficient convection-diffusion equation.",
 }
-
-
-def recipe_name(config):
-    return replace(config, preset="").preset_name()
-
-
-def train_command(config):
-    """The `odezoo train` command that reproduces `config`."""
-    from odezoo.recipes import RECIPES
-
-    name = recipe_name(config)
-    default = RECIPES[name][1] if name in RECIPES else Config(equation=config.equation)
-    sets = "".join(f" --set {k}={v}" for k, v in asdict(config).items() if getattr(default, k) != v)
-    return f"odezoo train {name}{sets} --workdir DIR"
 
 
 def huber_l1(x, s):
@@ -187,12 +185,10 @@ def train(config, workdir, *, callbacks=()):
     from odezoo.models.pde_net.pde_net_eval import card_sections, evaluate_pde, metric_records, plot, public
 
     keras.utils.set_random_seed(config.seed)
-    get_equation(config.equation)  # an unknown equation fails before anything is written
+    workdir = start_run(workdir, config)
     blocks = config.block_list()
-    workdir = Path(workdir)
     checkpoints = workdir / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(workdir / "config.json", asdict(config))
+    checkpoints.mkdir(exist_ok=True)
     model = build_model(config)
     state_path = checkpoints / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"stage": 0, "history": []}
@@ -226,13 +222,8 @@ def train(config, workdir, *, callbacks=()):
             "seconds": time.perf_counter() - start,
         }
         state["history"].append(record)
-        name = f"stage-{index + 1:02d}.weights.h5"
-        model.save_weights(checkpoints / name)
-        state.update(stage=index + 1, weights=name)
-        write_json_atomic(state_path, state)
-        for old in checkpoints.glob("stage-*.weights.h5"):
-            if old.name != name:
-                old.unlink()
+        state["stage"] = index + 1
+        write_checkpoint(checkpoints, model, "stage", index + 1, state["history"])
         print(json.dumps(record), flush=True)
         for callback in callbacks:
             callback(record)
@@ -243,30 +234,32 @@ def train(config, workdir, *, callbacks=()):
         model, config.equation, trajectories=config.eval_trajectories, times=times, seed=10_000 + config.seed
     )
     metrics = public(full)
-    wall = sum(r["seconds"] for r in state["history"])
-    metrics["train_seconds"] = wall
-    write_json_atomic(workdir / "metrics.json", {"metrics": metrics, "history": state["history"]})
+    metrics["train_seconds"] = sum(r["seconds"] for r in state["history"])
     preset = config.preset_name()
-    folder = model.save_pretrained(
-        workdir / preset,
-        metadata={
-            "preset": preset,
-            "description": DESCRIPTIONS.get(preset, f"PDE-Net trained on simulated {config.equation} data."),
-            "dataset": config.equation,
-            "train_command": train_command(config),
-            "recipe": recipe_name(config),
-            "recipe_config": asdict(config),
-            "metrics": metric_records(metrics, f"odezoo eval {preset}"),
-            "pde_report": metrics,
-            "card_sections": card_sections(metrics),
-            "equation": config.equation,
-        },
-    )
-    try:
-        plot(full, folder / "rollout.png", model.dt)
-    except ImportError as err:
-        print(f"no plot: {err}", flush=True)
-    return {**metrics, "preset_dir": str(folder)}
+    description = DESCRIPTIONS.get(preset, f"PDE-Net trained on simulated {config.equation} data.")
+    with tempfile.TemporaryDirectory() as tmp:
+        assets = {}
+        try:
+            plot(full, Path(tmp) / "rollout.png", model.dt)
+            assets["rollout.png"] = Path(tmp) / "rollout.png"
+        except ImportError as err:
+            print(f"no plot: {err}", flush=True)
+        return finish_run(
+            workdir,
+            model,
+            config,
+            summary=metrics,
+            history=state["history"],
+            metadata={
+                "description": description,
+                "dataset": config.equation,
+                "metrics": metric_records(metrics, f"odezoo eval {preset}"),
+                "pde_report": metrics,
+                "card_sections": card_sections(metrics),
+                "equation": config.equation,
+            },
+            assets=assets,
+        )
 
 
 def _filters(model):

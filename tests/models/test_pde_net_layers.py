@@ -160,12 +160,6 @@ def test_symnet_burgers_pattern_is_exact():
     np.testing.assert_allclose(np.asarray(net(x)), expected, rtol=0, atol=1e-12)
 
 
-def test_symnet_heat_needs_no_products():
-    net = _symnet_with([], {"u02": 0.1, "u20": 0.1})
-    x = np.random.default_rng(1).normal(size=(5, len(FEATURES)))
-    np.testing.assert_allclose(np.asarray(net(x)), 0.1 * (x[:, 3] + x[:, 5]), atol=1e-12)
-
-
 def test_symnet_random_init_and_degree():
     """0.1 N(0, 1) initial weights; along a line x = t d the output is a polynomial in t of
     degree <= 2^H: with H = 2, a degree-4 fit through 9 points is exact, with a t^4 term."""
