@@ -69,8 +69,6 @@ def test_golden_outputs(name):
     model = odezoo.load(name)
     actual, expected = model.task.golden(model, np.load(GOLDEN / f"{name}.npz"))
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4)
-    if model.TASK == "image_classification":
-        assert list(actual.argmax(-1)) == list(expected.argmax(-1))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -475,6 +475,9 @@ def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=No
 
     Returns:
         `Trajectories`; on the observed grid (`equation.grid` points per axis, `h = 2 pi / grid`).
+        `u` is `(batch, steps + 1, y, x, channels)`: x runs along the columns (axis 3 of `u`, axis 2
+        of one frame batch), y along the rows, as `np.meshgrid(x, y)` lays a field out; a field
+        built with `indexing="ij"` is the transpose, which a model reads as another PDE.
     """
     eq = get_equation(equation)
     batch = eq.batch if batch is None else int(batch)
