@@ -79,22 +79,21 @@ def _task_options(parser, kind):
     """Adds every task's `predict` / `eval` options; each task refuses the others' (`eval.check_options`)."""
     from odezoo.tasks import all_tasks
 
-    seen = {}
+    options, takers = {}, {}
     for task in all_tasks():
         for option in getattr(task, f"{kind}_options"):
-            if option.name in seen:
-                if seen[option.name].type is not option.type:
-                    raise TypeError(f"Tasks declare --{option.name} with two types.")
-                continue
-            seen[option.name] = option
-            parser.add_argument(
-                option.flag,
-                dest=option.name,
-                type=option.type,
-                choices=option.choices,
-                default=argparse.SUPPRESS,
-                help=f"{option.help} [{task.name}]",
-            )
+            if options.setdefault(option.name, option).type is not option.type:
+                raise TypeError(f"Tasks declare {option.flag} with two types.")
+            takers.setdefault(option.name, []).append(task.name)
+    for name, option in options.items():
+        parser.add_argument(
+            option.flag,
+            dest=name,
+            type=option.type,
+            choices=option.choices,
+            default=argparse.SUPPRESS,
+            help=f"{option.help} [{', '.join(takers[name])}]",
+        )
 
 
 def _options(args):

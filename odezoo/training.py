@@ -332,12 +332,16 @@ def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=()):
 def write_json_atomic(path, obj):
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1e-3, gtol=2e-16):

@@ -206,3 +206,23 @@ def test_minimize_steps_back_from_diverging_points_and_keeps_the_best(method):
     result = minimize(loss, [v], method=method, maxiter=50)
     assert np.isfinite(result["loss"]) and result["loss"] < 1e-8
     np.testing.assert_allclose(v.numpy(), [2.0, -1.0], atol=1e-5)
+
+
+def test_metrics_json_is_replaced_atomically(tmp_path, monkeypatch):
+    """A write that fails half-way (a full disk) leaves the previous metrics.json whole."""
+    import types
+
+    import odezoo.training as training
+    from odezoo.recipes._common import finish_run
+
+    def failing_dump(obj, f, **kwargs):
+        f.write('{"test_accuracy": 0.')
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "metrics.json").write_text('{"test_accuracy": 0.5}\n')
+    monkeypatch.setattr(training, "json", types.SimpleNamespace(dump=failing_dump))
+    model = LMResNet(depth=8, width=2, num_classes=10, image_shape=(28, 28, 1))
+    with pytest.raises(OSError, match="No space left"):
+        finish_run(tmp_path, model, SMOKE, summary={"test_accuracy": 0.9}, history=[], metadata={})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5}
+    assert not list(tmp_path.glob(".metrics.json.tmp-*"))

@@ -17,6 +17,14 @@ ATTACKS = {
 TOLERANCES = {"saved_model": 1e-4, "tflite": 1e-4, "onnx": 1e-4, "float16": 0.1, "dynamic": 1.0, "int8": 2.0}
 MIN_TOP1_AGREEMENT = 0.95  # share of sample inputs whose top-1 class matches Keras
 INPUT_RANGE = (0.0, 1.0)
+# Options of every evaluation on the zoo's image data sets (`odezoo.data.images`).
+IMAGE_DATA_OPTIONS = (
+    Option("dataset", "data set (default: the preset's)"),
+    Option("split", "data split (default: test; 'sample' = the 1,000 bundled test images)"),
+    Option("limit", "first N examples only (0: all)", int, minimum=0),
+    Option("batch_size", "evaluation batch size", int, minimum=1),
+    Option("data_dir", "TensorFlow Datasets data folder"),
+)
 
 
 class ImageClassification(Task):
@@ -29,11 +37,7 @@ class ImageClassification(Task):
         Option("top_k", "classes shown per image", int, minimum=1),
     )
     eval_options = (
-        Option("dataset", "data set (default: the preset's)"),
-        Option("split", "data split (default: test; 'sample' = the 1,000 bundled test images)"),
-        Option("limit", "first N examples only (0: all)", int, minimum=0),
-        Option("batch_size", "evaluation batch size", int, minimum=1),
-        Option("data_dir", "TensorFlow Datasets data folder"),
+        *IMAGE_DATA_OPTIONS,
         Option("attack", "also report accuracy under an L-inf PGD attack", choices=("pgd",)),
         Option("eps", "attack radius (default: 8/255 for CIFAR, 0.1 for Fashion-MNIST)", float),
         Option("step", "attack step (default: 2/255 for CIFAR, 0.01 for Fashion-MNIST)", float),

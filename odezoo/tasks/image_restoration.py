@@ -4,7 +4,7 @@ against the clean image, here for additive Gaussian noise of standard deviation 
 import numpy as np
 
 from odezoo.tasks.base import Option, Task, metric
-from odezoo.tasks.image_classification import bundled_sample, check_images, read_images
+from odezoo.tasks.image_classification import IMAGE_DATA_OPTIONS, bundled_sample, check_images, read_images
 
 NOISE_SIGMA = 25.0  # default noise level, on the 0..255 scale (the usual denoising benchmark)
 PSNR_METRIC = "psnr"
@@ -31,11 +31,7 @@ class ImageRestoration(Task):
     description = "a degraded float image in [0, 1] -> the restored image"
     predict_options = (Option("out", "folder for the restored PNG files (default: restored/)"),)
     eval_options = (
-        Option("dataset", "data set of clean images (default: the preset's)"),
-        Option("split", "data split (default: test; 'sample' = the 1,000 bundled test images)"),
-        Option("limit", "first N examples only (0: all)", int, minimum=0),
-        Option("batch_size", "evaluation batch size", int, minimum=1),
-        Option("data_dir", "TensorFlow Datasets data folder"),
+        *IMAGE_DATA_OPTIONS,
         Option(
             "sigma", f"Gaussian noise level on the 0..255 scale (default {NOISE_SIGMA:g})", float, minimum=0
         ),

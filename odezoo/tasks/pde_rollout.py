@@ -23,7 +23,7 @@ class PDERollout(Task):
     description = "a field on a periodic grid -> the field one time step later"
     eval_options = (
         Option("trajectories", "fresh trajectories to simulate", int, minimum=1),
-        Option("seed", "seed of the fresh trajectories", int, minimum=0),
+        Option("seed", "seed of the evaluation data (fresh trajectories, noise)", int, minimum=0),
     )
 
     def check_inputs(self, model, x):

@@ -1,0 +1,92 @@
+"""The tasks: every one is registered and declares its contract; the restoration and text tasks,
+which no published preset uses yet, on toy models (their measures and messages)."""
+
+import keras
+import numpy as np
+import pytest
+
+from odezoo import OdezooError
+from odezoo.cli import build_parser
+from odezoo.tasks import TASKS, all_tasks, get_task
+from odezoo.tasks.image_restoration import add_noise, psnr
+from odezoo.tasks.text import check_token_ids
+
+
+def test_every_task_declares_its_contract():
+    tags = {task.name: task.pipeline_tag for task in all_tasks()}
+    assert set(tags) == set(TASKS) and all(tags.values())
+    assert tags["translation"] == "translation" and tags["image_restoration"] == "image-to-image"
+    with pytest.raises(OdezooError, match="Unknown task 'segmentation'"):
+        get_task("segmentation")
+
+
+def test_the_cli_offers_every_tasks_options():
+    args = build_parser().parse_args(["eval", "x", "--sigma", "15", "--trajectories", "3"])
+    assert vars(args)["sigma"] == 15.0 and vars(args)["trajectories"] == 3 and "limit" not in vars(args)
+
+
+def _identity(shape, name="identity"):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, keras.layers.Identity()(inputs), name=name)
+
+
+def test_psnr_is_ten_log10_of_one_over_the_mse():
+    clean = np.zeros((2, 4, 4, 1))
+    restored = clean + np.array([0.1, 0.01])[:, None, None, None]
+    np.testing.assert_allclose(psnr(clean, restored), [20.0, 40.0])
+    noisy = add_noise(np.full((1, 64, 64, 1), 0.5), 25.0, seed=3)
+    np.testing.assert_allclose(np.std(noisy - 0.5), 25 / 255, rtol=0.05)
+    np.testing.assert_array_equal(noisy, add_noise(np.full((1, 64, 64, 1), 0.5), 25.0, seed=3))
+
+
+def test_restoration_evaluation_scores_the_identity_as_the_noisy_input():
+    task = get_task("image_restoration")
+    result = task.evaluate(_identity((28, 28, 1)), {"dataset": "fashion_mnist"}, split="sample", limit=64)
+    assert result["num_examples"] == 64 and result["psnr"] == pytest.approx(result["noisy_psnr"])
+    assert 19 < result["psnr"] < 23  # sigma 25 on [0, 1] images, clipped: about 20.2 dB before clipping
+    metadata = {"metrics": [{"metric": "psnr", "value": 31.234, "split": "test", "sigma": 25}]}
+    assert task.headline(metadata) == "31.23 dB PSNR (test, sigma 25)"
+
+
+def test_restoration_export_check_fails_on_drift():
+    task = get_task("image_restoration")
+    expected = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 1))
+    fields, problem = task.agreement(expected, expected + 1e-6, "onnx")
+    assert problem is None and fields["psnr_vs_keras"] > 100
+    _, problem = task.agreement(expected, expected + 0.01, "onnx")
+    assert problem == "differs from Keras by 0.01 (tolerance 0.0001)"
+
+
+def _toy_translator(vocabulary=32):
+    source, target = keras.Input((None,), dtype="int32", name="source"), keras.Input((None,), dtype="int32")
+    embed = keras.layers.Embedding(vocabulary, 4)
+    pooled = keras.layers.GlobalAveragePooling1D()(embed(source))
+    logits = keras.layers.Dense(vocabulary)(embed(target) + keras.ops.expand_dims(pooled, 1))
+    model = keras.Model([source, target], logits, name="toy")
+    model.vocabulary_size = vocabulary
+    return model
+
+
+@pytest.mark.parametrize(
+    "inputs,message",
+    [
+        ([np.zeros((1, 3)), np.zeros((1, 3), int)], "takes integer token ids .*; received dtype float64"),
+        ([np.zeros(3, int), np.zeros((1, 3), int)], "received \\(3,\\). Add a batch axis: ids\\[None\\]"),
+        ([np.array([[1, 32]]), np.zeros((1, 3), int)], "ids in \\[1, 32\\] but its vocabulary has 32"),
+        ([np.zeros((1, 3), int)], "takes 2 input\\(s\\)"),
+    ],
+)
+def test_token_id_checks_say_what_fits(inputs, message):
+    with pytest.raises(OdezooError, match=message):
+        check_token_ids(_toy_translator(), inputs)
+
+
+def test_text_sample_inputs_and_agreement():
+    model, task = _toy_translator(), get_task("translation")
+    sample = task.sample_inputs(model, {})
+    assert len(sample) == 2 and all(s.dtype == np.int32 and 4 <= s.min() and s.max() < 32 for s in sample)
+    logits = np.asarray(model(sample))
+    assert task.agreement(logits, logits, "tflite")[1] is None
+    assert "top-1 agreement" in task.agreement(logits, -logits, "tflite")[1]
+    metadata = {"metrics": [{"metric": "bleu", "value": 34.51, "dataset": "iwslt14", "split": "test"}]}
+    assert task.headline(metadata) == "34.51 bleu (iwslt14 test)"
