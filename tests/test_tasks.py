@@ -72,13 +72,29 @@ def _toy_translator(vocabulary=32):
     [
         ([np.zeros((1, 3)), np.zeros((1, 3), int)], "takes integer token ids .*; received dtype float64"),
         ([np.zeros(3, int), np.zeros((1, 3), int)], "received \\(3,\\). Add a batch axis: ids\\[None\\]"),
-        ([np.array([[1, 32]]), np.zeros((1, 3), int)], "ids in \\[1, 32\\] but its vocabulary has 32"),
+        ([np.array([[1, 32]]), np.zeros((1, 3), int)], "values in \\[1, 32\\] but takes a vocabulary of 32"),
         ([np.zeros((1, 3), int)], "takes 2 input\\(s\\)"),
     ],
 )
 def test_token_id_checks_say_what_fits(inputs, message):
     with pytest.raises(OdezooError, match=message):
         check_token_ids(_toy_translator(), inputs)
+
+
+def test_keras_hub_style_named_inputs_with_padding_masks():
+    ids = keras.Input((None,), dtype="int32", name="encoder_token_ids")
+    mask = keras.Input((None,), dtype="int32", name="encoder_padding_mask")
+    model = keras.Model([ids, mask], keras.layers.Embedding(8, 2)(ids) * keras.ops.expand_dims(mask, -1))
+    model.vocabulary_size = 8
+    good = {
+        "encoder_token_ids": np.array([[5, 7, 0]]),
+        "encoder_padding_mask": np.array([[True, True, False]]),
+    }
+    assert check_token_ids(model, good)["encoder_padding_mask"].tolist() == [[1, 1, 0]]
+    with pytest.raises(OdezooError, match="holds values in \\[0, 2\\] but takes a 0/1 padding mask"):
+        check_token_ids(model, {**good, "encoder_padding_mask": np.array([[1, 2, 0]])})
+    with pytest.raises(OdezooError, match="missing \\['encoder_padding_mask'\\]"):
+        check_token_ids(model, {"encoder_token_ids": good["encoder_token_ids"]})
 
 
 def test_text_sample_inputs_and_agreement():

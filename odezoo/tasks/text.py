@@ -15,37 +15,46 @@ from odezoo.tasks.base import Task, metric
 
 
 def check_token_ids(model, x):
-    """Returns `x` as int32 id arrays (one per model input) if each is `(batch, length)` with ids in
-    `[0, model.vocabulary_size)`, else raises saying what fits."""
-    arrays = list(x) if isinstance(x, list | tuple) else [x]
+    """Returns `x` (one array, a list in input order, or a dict by input name, as keras-hub's
+    `encoder_token_ids` / `encoder_padding_mask` / ...) with every id input `(batch, length)` int32 in
+    `[0, model.vocabulary_size)` and every `*padding_mask` input 0/1; else raises saying what fits."""
     names = [t.name for t in model.inputs]
+    if isinstance(x, dict):
+        missing = sorted(set(names) - set(x))
+        if missing:
+            raise OdezooError(f"{model.name} takes inputs {names}; missing {missing}.")
+        return dict(zip(names, (_check_ids(model, name, x[name]) for name in names)))
+    arrays = list(x) if isinstance(x, list | tuple) else [x]
     if len(arrays) != len(names):
         raise OdezooError(
             f"{model.name} takes {len(names)} input(s) ({', '.join(names)}); received {len(arrays)}."
         )
-    vocabulary = int(model.vocabulary_size)
-    checked = []
-    for name, arr in zip(names, arrays):
-        arr = np.asarray(arr)
-        if arr.dtype.kind not in "iu":
-            raise OdezooError(
-                f"{model.name} input {name!r} takes integer token ids (batch, length); received dtype "
-                f"{arr.dtype}. Tokenize the text with the preset's tokenizer first."
-            )
-        if arr.ndim != 2:
-            fix = " Add a batch axis: ids[None]." if arr.ndim == 1 else ""
-            raise OdezooError(
-                f"{model.name} input {name!r} takes ids of shape (batch, length); received "
-                f"{tuple(arr.shape)}.{fix}"
-            )
-        if arr.size and (arr.min() < 0 or arr.max() >= vocabulary):
-            raise OdezooError(
-                f"{model.name} input {name!r} holds ids in [{arr.min()}, {arr.max()}] but its vocabulary has "
-                f"{vocabulary} entries (ids 0..{vocabulary - 1}): was the text tokenized with this preset's "
-                "vocabulary?"
-            )
-        checked.append(arr.astype("int32"))
+    checked = [_check_ids(model, name, arr) for name, arr in zip(names, arrays)]
     return checked if isinstance(x, list | tuple) else checked[0]
+
+
+def _check_ids(model, name, arr):
+    arr = np.asarray(arr)
+    mask = name.endswith("padding_mask")
+    if arr.dtype.kind not in ("iub" if mask else "iu"):
+        raise OdezooError(
+            f"{model.name} input {name!r} takes integer token ids (batch, length); received dtype "
+            f"{arr.dtype}. Tokenize the text with the preset's tokenizer first."
+        )
+    if arr.ndim != 2:
+        fix = " Add a batch axis: ids[None]." if arr.ndim == 1 else ""
+        raise OdezooError(
+            f"{model.name} input {name!r} takes ids of shape (batch, length); received "
+            f"{tuple(arr.shape)}.{fix}"
+        )
+    high = 2 if mask else int(model.vocabulary_size)
+    if arr.size and (arr.min() < 0 or arr.max() >= high):
+        what = "a 0/1 padding mask" if mask else f"a vocabulary of {high} entries (ids 0..{high - 1})"
+        raise OdezooError(
+            f"{model.name} input {name!r} holds values in [{arr.min()}, {arr.max()}] but takes {what}: was "
+            "the text tokenized with this preset's vocabulary?"
+        )
+    return arr.astype("int32")
 
 
 class _TextTask(Task):
@@ -58,7 +67,10 @@ class _TextTask(Task):
         """Random ids in `[4, vocabulary_size)` (0..3 are the special tokens) for every input."""
         rng = np.random.default_rng(0)
         ids = [
-            rng.integers(4, int(model.vocabulary_size), (count, length)).astype("int32") for _ in model.inputs
+            np.ones((count, length), "int32")
+            if t.name.endswith("padding_mask")
+            else rng.integers(4, int(model.vocabulary_size), (count, length)).astype("int32")
+            for t in model.inputs
         ]
         return ids if len(ids) > 1 else ids[0]
 
