@@ -86,10 +86,12 @@ class PretrainedMixin:
         return load(name_or_path, expected_cls=cls, revision=revision, load_weights=load_weights, **overrides)
 
     def save_pretrained(self, directory, *, metadata=None, assets=None) -> Path:
-        """Writes this model as a preset folder, atomically.
+        """Writes this model as a preset folder, atomically, never touching a file odezoo did not write.
 
-        The folder is assembled beside `directory` and moved into place only when
-        complete; an existing preset folder is replaced, anything else is refused.
+        The folder is assembled beside `directory` and moved into place only when complete. An
+        existing odezoo preset folder is updated: the files its `metadata.json` lists are replaced,
+        and any other file in it (a training log, notes) is kept, carried over by hard link (or a
+        copy) before the swap. Any other non-empty folder is refused.
 
         Args:
             directory: the preset folder to write.
@@ -99,20 +101,21 @@ class PretrainedMixin:
                 vocabulary, a plot); covered by the folder's sha256 list like every file.
         """
         directory = Path(directory).expanduser().absolute()
-        if directory.exists() and (
-            not directory.is_dir() or (any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file())
-        ):
-            raise OdezooError(
-                f"{directory} exists and is not an odezoo preset folder; save_pretrained only "
-                "replaces preset folders. Choose a new or empty directory."
+        keep = _files_to_keep(directory)
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(
+                tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
             )
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
-        )
+        except OSError as error:
+            raise OdezooError(
+                f"Cannot write the preset folder {directory}: {error.strerror or error} "
+                f"({error.filename or directory.parent}). Choose a writable folder."
+            ) from None
         umask = os.umask(0)
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a preset folder is an ordinary one
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         try:
             config = keras.saving.serialize_keras_object(self)
             config.pop("compile_config", None)
@@ -137,15 +140,24 @@ class PretrainedMixin:
 
             (staging / CARD_FILE).write_text(model_card(type(self), meta))
             write_metadata(staging, meta)
+            for relative in keep:  # the user's files, carried into the new folder before the swap
+                _carry(directory / relative, staging / relative)
             if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
                 directory.rename(old)
                 staging.rename(directory)
                 shutil.rmtree(old)
             else:
                 staging.rename(directory)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            if old.exists() and not directory.exists():
+                old.rename(directory)
+            if isinstance(error, OSError):
+                raise OdezooError(
+                    f"Cannot write the preset folder {directory}: {error.strerror or error}"
+                    f"{f' ({error.filename})' if error.filename else ''}; nothing was changed there. "
+                    "Free some space or choose a writable folder."
+                ) from None
             raise
         return directory
 
@@ -180,6 +192,54 @@ class PretrainedMixin:
         if isinstance(x, np.ndarray | list):
             x = self.check_inputs(x)
         return super().predict(x, *args, **kwargs)
+
+
+def preset_files(folder):
+    """The files of `folder` that odezoo wrote (relative names), if it is an odezoo preset folder, else
+    `None`: `metadata.json` names an odezoo version, and lists them (folders written before odezoo 0.2
+    list none: then the four files of the format and a PDE preset's `rollout.png`)."""
+    try:
+        metadata = json.loads((Path(folder) / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metadata, dict) or "odezoo_version" not in metadata:
+        return None
+    listed = metadata.get("files") or {n: None for n in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "rollout.png")}
+    return {METADATA_FILE, *listed}
+
+
+def _files_to_keep(directory):
+    """The relative paths in an existing `directory` that odezoo did not write; raises where
+    `directory` cannot become a preset folder without touching a user's file."""
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise OdezooError(f"{directory} is a file, not a folder: save the preset under another name.")
+    entries = sorted(p for p in directory.rglob("*") if not p.is_dir() or p.is_symlink())
+    if not entries:
+        return []
+    ours = preset_files(directory)
+    if ours is None:
+        shown = ", ".join(p.relative_to(directory).as_posix() for p in entries[:3])
+        shown += ", ..." if len(entries) > 3 else ""
+        raise OdezooError(
+            f"{directory} holds files that odezoo did not write ({shown}) "
+            "and is not an odezoo preset folder; save_pretrained leaves such folders alone. Choose a new "
+            "or empty directory."
+        )
+    return [p.relative_to(directory) for p in entries if p.relative_to(directory).as_posix() not in ours]
+
+
+def _carry(source, target):
+    """Puts `source` (a user's file or link) at `target`: a hard link where the file system allows it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def write_metadata(folder, metadata):

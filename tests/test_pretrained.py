@@ -113,7 +113,7 @@ def test_save_is_atomic(folder, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(LMResNet, "save_weights", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OdezooError, match=r"preset folder .*tiny: disk full; nothing was changed"):
         LMResNet(**TINY).save_pretrained(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in folder.parent.iterdir()) == ["tiny"]
@@ -121,8 +121,47 @@ def test_save_is_atomic(folder, monkeypatch):
 
 def test_save_refuses_a_folder_that_is_not_a_preset(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(OdezooError, match="is not an odezoo preset folder"):
+    with pytest.raises(OdezooError, match=r"holds files that odezoo did not write \(notes.txt\)"):
         LMResNet(**TINY).save_pretrained(tmp_path)
+
+
+def test_a_users_config_json_does_not_make_a_folder_a_preset(tmp_path):
+    """A user's own config.json beside their thesis: refused, and every file is left as it was."""
+    user = {"config.json": '{"lr": 0.1}', "thesis.txt": "chapter 1", "sub/notes.md": "# notes"}
+    for name, text in user.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    with pytest.raises(OdezooError, match="is not an odezoo preset folder; save_pretrained leaves such"):
+        LMResNet(**TINY).save_pretrained(tmp_path)
+    assert {n: (tmp_path / n).read_text() for n in user} == user
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))
+
+
+def test_saving_over_a_preset_keeps_the_users_files(folder):
+    (folder / "training_log.txt").write_text("epoch 1: loss 0.3")
+    (folder / "plots").mkdir()
+    (folder / "plots" / "curve.png").write_bytes(b"png")
+    LMResNet(**{**TINY, "num_classes": 5}).save_pretrained(folder)
+    assert (folder / "training_log.txt").read_text() == "epoch 1: loss 0.3"
+    assert (folder / "plots" / "curve.png").read_bytes() == b"png"
+    assert LMResNet.from_pretrained(folder).outputs[0].shape[-1] == 5
+    assert "training_log.txt" not in json.loads((folder / "metadata.json").read_text())["files"]
+
+
+def test_saving_into_a_file_or_a_read_only_folder_says_so(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(OdezooError, match="taken is a file, not a folder"):
+        LMResNet(**TINY).save_pretrained(tmp_path / "taken")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        with pytest.raises(OdezooError, match="Cannot write the preset folder .*Choose a writable folder"):
+            LMResNet(**TINY).save_pretrained(locked / "p")
+    finally:
+        locked.chmod(0o700)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
