@@ -144,6 +144,7 @@ def _info(args):
     from odezoo.zoo import resolve
 
     resolved = resolve(args.preset, revision=args.revision)
+    resolved.verify()  # a damaged folder is reported, not described
     return {"folder": str(resolved.folder), **resolved.metadata}
 
 

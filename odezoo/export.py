@@ -11,6 +11,7 @@ of silently becoming a Flex (SELECT_TF_OPS) op that `ai_edge_litert` cannot run;
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,14 +54,27 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
         raise OdezooError(
             f"Quantisation {quantize!r} is not offered for {fmt}; TFLite takes one of {QUANTIZATIONS}."
         )
+    _require_runtime(fmt)
     task = getattr(model, "task", None) or Task()
     if sample is None:
         sample = task.sample_inputs(model, {})
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     expected = np.asarray((reference or model)(sample, training=False))
-    with captured_native_output():
-        actual, artifact, flex = _write_and_run(model, path, fmt, quantize, allow_flex, sample)
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with captured_native_output():
+            actual, artifact, flex = _write_and_run(model, path, fmt, quantize, allow_flex, sample)
+    except BaseException as error:
+        for folder in created:  # nothing half-written stays behind: the folders this call made go
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise OdezooError(
+                f"Cannot write the {fmt} export to {path}: {error.strerror or error}"
+                f"{f' ({error.filename})' if error.filename else ''}. Free some space or choose a "
+                "writable --output-dir."
+            ) from None
+        raise
     if flex:  # only with allow_flex; ai_edge_litert has no Flex delegate to run them
         return {
             "format": "tflite+flex",
@@ -85,6 +99,27 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
             "not be deployed."
         )
     return report
+
+
+# The runtimes each format is checked in, and the packages that provide them (the `export` extra).
+RUNTIMES = {"tflite": ("ai_edge_litert",), "onnx": ("tf2onnx", "onnxruntime")}
+
+
+def _require_runtime(fmt):
+    """Raises, before anything is written, when the packages that write and check `fmt` are missing."""
+    import importlib
+
+    missing = []
+    for name in RUNTIMES.get(fmt, ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise OdezooError(
+            f"Exporting to {fmt} needs {', '.join(missing)} (the `export` extra): "
+            "pip install 'odezoo[export]'."
+        )
 
 
 def _write_and_run(model, path, fmt, quantize, allow_flex, sample):

@@ -193,6 +193,13 @@ class PretrainedMixin:
             x = self.check_inputs(x)
         return super().predict(x, *args, **kwargs)
 
+    def __call__(self, *args, **kwargs):
+        # NumPy inputs are a user's data: checked as `predict` checks them (tensors, as in training,
+        # tracing and export, pass straight through, so the check costs graphs nothing).
+        if args and isinstance(args[0], np.ndarray):
+            args = (self.check_inputs(args[0]), *args[1:])
+        return super().__call__(*args, **kwargs)
+
 
 def preset_files(folder):
     """The files of `folder` that odezoo wrote (relative names), if it is an odezoo preset folder, else
@@ -388,9 +395,15 @@ def _load_weights(model, weights, overrides):
         except ValueError as error:
             problem = str(error)
     if problem:
-        changes = f" with overrides {overrides!r}" if overrides else ""
+        detail = problem.splitlines()[0][:200]
+        if overrides:
+            raise OdezooError(
+                f"The weights in {weights} do not fit {type(model).__name__} with overrides {overrides!r} "
+                f"({detail}). Drop overrides that change layers; only num_classes, dtype and training "
+                "options can change."
+            )
         raise OdezooError(
-            f"The weights in {weights} do not fit {type(model).__name__}{changes} "
-            f"({problem.splitlines()[0][:200]}). Drop overrides that change layers; only num_classes, "
-            "dtype and training options can change."
+            f"The weights in {weights} do not fit the {type(model).__name__} its config.json describes "
+            f"({detail}): the folder is damaged or mixes two models. Download it again, or write it anew "
+            "with `save_pretrained`."
         )

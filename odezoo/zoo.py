@@ -12,7 +12,7 @@ from pathlib import Path
 from odezoo.errors import OdezooError
 from odezoo.hub import hub_snapshot
 from odezoo.presets import Preset, get_preset
-from odezoo.pretrained import load_folder, read_metadata
+from odezoo.pretrained import load_folder, read_metadata, verify_folder
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Bundled presets: inside an installed wheel, else the clone's top-level weights/.
@@ -35,15 +35,28 @@ class Resolved:
     def name(self):
         return self.metadata.get("preset") or self.folder.name
 
+    @property
+    def release(self):
+        """`(weights sha256, preset name)` this release of odezoo names for the folder, or `(None, "")`
+        (a folder, a Hub repository, or a pinned revision)."""
+        if self.preset is not None and self.revision is None:
+            return self.preset.sha256, self.preset.name
+        return None, ""
+
+    def verify(self):
+        """Checks every file of the folder against `metadata.json` (and the release's weights)."""
+        sha256, name = self.release
+        verify_folder(self.folder, self.metadata, expected_sha256=sha256, release=name)
+
     def load(self, *, expected_cls=None, load_weights=True, **overrides):
         """Builds the model; a registered preset (no revision pinned) must carry this release's weights."""
-        pinned = self.preset is not None and self.revision is None
+        sha256, name = self.release
         return load_folder(
             self.folder,
             expected_cls=expected_cls,
             load_weights=load_weights,
-            expected_sha256=self.preset.sha256 if pinned else None,
-            release=self.preset.name if pinned else "",
+            expected_sha256=sha256,
+            release=name,
             **overrides,
         )
 

@@ -62,3 +62,26 @@ def test_flex_ops_are_refused_unless_asked_for(tmp_path):
     assert not (tmp_path / "refused" / "model.tflite").exists()
     report = export_model(model, tmp_path / "flex", "tflite", allow_flex=True)
     assert report["flex_ops"] == ["FlexMatrixDeterminant"] and report["max_abs_diff"] is None
+
+
+def test_export_without_the_extra_names_the_install_command_and_writes_nothing(folder, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # as if the extra were not installed
+    with pytest.raises(
+        OdezooError, match=r"needs ai_edge_litert \(the `export` extra\): pip install 'odezoo\[export\]'"
+    ):
+        export_preset(str(folder), "tflite", output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_export_leaves_no_empty_folders(folder, tmp_path, monkeypatch):
+    import odezoo.export as export_module
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module, "_write_and_run", full_disk)
+    with pytest.raises(OdezooError, match="Cannot write the onnx export to .*: No space left on device"):
+        export_preset(str(folder), "onnx", output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

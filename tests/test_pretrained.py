@@ -223,6 +223,28 @@ def test_unknown_override(folder):
         LMResNet.from_pretrained(folder, num_clases=3)
 
 
+def test_a_folder_whose_weights_do_not_fit_its_config_blames_the_folder(folder):
+    other = LMResNet(**{**TINY, "depth": 14}).save_pretrained(folder.parent / "deeper")
+    (folder / "model.weights.h5").write_bytes((other / "model.weights.h5").read_bytes())
+    metadata = json.loads((folder / "metadata.json").read_text())
+    digest = pretrained_module.sha256_of(folder / "model.weights.h5")
+    metadata["files"]["model.weights.h5"] = metadata["weights_sha256"] = digest
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(
+        OdezooError, match="do not fit the LMResNet its config.json describes .* damaged"
+    ) as error:
+        LMResNet.from_pretrained(folder)
+    assert "overrides" not in str(error.value)
+
+
+def test_info_reports_a_damaged_preset(capsys, folder):
+    from odezoo.cli import main
+
+    (folder / "model.weights.h5").write_bytes(b"truncated")
+    assert main(["info", str(folder)]) == 2
+    assert "model.weights.h5 is corrupt or truncated" in capsys.readouterr().err
+
+
 def test_layout_changing_override(folder):
     with pytest.raises(OdezooError, match="do not fit LMResNet with overrides"):
         LMResNet.from_pretrained(folder, depth=14)

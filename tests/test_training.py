@@ -226,3 +226,41 @@ def test_metrics_json_is_replaced_atomically(tmp_path, monkeypatch):
         finish_run(tmp_path, model, SMOKE, summary={"test_accuracy": 0.9}, history=[], metadata={})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"test_accuracy": 0.5}
     assert not list(tmp_path.glob(".metrics.json.tmp-*"))
+
+
+def test_a_second_training_on_the_same_workdir_is_refused_at_once(tmp_path):
+    """The first holds an flock on run.lock; the second process is told who, before it writes."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from odezoo.recipes._common import _lock
+            from pathlib import Path
+            _lock(Path({str(tmp_path)!r})); print("locked", flush=True); time.sleep(60)
+        """)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OdezooError, match=rf"in use by another training \(pid {holder.pid}, started"):
+            train(SMOKE, tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    from odezoo.recipes._common import _lock, release
+
+    _lock(tmp_path)  # the killed holder left nothing stuck
+    release(tmp_path)
+
+
+def test_a_workdir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(OdezooError, match="--workdir .*run is a file; give a folder"):
+        train(SMOKE, tmp_path / "run")
+
+
+@pytest.mark.parametrize("value", [0, "3", 2.0, True])
+def test_num_classes_must_be_a_positive_int(value):
+    with pytest.raises(
+        OdezooError, match=rf"`num_classes` must be a positive integer .*Received: num_classes={value!r}"
+    ):
+        LMResNet(depth=8, num_classes=value)

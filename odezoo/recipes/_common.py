@@ -5,6 +5,7 @@ folder and an atomic `metrics.json`). Checkpoints: `odezoo.training.Checkpoints`
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from odezoo.errors import OdezooError
@@ -15,15 +16,19 @@ RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset", "eval_tr
 
 
 def start_run(workdir, config):
-    """Checks `config` (its `validate()`), then creates `workdir` and writes `config.json`.
+    """Checks `config` (its `validate()`), then takes the workdir's lock, creates it and writes
+    `config.json`.
 
     A workdir whose checkpoints come from a run with other settings (only `RESUMABLE_CHANGES` may
-    differ) is refused, since resuming would silently mix the two; nothing is written before
-    these checks pass.
+    differ) is refused, since resuming would silently mix the two, and so is a workdir another
+    training is using; nothing is written before these checks pass. A changed `epochs` is said
+    out loud: the learning-rate schedule is rebuilt for the new count.
     """
     config.validate()
     values = dataclasses.asdict(config)
     workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise OdezooError(f"--workdir {workdir} is a file; give a folder (it is created if missing).")
     saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
     if state.is_file() and saved_path.is_file():
         saved = json.loads(saved_path.read_text())
@@ -38,9 +43,61 @@ def start_run(workdir, config):
                 f"{workdir} holds checkpoints of a run with other settings ({diff}); resuming would mix "
                 "the two. Rerun with the same settings, or choose a new --workdir."
             )
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved_path, values)
+        if "epochs" in saved and saved["epochs"] != values.get("epochs"):
+            print(
+                f"Note: epochs {saved['epochs']} -> {values['epochs']}: the learning-rate schedule is "
+                "rebuilt "
+                f"for {values['epochs']} epochs, and the run resumes from its checkpoint at the new "
+                "schedule's rate for that step.",
+                file=sys.stderr,
+            )
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        _lock(workdir)
+        write_json_atomic(saved_path, values)
+    except OSError as error:
+        raise OdezooError(
+            f"Cannot use {workdir} as the run's workdir: {error.strerror or error}"
+            f"{f' ({error.filename})' if error.filename else ''}. Choose a writable folder with free space."
+        ) from None
     return workdir
+
+
+_LOCKS = {}  # workdir -> open lock file of this process
+
+
+def _lock(workdir):
+    """Holds an exclusive `flock` on `workdir/run.lock` while this process trains there (the kernel
+    drops it when the process ends, so a killed run never leaves it stuck)."""
+    import fcntl
+    import os
+    import time
+
+    key = workdir.resolve()
+    if key in _LOCKS:
+        return
+    handle = open(workdir / "run.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OdezooError(
+            f"{workdir} is in use by another training ({holder}); wait for it to finish, or choose "
+            "another --workdir."
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    _LOCKS[key] = handle
+
+
+def release(workdir):
+    """Releases this process's lock on `workdir` (`finish_run` does at the end of a run)."""
+    handle = _LOCKS.pop(Path(workdir).resolve(), None)
+    if handle is not None:
+        handle.close()
 
 
 def train_command(config):
@@ -78,4 +135,5 @@ def finish_run(workdir, model, config, *, summary, history, metadata, assets=Non
     )
     summary = {**summary, "preset_dir": str(folder)}
     write_json_atomic(Path(workdir) / "metrics.json", {**summary, "history": history})
+    release(workdir)
     return summary

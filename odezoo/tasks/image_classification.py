@@ -157,6 +157,13 @@ def check_images(model, x):
             f"received dtype {arr.dtype}.{fix}"
         )
     if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
+        if not len(arr):
+            raise OdezooError(f"{model.name} received an empty batch (0 images of shape {want}).")
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise OdezooError(
+                f"{model.name} received {bad} NaN/inf values in {len(arr)} images; remove or repair them."
+            )
         if arr.size:
             head = arr[:64]  # the range of the first inputs: catches 0..255 images at O(1) cost
             (low, high), (lo, hi) = INPUT_RANGE, (float(head.min()), float(head.max()))
@@ -176,6 +183,17 @@ def check_images(model, x):
     else:
         fix = " Resize the inputs or load a preset made for this shape."
     raise OdezooError(f"{model.name} expects inputs of shape {want}; received {tuple(arr.shape)}.{fix}")
+
+
+def check_num_classes(num_classes):
+    """Raises unless `num_classes` is a positive int (or `None`: the model returns its features)."""
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise OdezooError(
+            "`num_classes` must be a positive integer (or None for the pooled features). "
+            f"Received: num_classes={num_classes!r}"
+        )
 
 
 def _class(class_names, index):

@@ -118,6 +118,8 @@ def check_fields(model, u, what="u0"):
         else:
             fix = f" The channels are {', '.join(model.channels)}."
         raise OdezooError(f"{model.name} expects {what} of shape {want}; received {tuple(arr.shape)}.{fix}")
+    if not len(arr):
+        raise OdezooError(f"{model.name} received an empty batch (0 fields of shape {want}) for {what}.")
     bad = ~np.isfinite(arr)
     if bad.any():
         raise OdezooError(

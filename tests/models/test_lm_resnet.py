@@ -171,9 +171,14 @@ def test_invalid_arguments(kwargs, message):
             np.full((2, 28, 28, 1), 255.0, "float32"),
             r"values in \[0, 1\]; received values in \[255, 255\]. Divide 8-bit images by 255",
         ),
+        (np.zeros((0, 28, 28, 1), "float32"), r"received an empty batch \(0 images of shape"),
+        (np.full((2, 28, 28, 1), np.nan, "float32"), "received 1568 NaN/inf values in 2 images"),
     ],
 )
 def test_wrong_inputs_say_what_fits(inputs, message):
+    """The same message from `predict` and from calling the model on a NumPy array."""
     model = LMResNet(depth=8, num_classes=10, image_shape=(28, 28, 1), width=4)
     with pytest.raises(OdezooError, match=message):
         model.predict(inputs, verbose=0)
+    with pytest.raises(OdezooError, match=message):
+        model(inputs)

@@ -11,6 +11,7 @@ from keras import layers
 
 from odezoo.errors import OdezooError
 from odezoo.pretrained import PretrainedMixin
+from odezoo.tasks.image_classification import check_num_classes
 
 
 def _normalize(x, mean, std, dtype):
@@ -75,6 +76,7 @@ class SmallCNN(_Classifier):
     first_layer = "relu1"
 
     def __init__(self, *, num_classes=10, image_shape=(28, 28, 1), mean=None, std=None, dtype=None, **kwargs):
+        check_num_classes(num_classes)
         inputs = keras.Input(tuple(image_shape), name="images")
         x = _normalize(inputs, mean, std, dtype)
         for k, filters in enumerate((32, 32, 64, 64), start=1):
@@ -100,6 +102,7 @@ class PreActResNet18(_Classifier):
     f0 = `conv1` (3 -> 64, no bias)."""
 
     def __init__(self, *, num_classes=10, image_shape=(32, 32, 3), mean=None, std=None, dtype=None, **kwargs):
+        check_num_classes(num_classes)
         inputs = keras.Input(tuple(image_shape), name="images")
         x = _normalize(inputs, mean, std, dtype)
         x = _conv(64, 3, 1, "conv1", dtype)(x)
@@ -135,6 +138,7 @@ class WideResNet(_Classifier):
     ):
         if (depth - 4) % 6 or depth < 10:
             raise ValueError(f"`depth` must be 6n + 4 (n >= 1), e.g. 16, 28, 34. Received: depth={depth}")
+        check_num_classes(num_classes)
         inputs = keras.Input(tuple(image_shape), name="images")
         x = _normalize(inputs, mean, std, dtype)
         x = _conv(16, 3, 1, "conv1", dtype)(x)

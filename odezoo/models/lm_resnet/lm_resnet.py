@@ -7,6 +7,7 @@ from keras import layers
 
 from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
 from odezoo.pretrained import PretrainedMixin
+from odezoo.tasks.image_classification import check_num_classes
 
 BLOCK_TYPES = {"basic": (2, 1), "bottleneck": (3, 4)}  # (convs per block, expansion)
 
@@ -75,6 +76,7 @@ class LMResNet(PretrainedMixin, keras.Model):
         dtype=None,
         **kwargs,
     ):
+        check_num_classes(num_classes)
         if block_type not in BLOCK_TYPES:
             raise ValueError(
                 f"`block_type` must be one of {tuple(BLOCK_TYPES)}. Received: block_type={block_type!r}"
