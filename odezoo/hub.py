@@ -80,6 +80,7 @@ def hub_snapshot(repo_id, revision=None) -> Path:
 
 def push_folder(folder, repo_id, *, private=False) -> str:
     """Uploads a preset folder to the Hub repo `repo_id` (created if needed); returns the commit URL."""
+    import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -89,7 +90,7 @@ def push_folder(folder, repo_id, *, private=False) -> str:
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=os.fspath(folder), commit_message="Upload odezoo preset"
         )
-    except (HfHubHTTPError, OSError) as error:
+    except (HfHubHTTPError, OSError, httpx2.TransportError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise OdezooError(
             f"Could not upload to Hub repository {repo_id!r} ({first}). Log in with `hf auth login` "

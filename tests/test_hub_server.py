@@ -196,3 +196,11 @@ def test_push_uploads_the_folder(hub, presets, capsys):
     assert {n: copy["commits"][copy["refs"]["main"]][n] for n in FILES} == {n: files[n] for n in FILES}
     np.testing.assert_array_equal(outputs(odezoo.load("hf://me/copy")), expected)
     assert hub.unrouted == []
+
+
+def test_push_without_a_network_is_one_line(hub, folder, capsys):
+    """The Hub unreachable (nothing listens on the port any more): one line, exit status 2."""
+    hub.stop()
+    assert main(["push", str(folder), "me/copy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Could not upload to Hub repository 'me/copy'" in err[0]
