@@ -47,10 +47,9 @@ def model_card(cls, metadata) -> str:
 
 def preset_table(names=None) -> str:
     """The README's Markdown table of presets, with the headline result of bundled copies."""
-    from odezoo.presets import get_preset, list_presets
+    from odezoo.presets import bundled_folder, get_preset, list_presets
     from odezoo.pretrained import read_metadata
     from odezoo.tasks import get_task
-    from odezoo.zoo import bundled_folder
 
     rows = [
         "| preset | model | task | data | result (ours) | parameters | description |",
@@ -63,7 +62,7 @@ def preset_table(names=None) -> str:
         params = f"{meta['parameter_count']:,}" if "parameter_count" in meta else "—"
         cells = [
             f"`{name}`",
-            preset.model_cls.__name__,
+            preset.model,
             preset.task.replace("_", " "),
             preset.dataset,
             get_task(preset.task).headline(meta),

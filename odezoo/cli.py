@@ -105,7 +105,8 @@ def _options(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        _start_tensorflow()
+        if args.command != "list" or args.markdown:  # listing names reads the registry only
+            _start_tensorflow()
         result = COMMANDS[args.command](args)
     except OdezooError as error:
         print(f"odezoo {args.command}: error: {error}", file=sys.stderr)

@@ -1,16 +1,23 @@
 """The preset registry: named, pretrained configurations of the zoo's models, as data.
 
-Each model family registers its own from its `<family>_presets.py`: a config, where the weights
-live and their sha256, provenance. Resolving a name to a folder and loading it: `odezoo.zoo`.
+Each model family lists its presets in `odezoo/models/<family>/<family>_presets.py` (`PRESETS`:
+the model class by name, its config, the weights' sha256, provenance); the registry reads those
+files and nothing else, so listing presets starts no TensorFlow. Resolving a name to a folder and
+loading it: `odezoo.zoo`.
 """
 
 import difflib
 import fnmatch
+import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from odezoo.errors import OdezooError
 
 HF_ORG = "odezoo"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Bundled presets: inside an installed wheel, else the clone's top-level weights/.
+BUNDLED_ROOTS = (PACKAGE_DIR / "_bundled", PACKAGE_DIR.parent / "weights")
 
 
 @dataclass(frozen=True)
@@ -19,18 +26,20 @@ class Preset:
 
     Args:
         name: `<arch><size>_<dataset>[_<variant>]`, unique across the zoo.
-        model_cls: the model class that loads it (its `TASK` is the preset's task).
+        family: the folder under `odezoo/models/` that holds the model.
+        model: the model class's name (`model_cls` imports it).
         config: the model's constructor arguments.
         description: one line for `odezoo list`.
         sha256: sha256 of `model.weights.h5`.
-        hf_repo: the Hugging Face Hub repository that hosts the preset folder.
         dataset: the data set it was trained on.
+        hf_repo: the Hugging Face Hub repository that hosts the preset folder.
         license: SPDX-style licence of the weights.
         paper: the paper it implements.
     """
 
     name: str
-    model_cls: type
+    family: str
+    model: str
     config: dict
     description: str
     sha256: str
@@ -40,6 +49,10 @@ class Preset:
     paper: str = ""
 
     @property
+    def model_cls(self):
+        return getattr(importlib.import_module(f"odezoo.models.{self.family}"), self.model)
+
+    @property
     def task(self):
         return self.model_cls.TASK
 
@@ -47,21 +60,24 @@ class Preset:
 _REGISTRY: dict[str, Preset] = {}
 
 
-def register(model_cls, presets: dict[str, dict]) -> None:
-    """Registers `presets` (name -> keyword arguments of `Preset`) for `model_cls`."""
-    own = dict(getattr(model_cls, "presets", {}) if "presets" in vars(model_cls) else {})
+def register(family, presets: dict[str, dict]) -> None:
+    """Registers `presets` (name -> keyword arguments of `Preset`) of the family folder `family`."""
     for name, spec in presets.items():
         if name in _REGISTRY:
             raise ValueError(f"Preset {name!r} is registered twice.")
-        spec = {"hf_repo": f"{HF_ORG}/{name}", **spec}
-        preset = Preset(name=name, model_cls=model_cls, **spec)
-        _REGISTRY[name] = own[name] = preset
-    model_cls.presets = own
+        _REGISTRY[name] = Preset(name=name, family=family, **{"hf_repo": f"{HF_ORG}/{name}", **spec})
 
 
 def _registry():
-    import odezoo.models  # noqa: F401  (each family registers its presets on import)
+    if not _REGISTRY:
+        from odezoo.models import families
 
+        for family in families():
+            try:
+                module = importlib.import_module(f"odezoo.models.{family}.{family}_presets")
+            except ModuleNotFoundError:
+                continue  # a family without presets
+            register(family, module.PRESETS)
     return _REGISTRY
 
 
@@ -81,3 +97,8 @@ def get_preset(name: str) -> Preset:
             f"Unknown preset {name!r}.{hint} `odezoo list` shows the {len(_REGISTRY)} presets; "
             "a local preset folder or 'hf://<org>/<repo>' also works."
         ) from None
+
+
+def bundled_folder(name):
+    """The preset folder `name` shipped with odezoo, or `None`."""
+    return next((root / name for root in BUNDLED_ROOTS if (root / name / "config.json").is_file()), None)

@@ -352,9 +352,12 @@ def model_class(config, folder):
             importlib.import_module(module)
         except ImportError:
             pass  # a module renamed since the folder was written: the registered name still finds it
-    import odezoo.models  # noqa: F401  (registers every model class with Keras)
-
     cls = keras.saving.get_registered_object(config.get("registered_name") or "")
+    if cls is None:  # written under another module name: every family registers its classes
+        import odezoo.models
+
+        odezoo.models.import_all()
+        cls = keras.saving.get_registered_object(config.get("registered_name") or "")
     if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin)):
         raise OdezooError(
             f"{Path(folder) / CONFIG_FILE} describes {config.get('class_name')!r}, which is not an odezoo "

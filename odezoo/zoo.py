@@ -11,12 +11,8 @@ from pathlib import Path
 
 from odezoo.errors import OdezooError
 from odezoo.hub import hub_snapshot
-from odezoo.presets import Preset, get_preset
+from odezoo.presets import Preset, bundled_folder, get_preset
 from odezoo.pretrained import load_folder, read_metadata, verify_folder
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-# Bundled presets: inside an installed wheel, else the clone's top-level weights/.
-BUNDLED_ROOTS = (PACKAGE_DIR / "_bundled", PACKAGE_DIR.parent / "weights")
 
 
 @dataclass(frozen=True)
@@ -90,8 +86,3 @@ def load(name_or_path, *, expected_cls=None, revision=None, load_weights=True, *
     return resolve(name_or_path, revision=revision).load(
         expected_cls=expected_cls, load_weights=load_weights, **overrides
     )
-
-
-def bundled_folder(name):
-    """The preset folder `name` shipped with odezoo, or `None`."""
-    return next((root / name for root in BUNDLED_ROOTS if (root / name / "config.json").is_file()), None)

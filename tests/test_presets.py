@@ -14,15 +14,27 @@ import pytest
 
 import odezoo
 from odezoo.cards import preset_table
-from odezoo.presets import get_preset, list_presets
+from odezoo.presets import bundled_folder, get_preset, list_presets
 from odezoo.pretrained import read_metadata, sha256_of
 from odezoo.tasks import get_task
 from odezoo.tasks.image_classification import bundled_sample
-from odezoo.zoo import bundled_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NAMES = list_presets()
+
+
+def test_listing_reads_the_registry_only():
+    """`odezoo list` / `odezoo.list_presets()` start no TensorFlow (and no Keras)."""
+    code = (
+        "import sys, odezoo; odezoo.list_presets(); print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]
+    listed = subprocess.run(
+        [sys.executable, "-m", "odezoo.cli", "list"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert listed.returncode == 0 and listed.stdout.split() == NAMES
 
 
 def test_names():

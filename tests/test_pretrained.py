@@ -45,7 +45,8 @@ def registered(monkeypatch, tmp_path):
     def register(sha256):
         preset = presets_module.Preset(
             name="tiny_test",
-            model_cls=LMResNet,
+            family="lm_resnet",
+            model="LMResNet",
             config=TINY,
             description="tiny",
             sha256=sha256,
@@ -55,7 +56,7 @@ def registered(monkeypatch, tmp_path):
         monkeypatch.setitem(presets_module._REGISTRY, "tiny_test", preset)
         return preset
 
-    monkeypatch.setattr(zoo_module, "BUNDLED_ROOTS", (tmp_path / "bundled",))
+    monkeypatch.setattr(presets_module, "BUNDLED_ROOTS", (tmp_path / "bundled",))
     return register
 
 

@@ -3,7 +3,12 @@
 `metadata.json` (written by the recipe) and MODEL_CARDS.md."""
 
 SMALL_CNN_FASHION_MNIST = {"num_classes": 10, "image_shape": [28, 28, 1], "mean": None, "std": None}
-_COMMON = {"config": SMALL_CNN_FASHION_MNIST, "dataset": "fashion_mnist", "paper": "arXiv:1905.00877"}
+_COMMON = {
+    "model": "SmallCNN",
+    "config": SMALL_CNN_FASHION_MNIST,
+    "dataset": "fashion_mnist",
+    "paper": "arXiv:1905.00877",
+}
 
 PRESETS = {
     "small_cnn_yopo5_3_fashion_mnist": {

@@ -1,5 +1,10 @@
-from odezoo.models.lm_resnet.lm_resnet import LMResNet
-from odezoo.models.lm_resnet.lm_resnet_presets import PRESETS
-from odezoo.presets import register
+"""LM-ResNet (ICML 2018): the linear two-step scheme and its Euler (ResNet) baseline."""
 
-register(LMResNet, PRESETS)
+from typing import TYPE_CHECKING
+
+from odezoo._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from odezoo.models.lm_resnet.lm_resnet import LMResNet as LMResNet
+
+__getattr__, __all__ = lazy_exports(__name__, {"LMResNet": "odezoo.models.lm_resnet.lm_resnet"})

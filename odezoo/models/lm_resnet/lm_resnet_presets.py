@@ -5,6 +5,7 @@ FASHION_MNIST_INPUT = {"image_shape": [28, 28, 1], "mean": [0.286], "std": [0.35
 
 PRESETS = {
     "lm_resnet20_fashion_mnist": {
+        "model": "LMResNet",
         "config": {
             **FASHION_MNIST_INPUT,
             "depth": 20,
@@ -20,6 +21,7 @@ PRESETS = {
         "paper": "arXiv:1710.10121",
     },
     "resnet20_fashion_mnist": {
+        "model": "LMResNet",
         "config": {
             **FASHION_MNIST_INPUT,
             "depth": 20,

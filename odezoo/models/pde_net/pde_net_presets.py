@@ -3,6 +3,7 @@ and rollout errors live in its `metadata.json` (written by the recipe) and MODEL
 
 PRESETS = {
     "pde_net2_burgers2d": {
+        "model": "PDENet2",
         "config": {
             "channels": ["u", "v"],
             "grid": 32,
@@ -17,6 +18,7 @@ PRESETS = {
         "paper": "arXiv:1812.04426",
     },
     "pde_net2_heat": {
+        "model": "PDENet2",
         "config": {
             "channels": ["u"],
             "grid": 32,
@@ -31,6 +33,7 @@ PRESETS = {
         "paper": "arXiv:1812.04426",
     },
     "pde_net_linear_cd": {
+        "model": "PDENet",
         "config": {"grid": 50, "dt": 0.015, "kernel_size": 5, "max_order": 2, "acc": 1, "mesh": 5},
         "description": "PDE-Net v1 that learned a variable-coefficient convection-diffusion equation.",
         "sha256": "5a60202d379b252c9eefa681510544544364de89df899f4de94bea69307aad94",
