@@ -169,17 +169,12 @@ def _eval(args):
 
 
 def _simulate(args):
-    from pathlib import Path
-
-    from odezoo.data.pde import simulate
+    from odezoo.data.pde import simulate, write_trajectories
 
     if args.n < 1 or args.steps < 0:
         raise OdezooError(f"--n must be >= 1 and --steps >= 0. Received: --n {args.n} --steps {args.steps}")
     trajectories = simulate(args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{trajectories.equation}_seed{args.seed}.npz"
-    trajectories.save(path)
+    path = write_trajectories(trajectories, args.out, f"{trajectories.equation}_seed{args.seed}.npz")
     return {
         "path": str(path),
         "shape": list(trajectories.u.shape),

@@ -117,6 +117,7 @@ class PretrainedMixin:
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a preset folder is an ordinary one
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         try:
+            check_free_space(staging, self, "the preset folder", factor=1)
             config = keras.saving.serialize_keras_object(self)
             config.pop("compile_config", None)
             _write_json(staging / CONFIG_FILE, config)
@@ -247,6 +248,20 @@ def _carry(source, target):
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+def check_free_space(folder, model, what, factor=2):
+    """Raises before `model`'s weights (times `factor`, for optimizer state) are written to `folder` when
+    the disk cannot hold them: HDF5 crashes the process on a full disk instead of raising."""
+    needed = factor * sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights) + (
+        1 << 20
+    )
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OdezooError(
+            f"Not enough disk space for {what} in {folder}: {free / 1e6:.0f} MB free, about "
+            f"{needed / 1e6:.0f} MB needed. Free some space or choose another folder; nothing was written."
+        )
 
 
 def write_metadata(folder, metadata):

@@ -102,8 +102,11 @@ def write_checkpoint(directory, model, unit, index, history):
     """Writes `<unit>-NNNN.weights.h5` in full, then atomically replaces `state.json`, which names it
     (`{unit: index, "weights": file, "history": history}`), then removes older `<unit>-*` files: a kill
     at any moment leaves the last finished epoch or stage loadable."""
+    from odezoo.pretrained import check_free_space
+
     directory = Path(directory)
     name = f"{unit}-{index:04d}.weights.h5"
+    check_free_space(directory, model, f"the {unit} {index} checkpoint", factor=3)
     model.save_weights(directory / name)
     write_json_atomic(directory / "state.json", {unit: index, "weights": name, "history": history})
     remove_other_checkpoints(directory, unit, name)

@@ -69,6 +69,7 @@ def test_unreadable_image(capsys, folder, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     assert "Cannot read image" in fails(capsys, "predict", folder, bad)
+    assert "Cannot read image" in fails(capsys, "predict", folder, tmp_path)  # a folder, not an image
 
 
 @pytest.mark.parametrize(

@@ -264,3 +264,17 @@ def test_num_classes_must_be_a_positive_int(value):
         OdezooError, match=rf"`num_classes` must be a positive integer .*Received: num_classes={value!r}"
     ):
         LMResNet(depth=8, num_classes=value)
+
+
+def test_a_full_disk_stops_training_with_one_message_before_hdf5_writes(tmp_path, monkeypatch):
+    """HDF5 crashed the process when a checkpoint met a full disk; the space is checked first."""
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    with tfds.testing.mock_data(num_examples=8):
+        with pytest.raises(
+            OdezooError, match=r"Not enough disk space for the epoch 1 checkpoint .* 0 MB free"
+        ):
+            train(SMOKE, tmp_path)
+    assert not list((tmp_path / "checkpoints").glob("*.h5"))

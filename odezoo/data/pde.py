@@ -13,6 +13,7 @@ import functools
 import math
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,37 @@ class Trajectories:
         np.savez_compressed(
             path, u=self.u, dt=self.dt, h=self.h, t0=self.t0, noise=self.noise, equation=self.equation
         )
+
+
+def write_trajectories(trajectories, folder, name):
+    """Writes `trajectories` as `folder/name` atomically and returns the path. An existing file there is
+    replaced only if it holds trajectories (an earlier `odezoo simulate`); anything else is refused."""
+    import os
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OdezooError(f"--out {folder} is a file; give a folder (it is created if missing).")
+    path = folder / name
+    if path.exists():
+        try:
+            load_trajectories(path)
+        except OdezooError:
+            raise OdezooError(
+                f"{path} exists and does not hold trajectories; odezoo leaves it alone. Choose another "
+                "--out or --seed."
+            ) from None
+    tmp = folder / f".{name}.tmp-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            trajectories.save(f)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OdezooError(
+            f"Cannot write {path}: {error.strerror or error}. Free some space or choose a writable --out."
+        ) from None
+    return path
 
 
 def load_trajectories(path):

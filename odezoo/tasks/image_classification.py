@@ -217,7 +217,7 @@ def read_images(paths, shape):
         try:
             data = tf.io.read_file(path)
             image = tf.io.decode_image(data, channels=shape[-1], expand_animations=False)
-        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+        except tf.errors.OpError as error:  # missing, a folder, not an image, ...
             raise OdezooError(
                 f"Cannot read image {path!r} ({str(error).splitlines()[0]}); "
                 "give PNG, JPEG, BMP or GIF files."
@@ -241,7 +241,10 @@ def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=
     ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
     loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = keras.metrics.SparseCategoricalAccuracy()
-    for images, labels in ds:
+    from tqdm.auto import tqdm
+
+    batches = -(-count // batch_size)
+    for images, labels in tqdm(ds, total=batches, desc=f"{dataset} {split}", unit="batch", disable=None):
         logits = model(images, training=False)
         loss.update_state(labels, logits)
         accuracy.update_state(labels, logits)
@@ -264,8 +267,21 @@ def evaluate_robust(
     _check_fits(model, dataset)
     default = ATTACKS.get(dataset, (8 / 255, 2 / 255, 20))
     eps, step, steps = (d if v is None else v for v, d in zip((eps, step, steps), default))
-    ds, _ = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
-    return {"dataset": dataset, "split": split, **robust_evaluate(model, ds, eps=eps, step=step, steps=steps)}
+    ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
+    from tqdm.auto import tqdm
+
+    batches = tqdm(
+        ds,
+        total=-(-count // batch_size),
+        desc=f"PGD-{steps} on {dataset} {split}",
+        unit="batch",
+        disable=None,
+    )
+    return {
+        "dataset": dataset,
+        "split": split,
+        **robust_evaluate(model, batches, eps=eps, step=step, steps=steps),
+    }
 
 
 def _check_fits(model, dataset):
