@@ -278,3 +278,22 @@ def test_a_full_disk_stops_training_with_one_message_before_hdf5_writes(tmp_path
         ):
             train(SMOKE, tmp_path)
     assert not list((tmp_path / "checkpoints").glob("*.h5"))
+
+
+def test_a_folder_of_other_files_is_not_used_as_a_workdir(tmp_path):
+    (tmp_path / "config.json").write_text('{"my": "settings"}')
+    (tmp_path / "thesis.txt").write_text("chapter 1")
+    with pytest.raises(OdezooError, match="holds files .* but no run of this recipe"):
+        train(SMOKE, tmp_path)
+    assert (tmp_path / "config.json").read_text() == '{"my": "settings"}'
+
+
+def test_more_epochs_on_a_finished_run_says_what_happens_to_the_schedule(tmp_path, capsys):
+    with tfds.testing.mock_data(num_examples=8):
+        train(SMOKE, tmp_path)
+        capsys.readouterr()
+        train(replace(SMOKE, epochs=2), tmp_path)
+    assert (
+        "Note: epochs 1 -> 2: the learning-rate schedule is rebuilt for 2 epochs" in capsys.readouterr().err
+    )
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 2

@@ -30,6 +30,13 @@ def start_run(workdir, config):
     if workdir.exists() and not workdir.is_dir():
         raise OdezooError(f"--workdir {workdir} is a file; give a folder (it is created if missing).")
     saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
+    present = sorted(p.name for p in workdir.iterdir() if p.name != LOCK_FILE) if workdir.is_dir() else []
+    if present and _saved_settings(saved_path) != set(values):
+        shown = ", ".join(present[:3])
+        raise OdezooError(
+            f"--workdir {workdir} holds files ({shown}, ...) but no run of this recipe: odezoo would "
+            "write its config.json, checkpoints and metrics.json there. Choose a new or empty folder."
+        )
     if state.is_file() and saved_path.is_file():
         saved = json.loads(saved_path.read_text())
         changed = {
@@ -63,6 +70,16 @@ def start_run(workdir, config):
     return workdir
 
 
+def _saved_settings(path):
+    """The setting names in a run's `config.json`, or `None` where it is missing or not a run's."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return set(saved) if isinstance(saved, dict) else None
+
+
+LOCK_FILE = "run.lock"
 _LOCKS = {}  # workdir -> open lock file of this process
 
 
@@ -76,7 +93,7 @@ def _lock(workdir):
     key = workdir.resolve()
     if key in _LOCKS:
         return
-    handle = open(workdir / "run.lock", "a+")
+    handle = open(workdir / LOCK_FILE, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
