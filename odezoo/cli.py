@@ -215,8 +215,13 @@ def _typed(config, changes, recipe):
                 f"Unknown setting {key!r} for recipe {recipe!r}.{hint} Settings: {', '.join(fields)}."
             )
         kind = type(getattr(config, key))
-        if not isinstance(value, str) or kind is str:
-            typed[key] = value
+        if not isinstance(value, str) or kind is str:  # from a JSON --config: its type must fit as it is
+            fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if not (fits or (kind is float and isinstance(value, int) and not isinstance(value, bool))):
+                raise OdezooError(
+                    f"Setting {key!r} takes a {kind.__name__}. Received: {value!r} ({type(value).__name__})"
+                )
+            typed[key] = float(value) if kind is float else value
             continue
         try:
             if kind is bool:

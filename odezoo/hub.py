@@ -20,6 +20,7 @@ def hub_snapshot(repo_id, revision=None) -> Path:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
+        HFValidationError,
         IncompleteSnapshotError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
@@ -52,6 +53,11 @@ def hub_snapshot(repo_id, revision=None) -> Path:
             f"{copy}. Connect and unset HF_HUB_OFFLINE, or set HF_ENDPOINT to a reachable mirror, or "
             f"run `hf download {repo_id}` on a connected machine and copy its cache here (or point "
             "HF_HUB_CACHE at it), or pass a local preset folder."
+        ) from None
+    except HFValidationError:
+        raise OdezooError(
+            f"{repo_id!r} is not a Hub repository id: write hf://<org>/<name> (letters, digits, '-', '_', "
+            "'.'), e.g. hf://odezoo/lm_resnet20_fashion_mnist."
         ) from None
     except RevisionNotFoundError:
         raise OdezooError(

@@ -60,6 +60,10 @@ class Resolved:
 def resolve(name_or_path, *, revision=None) -> Resolved:
     """The preset folder of a name, a local folder or `hf://org/repo`, downloaded if needed."""
     text = os.fspath(name_or_path)
+    if not text.strip():
+        raise OdezooError(
+            "No preset given: pass a preset name (`odezoo list`), a folder or hf://<org>/<repo>."
+        )
     path = Path(text).expanduser()
     if path.is_dir():
         return Resolved(path)

@@ -87,6 +87,11 @@ def test_unreadable_image(capsys, folder, tmp_path):
         (["eval", "lm_resnet20_fashion_mnist", "--trajectories", "5"], "--trajectories does not apply"),
         (["eval", "resnet20_fashion_mnist", "--limit", "-5"], "--limit must be >= 0. Received: --limit -5"),
         (["predict", "lm_resnet20_fashion_mnist", "--top-k", "0"], "--top-k must be >= 1"),
+        (["predict", "lm_resnet20_fashion_mnist", "--sample", "5000"], "odezoo bundles 1000 sample images"),
+        (["info", "hf://"], "'' is not a Hub repository id: write hf://<org>/<name>"),
+        (["info", "hf://a/b/c d"], "is not a Hub repository id"),
+        (["info", ""], "No preset given"),
+        (["simulate", "heat", "--noise", "-1", "--out", "x"], "`noise` must be >= 0"),
         (["train", "lm_resnet_fashion_mnist", "--set", "lr=0.1", "--workdir", "w"], "Unknown setting 'lr'"),
         (
             ["train", "lm_resnet_fashion_mnist", "--set", "epochs=ten", "--workdir", "w"],
@@ -101,6 +106,21 @@ def test_unreadable_image(capsys, folder, tmp_path):
 )
 def test_user_errors_are_one_line(capsys, argv, message):
     assert message in fails(capsys, *argv)
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"epochs": 2.5}, "Setting 'epochs' takes a int. Received: 2.5 (float)"),
+        ({"epochs": True}, "Setting 'epochs' takes a int. Received: True (bool)"),
+        ({"scheme": 1}, "Setting 'scheme' takes a str. Received: 1 (int)"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type(capsys, tmp_path, settings, message):
+    (tmp_path / "c.json").write_text(json.dumps(settings))
+    argv = ["train", "resnet20_fashion_mnist", "--config", tmp_path / "c.json", "--workdir", tmp_path / "w"]
+    assert message in fails(capsys, *argv)
+    assert not (tmp_path / "w").exists()
 
 
 def test_eval_on_a_mismatched_dataset(capsys, folder):

@@ -528,6 +528,10 @@ def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=No
         frames.append(_observe(eq, u, offsets))
     clean = np.stack(frames, axis=1)
     level = eq.noise if noise is None else float(noise)
+    if not level >= 0:  # NaN too
+        raise OdezooError(
+            f"`noise` must be >= 0 (a level relative to each field's std). Received: noise={noise}"
+        )
     if level > 0:
         scale = level * np.std(clean[:, 0], axis=(1, 2), keepdims=True)[:, None]
         clean = clean + scale * rng.standard_normal(clean.shape)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+from tqdm.auto import tqdm
 
 from odezoo.data.pde import get_equation, simulate
 from odezoo.errors import OdezooError
@@ -195,7 +196,14 @@ def train(config, workdir, *, callbacks=()):
     if state["stage"]:
         model.load_weights(checkpoints / state["weights"])
         print(f"resumed after stage {state['stage']} of {len(blocks)}", flush=True)
-    for index in range(state["stage"], len(blocks)):
+    stages = tqdm(
+        range(state["stage"], len(blocks)),
+        initial=state["stage"],
+        total=len(blocks),
+        desc="stages",
+        disable=None,
+    )
+    for index in stages:
         block = blocks[index]
         start = time.perf_counter()
         data = simulate(

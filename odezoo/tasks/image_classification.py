@@ -55,6 +55,10 @@ class ImageClassification(Task):
             names = list(inputs)
         else:
             images, labels = bundled_sample(sample)
+            if sample > len(labels):
+                raise OdezooError(
+                    f"--sample {sample}: odezoo bundles {len(labels)} sample images; ask for fewer."
+                )
             names = [f"sample[{i}]" for i in range(len(labels))]
         logits = model.predict(images, verbose=0)
         probs = np.exp(logits - logits.max(-1, keepdims=True))
