@@ -2,6 +2,7 @@
 options, and options of another task are refused instead of ignored."""
 
 from odezoo.errors import OdezooError
+from odezoo.tasks.base import flag
 
 
 def check_options(task, options, kind, who):
@@ -9,10 +10,9 @@ def check_options(task, options, kind, who):
     declared = {o.name: o for o in getattr(task, f"{kind}_options")}
     for name, value in options.items():
         if name not in declared:
-            flag = "--" + name.replace("_", "-")
             takes = ", ".join(o.flag for o in declared.values()) or "none"
             raise OdezooError(
-                f"{flag} does not apply to {who}, a {task.name.replace('_', ' ')} model; "
+                f"{flag(name)} does not apply to {who}, a {task.name.replace('_', ' ')} model; "
                 f"`odezoo {kind}` takes for it: {takes}."
             )
         declared[name].check(value)

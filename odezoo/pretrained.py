@@ -35,7 +35,6 @@ class PretrainedMixin:
     `self.set_config(**keyword arguments)`: those are its config (`get_config`) and its attributes.
     """
 
-    presets = {}
     TASK = None
     CITATION = ""
 
@@ -318,15 +317,23 @@ def verify_folder(folder, metadata, *, weights=True, expected_sha256=None, relea
 
 
 def load_folder(
-    folder, *, expected_cls=None, load_weights=True, expected_sha256=None, release="", **overrides
+    folder,
+    *,
+    metadata=None,
+    expected_cls=None,
+    load_weights=True,
+    expected_sha256=None,
+    release="",
+    **overrides,
 ):
     """Builds the model a preset folder describes and loads its verified weights.
 
+    `metadata` is the folder's `metadata.json` where the caller has read it already.
     `expected_sha256` (with the preset name `release`) adds the check that the folder is the one
     this release of odezoo names.
     """
     folder = Path(folder)
-    metadata = read_metadata(folder)
+    metadata = read_metadata(folder) if metadata is None else metadata
     verify_folder(folder, metadata, weights=load_weights, expected_sha256=expected_sha256, release=release)
     config = read_json(folder / CONFIG_FILE)
     cls = model_class(config, folder)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 
+from odezoo._files import atomic_write
 from odezoo.errors import OdezooError
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu", "multi_worker")
@@ -333,18 +334,9 @@ def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=()):
 
 
 def write_json_atomic(path, obj):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1e-3, gtol=2e-16):

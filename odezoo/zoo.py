@@ -7,6 +7,7 @@ Hugging Face Hub (through its cache; see `odezoo.hub`).
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from odezoo.errors import OdezooError
@@ -23,8 +24,9 @@ class Resolved:
     preset: Preset | None = None
     revision: str | None = None
 
-    @property
+    @cached_property
     def metadata(self):
+        """`metadata.json`, read once."""
         return read_metadata(self.folder)
 
     @property
@@ -49,6 +51,7 @@ class Resolved:
         sha256, name = self.release
         return load_folder(
             self.folder,
+            metadata=self.metadata,
             expected_cls=expected_cls,
             load_weights=load_weights,
             expected_sha256=sha256,

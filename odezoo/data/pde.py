@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odezoo._files import atomic_write
 from odezoo.errors import OdezooError
 
 TWO_PI = 2 * math.pi
@@ -42,8 +43,6 @@ class Trajectories:
 def write_trajectories(trajectories, folder, name):
     """Writes `trajectories` as `folder/name` atomically and returns the path. An existing file there is
     replaced only if it holds trajectories (an earlier `odezoo simulate`); anything else is refused."""
-    import os
-
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OdezooError(f"--out {folder} is a file; give a folder (it is created if missing).")
@@ -56,14 +55,11 @@ def write_trajectories(trajectories, folder, name):
                 f"{path} exists and does not hold trajectories; odezoo leaves it alone. Choose another "
                 "--out or --seed."
             ) from None
-    tmp = folder / f".{name}.tmp-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path, "wb") as f:
             trajectories.save(f)
-        os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise OdezooError(
             f"Cannot write {path}: {error.strerror or error}. Free some space or choose a writable --out."
         ) from None

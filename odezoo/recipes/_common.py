@@ -1,6 +1,6 @@
 """The run machinery every recipe shares: the start of a run (settings checked, then the settings
 guard), the `odezoo train` command that reproduces a config, and the end of a run (the preset
-folder and an atomic `metrics.json`). Checkpoints: `odezoo.training.Checkpoints`.
+folder and an atomic `metrics.json`). Checkpoints: `odezoo.training.write_checkpoint`.
 """
 
 import dataclasses
@@ -31,14 +31,14 @@ def start_run(workdir, config):
         raise OdezooError(f"--workdir {workdir} is a file; give a folder (it is created if missing).")
     saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
     present = sorted(p.name for p in workdir.iterdir() if p.name != LOCK_FILE) if workdir.is_dir() else []
-    if present and _saved_settings(saved_path) != set(values):
+    saved = _saved_config(saved_path)
+    if present and (saved is None or set(saved) != set(values)):
         shown = ", ".join(present[:3])
         raise OdezooError(
             f"--workdir {workdir} holds files ({shown}, ...) but no run of this recipe: odezoo would "
             "write its config.json, checkpoints and metrics.json there. Choose a new or empty folder."
         )
-    if state.is_file() and saved_path.is_file():
-        saved = json.loads(saved_path.read_text())
+    if state.is_file() and saved is not None:
         changed = {
             k: (saved.get(k), v)
             for k, v in values.items()
@@ -53,9 +53,8 @@ def start_run(workdir, config):
         if "epochs" in saved and saved["epochs"] != values.get("epochs"):
             print(
                 f"Note: epochs {saved['epochs']} -> {values['epochs']}: the learning-rate schedule is "
-                "rebuilt "
-                f"for {values['epochs']} epochs, and the run resumes from its checkpoint at the new "
-                "schedule's rate for that step.",
+                f"rebuilt for {values['epochs']} epochs, and the run resumes from its checkpoint at the "
+                "new schedule's rate for that step.",
                 file=sys.stderr,
             )
     try:
@@ -70,13 +69,13 @@ def start_run(workdir, config):
     return workdir
 
 
-def _saved_settings(path):
-    """The setting names in a run's `config.json`, or `None` where it is missing or not a run's."""
+def _saved_config(path):
+    """A run's `config.json` as a dict, or `None` where it is missing or not a run's."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return set(saved) if isinstance(saved, dict) else None
+    return saved if isinstance(saved, dict) else None
 
 
 LOCK_FILE = "run.lock"

@@ -7,6 +7,11 @@ import numpy as np
 from odezoo.errors import OdezooError
 
 
+def flag(name):
+    """The command-line flag of the option keyword `name`: `batch_size` -> `--batch-size`."""
+    return "--" + name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Option:
     """A command-line option of a task's `predict` or `evaluate` hook (`--name`, keyword `name`).
@@ -22,7 +27,7 @@ class Option:
 
     @property
     def flag(self):
-        return "--" + self.name.replace("_", "-")
+        return flag(self.name)
 
     def check(self, value):
         if self.minimum is not None and value < self.minimum:

@@ -3,6 +3,7 @@ against the clean image, here for additive Gaussian noise of standard deviation 
 
 import numpy as np
 
+from odezoo.errors import OdezooError
 from odezoo.tasks.base import Option, Task, metric
 from odezoo.tasks.image_classification import IMAGE_DATA_OPTIONS, bundled_sample, check_images, read_images
 
@@ -48,8 +49,6 @@ class ImageRestoration(Task):
         import tensorflow as tf
 
         if not inputs:
-            from odezoo.errors import OdezooError
-
             raise OdezooError(f"Give image files to restore: `odezoo predict {model.name} noisy.png`.")
         images = read_images(inputs, tuple(model.inputs[0].shape[1:]))
         restored = np.clip(model.predict(images, verbose=0), 0.0, 1.0)
@@ -68,7 +67,6 @@ class ImageRestoration(Task):
     ):  # fmt: skip
         """Mean PSNR of the noisy and of the restored images against the clean ones."""
         from odezoo.data.images import image_dataset
-        from odezoo.errors import OdezooError
 
         dataset = dataset or metadata.get("dataset")
         if not dataset:
