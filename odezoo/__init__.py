@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from odezoo.adversarial import robust_evaluate as robust_evaluate
     from odezoo.data.pde import simulate as simulate
     from odezoo.models import LMResNet as LMResNet
+    from odezoo.models import MeanFieldResNet as MeanFieldResNet
     from odezoo.models import PDENet as PDENet
     from odezoo.models import PDENet2 as PDENet2
     from odezoo.models import PreActResNet18 as PreActResNet18
@@ -32,6 +33,7 @@ _LAZY = {
     "pgd": "odezoo.adversarial",
     "robust_evaluate": "odezoo.adversarial",
     "LMResNet": "odezoo.models",
+    "MeanFieldResNet": "odezoo.models",
     "PDENet": "odezoo.models",
     "PDENet2": "odezoo.models",
     "PreActResNet18": "odezoo.models",
@@ -46,6 +48,7 @@ __all__ = [
     "AdversarialTrainer",
     "Attack",
     "LMResNet",
+    "MeanFieldResNet",
     "OdezooError",
     "PDENet",
     "PDENet2",

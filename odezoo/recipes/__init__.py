@@ -9,7 +9,7 @@ each name to `(train function, default Config)`; `ALIASES` keeps the names of ea
 import difflib
 
 from odezoo.errors import OdezooError
-from odezoo.recipes import adversarial, image_classification, pde
+from odezoo.recipes import adversarial, image_classification, mean_field, pde
 
 _CONFIGS = [
     (image_classification.train, image_classification.FASHION_MNIST),
@@ -21,6 +21,9 @@ _CONFIGS = [
     (pde.train, pde.CDR),
     (pde.train, pde.LINEAR_CD),
     *((adversarial.train, config) for config in adversarial.recipes().values()),
+    (mean_field.train, mean_field.MEAN_FIELD),
+    (mean_field.train, mean_field.REORDERED),
+    (mean_field.train, mean_field.STANDARD),
 ]
 RECIPES = {config.preset_name(): (train, config) for train, config in _CONFIGS}
 ALIASES = {
