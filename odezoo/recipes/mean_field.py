@@ -59,13 +59,17 @@ class Config:
 
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
-        for name, value, allowed in (("scaling", self.scaling, SCALINGS), ("variant", self.variant, VARIANTS)):
+        for name, value, allowed in (
+            ("scaling", self.scaling, SCALINGS),
+            ("variant", self.variant, VARIANTS),
+        ):
             if value not in allowed:
                 raise OdezooError(f"`{name}` must be one of {allowed}. Received: {name}={value!r}")
         check_positive(self, "num_blocks", "width", "channels", "epochs", "batch_size")
         check_positive(self, "limit", "orders", "learning_rate", minimum=0)
 
 
+ORDERS_COMMAND = "python -m odezoo.models.mean_field.mean_field_eval orders"
 MEAN_FIELD = Config()
 REORDERED = replace(MEAN_FIELD, shuffle_blocks=True)
 STANDARD = replace(MEAN_FIELD, scaling="standard")
@@ -123,7 +127,9 @@ def train(config, workdir, *, callbacks=()):
     metrics = [test_metric(config, result, metric, command) for metric in ("accuracy", "loss")]
     summary = {"test_accuracy": result["accuracy"], "test_loss": result["loss"]}
     if orders:
-        order_command = f"python -m odezoo.models.mean_field.mean_field_eval orders {preset} --orders {config.orders}"
+        order_command = (
+            f"python -m odezoo.models.mean_field.mean_field_eval orders {preset} --orders {config.orders}"
+        )
         for key in ("random_order_mean", "random_order_min", "random_order_std"):
             metrics.append(test_metric(config, orders, f"accuracy_{key}", order_command, key=key))
             summary[f"accuracy_{key}"] = orders[key]

@@ -30,7 +30,8 @@ MODELS = {
     "WideResNet": (WideResNet, {"depth": 10, "widen_factor": 1, "num_classes": 3, "image_shape": (8, 8, 3)},
                    IMAGES_8, (2, 3)),
     "MeanFieldResNet": (MeanFieldResNet, {"num_blocks": 3, "width": 4, "channels": 5, "num_classes": 3,
-                                          "image_shape": (8, 8, 3), "shuffle_blocks": True}, IMAGES_8, (2, 3)),
+                                          "image_shape": (8, 8, 3), "shuffle_blocks": True},
+                        IMAGES_8, (2, 3)),
     "PDENet2": (PDENet2, {"channels": ["u"], "grid": 16, "num_hidden": 2}, PERIODIC_FIELD, (2, 16, 16, 1)),
     "PDENet": (PDENet, {"grid": 16, "max_order": 2, "mesh": 4}, PERIODIC_FIELD, (2, 16, 16, 1)),
 }  # fmt: skip

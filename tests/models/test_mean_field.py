@@ -91,7 +91,9 @@ def test_reordering_moves_weights_not_values_and_its_inverse_restores_the_model(
     reordered = model.reorder_blocks(permutation)
     kernel = model.get_layer("blocks").hidden_kernel.numpy()
     np.testing.assert_array_equal(reordered.get_layer("blocks").hidden_kernel.numpy(), kernel[permutation])
-    np.testing.assert_array_equal(reordered.get_layer("embed").kernel.numpy(), model.get_layer("embed").kernel)
+    np.testing.assert_array_equal(
+        reordered.get_layer("embed").kernel.numpy(), model.get_layer("embed").kernel
+    )
     assert np.abs(_out(reordered) - _out(model)).max() > 1e-6
     np.testing.assert_array_equal(_out(reordered.reorder_blocks(np.argsort(permutation))), _out(model))
     np.testing.assert_array_equal(_out(model.reorder_blocks(range(4))), _out(model))
@@ -125,6 +127,7 @@ def test_the_standard_resnet_is_the_same_code_without_the_factor():
 
 def test_parameter_count_depends_on_L_and_M_only_through_L_times_M():
     """Each block holds M particles of (k^2 C + 1 + C) numbers; the scaling adds none."""
+
     def blocks_params(model):
         return model.get_layer("blocks").count_params()
 
@@ -146,7 +149,8 @@ def test_mean_field_initialisation_does_not_depend_on_L_or_M():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m: m.reorder_blocks([0, 1, 2]), "`permutation` must be a permutation of the 4 block indices 0..3. Received: permutation=[0, 1, 2]"),
+        (lambda m: m.reorder_blocks([0, 1, 2]),
+         "`permutation` must be a permutation of the 4 block indices 0..3. Received: permutation=[0, 1, 2]"),
         (lambda m: m.reorder_blocks([0, 1, 1, 3]), "Received: permutation=[0, 1, 1, 3]"),
         (lambda m: m.reorder_blocks([0.0, 1, 2, 3]), "Received: permutation=[0.0, 1, 2, 3]"),
         (lambda m: m.grow(0), "`depth_factor` must be a positive integer. Received: depth_factor=0"),

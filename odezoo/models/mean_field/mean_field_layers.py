@@ -55,8 +55,13 @@ class MeanFieldBlocks(keras.layers.Layer):
         super().__init__(**kwargs)
         _check_positive_int("num_blocks", num_blocks)
         _check_positive_int("width", width)
-        if kernel_size is not None and (not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0):
-            raise ValueError(f"`kernel_size` must be None or an odd positive integer. Received: kernel_size={kernel_size!r}")
+        if kernel_size is not None and (
+            not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0
+        ):
+            raise ValueError(
+                "`kernel_size` must be None or an odd positive integer. "
+                f"Received: kernel_size={kernel_size!r}"
+            )
         if scaling not in SCALINGS:
             raise ValueError(f"`scaling` must be one of {SCALINGS}. Received: scaling={scaling!r}")
         self.num_blocks = num_blocks
