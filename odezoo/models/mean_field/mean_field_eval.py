@@ -164,7 +164,12 @@ def main(argv=None):
 
     try:
         resolved = resolve(args.preset)
-        model = resolved.load(expected_cls=MeanFieldResNet)
+        model = resolved.load()
+        if not isinstance(model, MeanFieldResNet):
+            raise OdezooError(
+                f"Block orders exist in MeanFieldResNet presets only; {args.preset!r} is a "
+                f"{type(model).__name__}. `odezoo list` shows the presets with their models."
+            )
         dataset = args.dataset or resolved.metadata.get("dataset") or "fashion_mnist"
         result = order_invariance(
             model, dataset, orders=args.orders, seed=args.seed, limit=args.limit, data_dir=args.data_dir

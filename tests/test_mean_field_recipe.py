@@ -1,0 +1,74 @@
+"""Mean-field ResNet recipe (issue 12): names, settings checked first, a run on Fashion-MNIST that
+records accuracy under random block orders, and the order measurement's command line."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+import odezoo
+from odezoo import OdezooError
+from odezoo.models.mean_field import mean_field_eval
+from odezoo.recipes import RECIPES
+from odezoo.recipes.mean_field import MEAN_FIELD, REORDERED, STANDARD, train
+
+SMOKE = replace(REORDERED, num_blocks=2, width=3, channels=4, epochs=1, batch_size=4, limit=8, orders=2)
+
+
+def test_recipes_are_named_after_their_presets():
+    assert {c.preset_name() for c in (MEAN_FIELD, REORDERED, STANDARD)} == {
+        "mean_field_resnet8_fashion_mnist",
+        "mean_field_resnet8_reordered_fashion_mnist",
+        "standard_resnet8_fashion_mnist",
+    }
+    assert all(RECIPES[c.preset_name()][1] == c for c in (MEAN_FIELD, REORDERED, STANDARD))
+    assert replace(MEAN_FIELD, num_blocks=16, width=32, seed=2).preset_name() == (
+        "mean_field_resnet16_w32_fashion_mnist_seed2"
+    )
+    assert replace(STANDARD, variant="dense").preset_name() == "standard_resnet8_dense_fashion_mnist"
+
+
+def test_a_run_records_accuracy_under_random_block_orders_and_writes_a_loadable_preset(tmp_path):
+    summary = train(SMOKE, tmp_path)
+    folder = tmp_path / "mean_field_resnet2_w3_reordered_fashion_mnist"
+    meta = json.loads((folder / "metadata.json").read_text())
+    metrics = {m["metric"]: m for m in meta["metrics"]}
+    assert set(metrics) == {
+        "accuracy", "loss", "accuracy_random_order_mean", "accuracy_random_order_min",
+        "accuracy_random_order_std",
+    }  # fmt: skip
+    order = metrics["accuracy_random_order_min"]
+    assert order["command"] == (
+        "python -m odezoo.models.mean_field.mean_field_eval orders "
+        "mean_field_resnet2_w3_reordered_fashion_mnist --orders 2"
+    )
+    assert order["value"] == summary["accuracy_random_order_min"] <= summary["accuracy_random_order_mean"]
+    assert meta["random_orders"] == mean_field_eval.random_orders(2, 2, seed=0) == [[1, 0], [1, 0]]
+    model = odezoo.load(folder)
+    assert model.shuffle_blocks and model.num_blocks == 2 and model.scaling == "mean_field"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"scaling": "1/L"}, "`scaling` must be one of ('mean_field', 'standard'). Received: scaling='1/L'"),
+        ({"variant": "mlp"}, "`variant` must be one of ('conv', 'dense'). Received: variant='mlp'"),
+        ({"num_blocks": 0}, "`num_blocks` must be >= 1. Received: num_blocks=0"),
+        ({"orders": -1}, "`orders` must be >= 0. Received: orders=-1"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path, change, message):
+    with pytest.raises(OdezooError) as error:
+        train(replace(SMOKE, **change), tmp_path / "run")
+    assert message in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_order_measurement_refuses_a_model_without_blocks_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit:
+        mean_field_eval.main(["orders", "lm_resnet20_fashion_mnist"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Block orders exist in MeanFieldResNet presets only; 'lm_resnet20_fashion_mnist' is a "
+        "LMResNet. `odezoo list` shows the presets with their models."
+    )
