@@ -56,6 +56,26 @@ def test_keras_cache_fallback(no_fashion_mnist):
     assert list(y.numpy()) == [4, 5]
 
 
+def test_holdout_splits_the_training_set_into_disjoint_parts(no_fashion_mnist):
+    folder = no_fashion_mnist / "keras" / "datasets" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    _write_idx(folder / "train-images-idx3-ubyte.gz", np.zeros((5, 28, 28)))
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(5))
+
+    def labels(**kwargs):
+        ds, count = image_dataset("fashion_mnist", "train", batch_size=8, **kwargs)
+        return count, [int(v) for _, y in ds for v in y]
+
+    assert labels(holdout=2) == (3, [0, 1, 2])
+    assert labels(holdout=2, heldout=True) == (2, [3, 4])
+    assert labels(holdout=2, limit=1) == (1, [0])
+    with pytest.raises(OdezooError) as error:
+        labels(holdout=5)
+    assert str(error.value) == (
+        "Cannot hold out 5 of the 5 examples of fashion_mnist (train); choose 1..4. Received: holdout=5"
+    )
+
+
 @pytest.mark.skipif(
     not images_module.DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist"
 )

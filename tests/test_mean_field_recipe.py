@@ -48,6 +48,16 @@ def test_a_run_records_accuracy_under_random_block_orders_and_writes_a_loadable_
     assert model.shuffle_blocks and model.num_blocks == 2 and model.scaling == "mean_field"
 
 
+def test_a_validation_run_reports_on_held_out_training_images_only(tmp_path):
+    summary = train(replace(SMOKE, validation=4, orders=0), tmp_path)
+    folder = tmp_path / "mean_field_resnet2_w3_reordered_fashion_mnist_holdout"
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert {(m["split"], m["metric"], m["num_examples"]) for m in meta["metrics"]} == {
+        ("validation", "accuracy", 4), ("validation", "loss", 4),
+    }  # fmt: skip
+    assert set(summary) == {"validation_accuracy", "validation_loss", "preset_dir"}
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

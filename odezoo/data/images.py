@@ -93,7 +93,10 @@ def load_split(name, split, *, data_dir=None, download=True):
     return _tfds(name, split, data_dir, download)
 
 
-def image_dataset(name, split, *, batch_size, training=False, limit=0, seed=0, data_dir=None, download=True):
+def image_dataset(
+    name, split, *, batch_size, training=False, limit=0, seed=0, data_dir=None, download=True, holdout=0,
+    heldout=False,
+):  # fmt: skip
     """A batched pipeline of float32 images in [0, 1] and integer labels.
 
     Args:
@@ -106,6 +109,9 @@ def image_dataset(name, split, *, batch_size, training=False, limit=0, seed=0, d
         seed: shuffling and augmentation seed.
         data_dir: TFDS data folder.
         download: let TFDS download and prepare CIFAR when it is missing.
+        holdout: leave out the split's last `holdout` examples (a validation set carved from
+            the training split), before `limit` applies.
+        heldout: use only those last `holdout` examples instead.
 
     Returns:
         `(dataset, number of examples used)`.
@@ -114,6 +120,14 @@ def image_dataset(name, split, *, batch_size, training=False, limit=0, seed=0, d
 
     spec = get_dataset(name)
     ds, count = load_split(name, split, data_dir=data_dir, download=download)
+    if holdout:
+        if not 0 < holdout < count:
+            raise OdezooError(
+                f"Cannot hold out {holdout} of the {count} examples of {name} ({split}); "
+                f"choose 1..{count - 1}. Received: holdout={holdout}"
+            )
+        kept = count - holdout
+        ds, count = (ds.skip(kept), holdout) if heldout else (ds.take(kept), kept)
     if limit:
         ds, count = ds.take(limit), min(limit, count)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.int32)))
