@@ -85,3 +85,14 @@ def test_a_failed_export_leaves_no_empty_folders(folder, tmp_path, monkeypatch):
     with pytest.raises(OdezooError, match="Cannot write the onnx export to .*: No space left on device"):
         export_preset(str(folder), "onnx", output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mean_field_resnet_exports_with_its_stacked_block_weights(tmp_path, fmt):
+    """The blocks index one stacked weight tensor per block position; every format keeps that."""
+    from odezoo import MeanFieldResNet
+
+    model = MeanFieldResNet(num_blocks=3, width=4, channels=6, num_classes=10, mean=[0.286], std=[0.353])
+    folder = model.save_pretrained(tmp_path / "mf", metadata={"preset": "mf"})
+    report = export_preset(str(folder), fmt, output_dir=tmp_path / "out")
+    assert report["top1_agreement"] == 1.0 and report["max_abs_diff"] <= 1e-4
