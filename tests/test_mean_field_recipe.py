@@ -32,18 +32,15 @@ def test_a_run_records_accuracy_under_random_block_orders_and_writes_a_loadable_
     summary = train(SMOKE, tmp_path)
     folder = tmp_path / "mean_field_resnet2_w3_reordered_fashion_mnist"
     meta = json.loads((folder / "metadata.json").read_text())
-    metrics = {m["metric"]: m for m in meta["metrics"]}
-    assert set(metrics) == {
-        "accuracy", "loss", "accuracy_random_order_mean", "accuracy_random_order_min",
-        "accuracy_random_order_std",
-    }  # fmt: skip
-    order = metrics["accuracy_random_order_min"]
-    assert order["command"] == (
+    assert {m["metric"] for m in meta["metrics"]} == {"accuracy", "loss"}  # what `odezoo eval` repeats
+    orders = meta["block_orders"]
+    assert orders["command"] == (
         "python -m odezoo.models.mean_field.mean_field_eval orders "
         "mean_field_resnet2_w3_reordered_fashion_mnist --orders 2"
     )
-    assert order["value"] == summary["accuracy_random_order_min"] <= summary["accuracy_random_order_mean"]
-    assert meta["random_orders"] == mean_field_eval.random_orders(2, 2, seed=0) == [[1, 0], [1, 0]]
+    assert orders["random_order_min"] == summary["accuracy_random_order_min"] <= orders["random_order_mean"]
+    assert orders["random_orders"] == mean_field_eval.random_orders(2, 2, seed=0) == [[1, 0], [1, 0]]
+    assert orders["num_examples"] == 8 and len(orders["random_order_accuracy"]) == 2
     model = odezoo.load(folder)
     assert model.shuffle_blocks and model.num_blocks == 2 and model.scaling == "mean_field"
 
