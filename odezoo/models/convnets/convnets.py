@@ -6,21 +6,12 @@ Inputs are float images in [0, 1] (normalisation, if any, happens inside the mod
 """
 
 import keras
-import numpy as np
 from keras import layers
 
 from odezoo.errors import OdezooError
+from odezoo.models._inputs import image_inputs
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.image_classification import check_num_classes
-
-
-def _normalize(x, mean, std, dtype):
-    if mean is None:
-        return x
-    scale = 1.0 / np.asarray(std, "float64")
-    return layers.Rescaling(
-        scale.tolist(), (-np.asarray(mean) * scale).tolist(), name="normalize", dtype=dtype
-    )(x)
 
 
 def _conv(filters, kernel, stride, name, dtype, padding="same"):
@@ -77,8 +68,7 @@ class SmallCNN(_Classifier):
 
     def __init__(self, *, num_classes=10, image_shape=(28, 28, 1), mean=None, std=None, dtype=None, **kwargs):
         check_num_classes(num_classes)
-        inputs = keras.Input(tuple(image_shape), name="images")
-        x = _normalize(inputs, mean, std, dtype)
+        inputs, x = image_inputs(image_shape, mean, std, dtype)
         for k, filters in enumerate((32, 32, 64, 64), start=1):
             x = layers.Conv2D(
                 filters, 3, name=f"conv{k}", dtype=dtype, kernel_initializer=keras.initializers.HeNormal()
@@ -103,8 +93,7 @@ class PreActResNet18(_Classifier):
 
     def __init__(self, *, num_classes=10, image_shape=(32, 32, 3), mean=None, std=None, dtype=None, **kwargs):
         check_num_classes(num_classes)
-        inputs = keras.Input(tuple(image_shape), name="images")
-        x = _normalize(inputs, mean, std, dtype)
+        inputs, x = image_inputs(image_shape, mean, std, dtype)
         x = _conv(64, 3, 1, "conv1", dtype)(x)
         for stage, filters in enumerate((64, 128, 256, 512)):
             for block in range(2):
@@ -139,8 +128,7 @@ class WideResNet(_Classifier):
         if (depth - 4) % 6 or depth < 10:
             raise ValueError(f"`depth` must be 6n + 4 (n >= 1), e.g. 16, 28, 34. Received: depth={depth}")
         check_num_classes(num_classes)
-        inputs = keras.Input(tuple(image_shape), name="images")
-        x = _normalize(inputs, mean, std, dtype)
+        inputs, x = image_inputs(image_shape, mean, std, dtype)
         x = _conv(16, 3, 1, "conv1", dtype)(x)
         for stage, width in enumerate((16, 32, 64)):
             for block in range((depth - 4) // 6):

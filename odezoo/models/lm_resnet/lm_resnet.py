@@ -2,9 +2,9 @@
 two-step scheme (Lu, Zhong, Li, Dong, ICML 2018)."""
 
 import keras
-import numpy as np
 from keras import layers
 
+from odezoo.models._inputs import image_inputs
 from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.image_classification import check_num_classes
@@ -89,27 +89,14 @@ class LMResNet(PretrainedMixin, keras.Model):
                 f"`depth` must be {3 * convs}n + 2 (n >= 1) for {block_type} blocks, e.g. "
                 f"{', '.join(str(3 * convs * n + 2) for n in (3, 5, 9, 18))}. Received: depth={depth!r}"
             )
-        if len(image_shape) != 3:
-            raise ValueError(
-                f"`image_shape` must be (height, width, channels). Received: image_shape={image_shape!r}"
-            )
         if not 0.0 <= death_rate < 1.0:
             raise ValueError(f"`death_rate` must be in [0, 1). Received: death_rate={death_rate}")
-        if (mean is None) != (std is None):
-            raise ValueError(f"Give both `mean` and `std` or neither. Received: mean={mean}, std={std}")
         blocks_per_stage = (depth - 2) // (3 * convs)
         residual_fn = _basic_residual if block_type == "basic" else _bottleneck_residual
         num_blocks = 3 * blocks_per_stage
 
         # === Functional Model ===
-        input_dtype = None if dtype is None else keras.dtype_policies.get(dtype).variable_dtype
-        inputs = keras.Input(shape=tuple(image_shape), name="images", dtype=input_dtype)
-        x = inputs
-        if mean is not None:
-            # (x - mean) / std as one affine map; constants, so every export format keeps them.
-            scale = 1.0 / np.asarray(std, "float64")
-            offset = -np.asarray(mean, "float64") * scale
-            x = layers.Rescaling(scale.tolist(), offset.tolist(), name="normalize", dtype=dtype)(x)
+        inputs, x = image_inputs(image_shape, mean, std, dtype)
         x = _conv(width, 3, 1, "stem_conv", dtype)(x)
         previous = x  # u_{-1} := u_0
         for stage in range(3):

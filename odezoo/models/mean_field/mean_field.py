@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from odezoo.models._inputs import image_inputs
 from odezoo.models.mean_field.mean_field_layers import MeanFieldBlocks
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.image_classification import check_num_classes
@@ -81,21 +82,9 @@ class MeanFieldResNet(PretrainedMixin, keras.Model):
         check_num_classes(num_classes)
         if variant not in VARIANTS:
             raise ValueError(f"`variant` must be one of {VARIANTS}. Received: variant={variant!r}")
-        if len(image_shape) != 3:
-            raise ValueError(
-                f"`image_shape` must be (height, width, channels). Received: image_shape={image_shape!r}"
-            )
-        if (mean is None) != (std is None):
-            raise ValueError(f"Give both `mean` and `std` or neither. Received: mean={mean}, std={std}")
 
         # === Functional Model ===
-        input_dtype = None if dtype is None else keras.dtype_policies.get(dtype).variable_dtype
-        inputs = keras.Input(shape=tuple(image_shape), name="images", dtype=input_dtype)
-        x = inputs
-        if mean is not None:
-            scale = 1.0 / np.asarray(std, "float64")
-            offset = -np.asarray(mean, "float64") * scale
-            x = layers.Rescaling(scale.tolist(), offset.tolist(), name="normalize", dtype=dtype)(x)
+        inputs, x = image_inputs(image_shape, mean, std, dtype)
         if variant == "conv":
             for i, stride in enumerate(stem_strides):
                 x = layers.Conv2D(
