@@ -173,7 +173,9 @@ def _simulate(args):
 
     if args.n < 1 or args.steps < 0:
         raise OdezooError(f"--n must be >= 1 and --steps >= 0. Received: --n {args.n} --steps {args.steps}")
-    trajectories = simulate(args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise)
+    trajectories = simulate(
+        args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise, progress=True
+    )
     path = write_trajectories(trajectories, args.out, f"{trajectories.equation}_seed{args.seed}.npz")
     return {
         "path": str(path),

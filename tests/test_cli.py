@@ -1,6 +1,7 @@
 """The command line: each command on a small preset folder, and one-line errors with exit status 2."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -63,6 +64,16 @@ def test_predict_samples_and_files(capsys, folder, tmp_path):
     tf.io.write_file(str(image), tf.io.encode_png(np.full((40, 30, 3), 200, np.uint8)))
     code, out, _ = run(capsys, "predict", folder, image)
     assert code == 0 and json.loads(out)[0]["input"] == str(image)
+
+
+def test_simulate_shows_its_progress_on_a_terminal_only(capsys, tmp_path, monkeypatch):
+    argv = ["simulate", "heat", "--n", "2", "--steps", "3", "--out", tmp_path]
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["shape"] == [2, 4, 32, 32, 1] and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # stderr is a terminal, stdout a pipe
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["shape"] == [2, 4, 32, 32, 1]  # stdout holds the JSON alone
+    assert "simulate 2 heat trajectories: 100%" in err and "3/3" in err
 
 
 def test_unreadable_image(capsys, folder, tmp_path):
