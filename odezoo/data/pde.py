@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from odezoo._files import atomic_write
-from odezoo.errors import OdezooError
+from odezoo._files import atomic_write, check_folder
+from odezoo.errors import OdezooError, check_integer
 
 TWO_PI = 2 * math.pi
 
@@ -45,8 +45,7 @@ def write_trajectories(trajectories, folder, name):
     """Writes `trajectories` as `folder/name` atomically and returns the path. An existing file there is
     replaced only if it holds trajectories (an earlier `odezoo simulate`); anything else is refused."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OdezooError(f"--out {folder} is a file; give a folder (it is created if missing).")
+    check_folder(folder, "--out")
     path = folder / name
     if path.exists():
         try:
@@ -496,6 +495,17 @@ def _observe(eq, u, offsets):
     return u[b, rows[:, :, None], cols[:, None, :]]
 
 
+def _level(name, value):
+    """`value` as a float if it is a finite number >= 0, else raises naming the argument `name`."""
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        level = math.nan
+    if not 0 <= level < math.inf:  # NaN too
+        raise OdezooError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
+    return level
+
+
 def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=None, progress=False):
     """Simulates `batch` trajectories of `steps + 1` observed frames `dt` apart.
 
@@ -516,17 +526,12 @@ def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=No
         built with `indexing="ij"` is the transpose, which a model reads as another PDE.
     """
     eq = get_equation(equation)
-    batch = eq.batch if batch is None else int(batch)
-    if batch < 1 or steps < 0:
-        raise OdezooError(f"`batch` must be >= 1 and `steps` >= 0. Received: batch={batch}, steps={steps}")
-    level = eq.noise if noise is None else float(noise)
-    if not level >= 0:  # NaN too
-        raise OdezooError(
-            f"`noise` must be >= 0 (a level relative to each field's std). Received: noise={noise}"
-        )
+    batch = check_integer("batch", eq.batch if batch is None else batch, 1)
+    steps, seed = check_integer("steps", steps), check_integer("seed", seed)
+    level = _level("noise", eq.noise if noise is None else noise)
+    start = _level("start_time", eq.start_time if start_time is None else start_time)
     rng = np.random.default_rng(seed)
     u = _initial(eq, rng, batch)
-    start = eq.start_time if start_time is None else float(start_time)
     t0 = np.where(np.arange(batch) < batch // 2, start, 0.0) if start > 0 else np.zeros(batch)
     started = t0 > 0
     head_start = max(1, round(start / eq.dt)) if started.any() else 0
