@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odezoo._files import check_folder
 from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
 from odezoo.training import write_json_atomic
@@ -167,6 +168,9 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
     (`Task.export_pair`, `Task.agreement`) and records the result in `output_dir/MANIFEST.json`."""
     from odezoo.zoo import resolve
 
+    check_folder(output_dir, "--output-dir")
+    manifest_path = Path(output_dir) / "MANIFEST.json"
+    _read_manifest(manifest_path)  # a file odezoo could not update is refused before the export
     with _stage_bar(f"export {preset} to {fmt}", 3) as bar:
         bar.set_postfix_str("load")
         resolved = resolve(preset, revision=revision)
@@ -186,11 +190,28 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
             progress=bar,
         )
     report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
-    manifest_path = Path(output_dir) / "MANIFEST.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = _read_manifest(manifest_path)  # read again: another export may have added to it meanwhile
     manifest[f"{name}/{target.name}"] = report
     write_json_atomic(manifest_path, manifest)
     return report
+
+
+def _read_manifest(path):
+    """The exports recorded in `path` (`{}` if there is none); raises where it is no manifest odezoo can
+    update (then it is left as it is)."""
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+        problem = None if isinstance(manifest, dict) else f"it holds a JSON {type(manifest).__name__}"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = str(error)
+    if problem:
+        raise OdezooError(
+            f"{path} is not an export manifest ({problem}); odezoo leaves it alone. Move it away or choose "
+            "another --output-dir."
+        )
+    return manifest
 
 
 def float32_copy(model):
