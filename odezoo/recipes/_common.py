@@ -18,8 +18,8 @@ RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset", "eval_tr
 
 
 def start_run(workdir, config):
-    """Checks `config` (its `validate()`), then takes the workdir's lock, creates it and writes
-    `config.json`.
+    """Checks `config` (its `validate()`, then `check_settings`), then takes the workdir's lock, creates
+    it and writes `config.json`.
 
     A workdir whose checkpoints come from a run with other settings (only `RESUMABLE_CHANGES` may
     differ) is refused, since resuming would silently mix the two, and so is a workdir another
