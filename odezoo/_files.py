@@ -5,6 +5,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from odezoo.errors import OdezooError
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode="w"):
@@ -20,3 +22,14 @@ def atomic_write(path, mode="w"):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_folder(path, flag):
+    """Raises `OdezooError` where the folder `path` (given as option `flag`, e.g. `--out`) is a file or lies
+    inside one, before anything is written."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or existing.is_dir():
+        return
+    inside = "" if existing == path else f" lies inside {existing}, which"
+    raise OdezooError(f"{flag} {path}{inside} is a file; give a folder (it is created if missing).")

@@ -173,7 +173,9 @@ def _simulate(args):
 
     if args.n < 1 or args.steps < 0:
         raise OdezooError(f"--n must be >= 1 and --steps >= 0. Received: --n {args.n} --steps {args.steps}")
-    trajectories = simulate(args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise)
+    trajectories = simulate(
+        args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise, progress=True
+    )
     path = write_trajectories(trajectories, args.out, f"{trajectories.equation}_seed{args.seed}.npz")
     return {
         "path": str(path),
@@ -192,9 +194,15 @@ def _train(args):
     if args.config:
         try:
             with open(args.config) as f:
-                changes.update(json.load(f))
+                settings = json.load(f)
         except (OSError, json.JSONDecodeError) as error:
             raise OdezooError(f"Cannot read --config {args.config!r}: {error}.") from None
+        if not isinstance(settings, dict):
+            raise OdezooError(
+                f"--config {args.config!r} holds a JSON {type(settings).__name__}; write an object of "
+                'settings, e.g. {"epochs": 2}.'
+            )
+        changes.update(settings)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -252,8 +260,9 @@ def _push(args):
     from odezoo.hub import push_folder
     from odezoo.zoo import resolve
 
-    folder = resolve(args.preset, revision=args.revision).folder
-    return {"commit_url": push_folder(folder, args.repo_id, private=args.private)}
+    resolved = resolve(args.preset, revision=args.revision)
+    resolved.verify()  # a damaged or incomplete folder is reported, not published
+    return {"commit_url": push_folder(resolved.folder, args.repo_id, private=args.private)}
 
 
 COMMANDS = {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odezoo._files import check_folder
 from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
 from odezoo.training import write_json_atomic
@@ -25,7 +26,9 @@ FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("dynamic", "float16", "int8")
 
 
-def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=None, reference=None):
+def export_model(
+    model, path, fmt, *, quantize=None, allow_flex=False, sample=None, reference=None, progress=None
+):
     """Writes `model` in format `fmt` under the folder `path`, then checks it.
 
     The check is the agreement measure of the model's task (`Task.agreement`: max |difference|
@@ -42,6 +45,8 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
         sample: float32 inputs for the check (default: 32 uniform random inputs).
         reference: a model whose outputs the artifact must reproduce instead of `model`'s (the
             float64 original of a float32 export).
+        progress: a `tqdm` bar that the stages "convert" and "check" advance by one each (default:
+            a bar of their own, shown on stderr when it is a terminal).
 
     Returns:
         `{"format", "path", "bytes"}` and the task's agreement fields (`max_abs_diff`, `tolerance`, ...).
@@ -61,10 +66,17 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
     path = Path(path)
     expected = np.asarray((reference or model)(sample, training=False))
     created = [p for p in (path, *path.parents) if not p.exists()]
+    bar = progress if progress is not None else _stage_bar(f"export to {fmt}", 2)
     try:
         path.mkdir(parents=True, exist_ok=True)
+        bar.set_postfix_str("convert")
         with captured_native_output():
-            actual, artifact, flex = _write_and_run(model, path, fmt, quantize, allow_flex, sample)
+            artifact, flex = _write(model, path, fmt, quantize, allow_flex, sample)
+        bar.update()
+        bar.set_postfix_str("check")
+        with captured_native_output():
+            actual = None if flex else _run(artifact, fmt, sample)
+        bar.update()
     except BaseException as error:
         for folder in created:  # nothing half-written stays behind: the folders this call made go
             shutil.rmtree(folder, ignore_errors=True)
@@ -75,6 +87,9 @@ def export_model(model, path, fmt, *, quantize=None, allow_flex=False, sample=No
                 "writable --output-dir."
             ) from None
         raise
+    finally:
+        if progress is None:
+            bar.close()
     if flex:  # only with allow_flex; ai_edge_litert has no Flex delegate to run them
         return {
             "format": "tflite+flex",
@@ -122,19 +137,30 @@ def _require_runtime(fmt):
         )
 
 
-def _write_and_run(model, path, fmt, quantize, allow_flex, sample):
-    """Writes the artifact and runs it; returns `(outputs or None, artifact path, Flex ops)`."""
+def _stage_bar(desc, stages):
+    """A bar over `stages` steps of a slow command, on stderr when it is a terminal (stdout stays clean)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=stages, desc=desc, unit="stage", disable=None)
+
+
+def _write(model, path, fmt, quantize, allow_flex, sample):
+    """Writes the artifact; returns `(artifact path, Flex ops)`."""
     if fmt == "saved_model":
         model.export(os.fspath(path), format="tf_saved_model", verbose=False)
-        return _run_saved_model(path, sample), path, []
+        return path, []
     if fmt == "onnx":
         artifact = path / "model.onnx"
         model.export(os.fspath(artifact), format="onnx", verbose=False)
-        return _run_onnx(artifact, sample), artifact, []
+        return artifact, []
     artifact = path / "model.tflite"
     _convert_tflite(model, artifact, quantize, allow_flex, sample)
-    flex = flex_ops(artifact)
-    return (None if flex else _run_tflite(artifact, sample)), artifact, flex
+    return artifact, flex_ops(artifact)
+
+
+def _run(artifact, fmt, sample):
+    """The artifact's outputs on `sample`, computed by its own runtime."""
+    return {"saved_model": _run_saved_model, "onnx": _run_onnx, "tflite": _run_tflite}[fmt](artifact, sample)
 
 
 def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex=False, revision=None):
@@ -142,20 +168,50 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
     (`Task.export_pair`, `Task.agreement`) and records the result in `output_dir/MANIFEST.json`."""
     from odezoo.zoo import resolve
 
-    resolved = resolve(preset, revision=revision)
-    model, metadata = resolved.load(), resolved.metadata
-    name = resolved.name
-    target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
-    exported, reference, sample = model.task.export_pair(model, metadata, quantize)
-    report = export_model(
-        exported, target, fmt, quantize=quantize, allow_flex=allow_flex, sample=sample, reference=reference
-    )
-    report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
+    check_folder(output_dir, "--output-dir")
     manifest_path = Path(output_dir) / "MANIFEST.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    _read_manifest(manifest_path)  # a file odezoo could not update is refused before the export
+    with _stage_bar(f"export {preset} to {fmt}", 3) as bar:
+        bar.set_postfix_str("load")
+        resolved = resolve(preset, revision=revision)
+        model, metadata = resolved.load(), resolved.metadata
+        name = resolved.name
+        target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
+        exported, reference, sample = model.task.export_pair(model, metadata, quantize)
+        bar.update()
+        report = export_model(
+            exported,
+            target,
+            fmt,
+            quantize=quantize,
+            allow_flex=allow_flex,
+            sample=sample,
+            reference=reference,
+            progress=bar,
+        )
+    report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
+    manifest = _read_manifest(manifest_path)  # read again: another export may have added to it meanwhile
     manifest[f"{name}/{target.name}"] = report
     write_json_atomic(manifest_path, manifest)
     return report
+
+
+def _read_manifest(path):
+    """The exports recorded in `path` (`{}` if there is none); raises where it is no manifest odezoo can
+    update (then it is left as it is)."""
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+        problem = None if isinstance(manifest, dict) else f"it holds a JSON {type(manifest).__name__}"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = str(error)
+    if problem:
+        raise OdezooError(
+            f"{path} is not an export manifest ({problem}); odezoo leaves it alone. Move it away or choose "
+            "another --output-dir."
+        )
+    return manifest
 
 
 def float32_copy(model):

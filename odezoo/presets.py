@@ -91,7 +91,7 @@ def get_preset(name: str) -> Preset:
     try:
         return _registry()[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name.lower(), _REGISTRY, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise OdezooError(
             f"Unknown preset {name!r}.{hint} `odezoo list` shows the {len(_REGISTRY)} presets; "

@@ -189,6 +189,11 @@ class PretrainedMixin:
         return self.task.check_inputs(self, x)
 
     def predict(self, x, *args, **kwargs):
+        if isinstance(x, str | os.PathLike):
+            raise OdezooError(
+                f"{self.name}.predict takes arrays, not a file name ({os.fspath(x)!r}): decode the file "
+                f"first (README, Predict), or run `odezoo predict {self.name} FILE`."
+            )
         if isinstance(x, np.ndarray | list):
             x = self.check_inputs(x)
         return super().predict(x, *args, **kwargs)
@@ -277,6 +282,11 @@ def write_metadata(folder, metadata):
 def read_metadata(folder):
     """`metadata.json` of a preset folder (a missing or damaged one raises saying so)."""
     path = Path(folder) / METADATA_FILE
+    if not path.is_file() and not (Path(folder) / CONFIG_FILE).is_file():
+        raise OdezooError(
+            f"{folder} is not a preset folder (it holds no {METADATA_FILE} or {CONFIG_FILE}): pass a preset "
+            "name (`odezoo list`), a folder written by `save_pretrained` or hf://<org>/<repo>."
+        )
     if not path.is_file():
         raise OdezooError(
             f"Preset folder {folder} is missing {METADATA_FILE}: it is incomplete. Delete it and "

@@ -15,6 +15,12 @@ from odezoo.errors import OdezooError
 STRATEGIES = ("auto", "default", "mirrored", "tpu", "multi_worker")
 
 
+def check_strategy(name):
+    """Raises unless `name` is one of `STRATEGIES`."""
+    if name not in STRATEGIES:
+        raise OdezooError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+
+
 def make_strategy(name="auto", tpu=""):
     """Returns a `tf.distribute` strategy.
 
@@ -28,8 +34,7 @@ def make_strategy(name="auto", tpu=""):
     """
     import tensorflow as tf
 
-    if name not in STRATEGIES:
-        raise OdezooError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+    check_strategy(name)
     if name == "multi_worker":
         return multi_worker_strategy()
     if name == "tpu" or (name == "auto" and tpu):

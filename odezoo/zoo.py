@@ -62,6 +62,11 @@ class Resolved:
 
 def resolve(name_or_path, *, revision=None) -> Resolved:
     """The preset folder of a name, a local folder or `hf://org/repo`, downloaded if needed."""
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise OdezooError(
+            "Pass a preset name (`odezoo list`), a preset folder or 'hf://<org>/<repo>'. Received: "
+            f"{name_or_path!r} ({type(name_or_path).__name__})"
+        )
     text = os.fspath(name_or_path)
     if not text.strip():
         raise OdezooError(

@@ -1,6 +1,7 @@
 """The command line: each command on a small preset folder, and one-line errors with exit status 2."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -65,11 +66,24 @@ def test_predict_samples_and_files(capsys, folder, tmp_path):
     assert code == 0 and json.loads(out)[0]["input"] == str(image)
 
 
+def test_simulate_shows_its_progress_on_a_terminal_only(capsys, tmp_path, monkeypatch):
+    argv = ["simulate", "heat", "--n", "2", "--steps", "3", "--out", tmp_path]
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["shape"] == [2, 4, 32, 32, 1] and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # stderr is a terminal, stdout a pipe
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["shape"] == [2, 4, 32, 32, 1]  # stdout holds the JSON alone
+    assert "simulate 2 heat trajectories: 100%" in err and "3/3" in err
+
+
 def test_unreadable_image(capsys, folder, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     assert "Cannot read image" in fails(capsys, "predict", folder, bad)
     assert "Cannot read image" in fails(capsys, "predict", folder, tmp_path)  # a folder, not an image
+    line = fails(capsys, "predict", folder, tmp_path / "missing.png")
+    assert line.endswith("missing.png; No such file or directory); give PNG, JPEG, BMP or GIF files.")
+    assert "{{function_node" not in line  # TensorFlow's op names stay out of the message
 
 
 @pytest.mark.parametrize(
@@ -91,7 +105,10 @@ def test_unreadable_image(capsys, folder, tmp_path):
         (["info", "hf://"], "'' is not a Hub repository id: write hf://<org>/<name>"),
         (["info", "hf://a/b/c d"], "is not a Hub repository id"),
         (["info", ""], "No preset given"),
-        (["simulate", "heat", "--noise", "-1", "--out", "x"], "`noise` must be >= 0"),
+        (["simulate", "heat", "--noise", "-1", "--out", "x"], "`noise` must be a finite number >= 0"),
+        (["simulate", "heat", "--noise", "inf", "--out", "x"], "Received: noise=inf"),
+        (["simulate", "heat", "--seed", "-1", "--out", "x"], "`seed` must be >= 0. Received: seed=-1"),
+        (["info", "LM_RESNET20_FASHION_MNIST"], "Did you mean 'lm_resnet20_fashion_mnist'"),
         (["train", "lm_resnet_fashion_mnist", "--set", "lr=0.1", "--workdir", "w"], "Unknown setting 'lr'"),
         (
             ["train", "lm_resnet_fashion_mnist", "--set", "epochs=ten", "--workdir", "w"],
@@ -121,6 +138,75 @@ def test_config_file_values_of_the_wrong_type(capsys, tmp_path, settings, messag
     argv = ["train", "resnet20_fashion_mnist", "--config", tmp_path / "c.json", "--workdir", tmp_path / "w"]
     assert message in fails(capsys, *argv)
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ("strategy=gpu", "Unknown strategy 'gpu'; choose one of"),
+        ("learning_rate=nan", "`learning_rate` must be a finite number. Received: learning_rate=nan"),
+        ("learning_rate=-0.1", "`learning_rate` must be > 0. Received: learning_rate=-0.1"),
+        (
+            "depth=21",
+            "`depth` must be 6n + 2 (n >= 1) for basic blocks, e.g. 20, 32, 56, 110. Received: depth=21",
+        ),
+        ("scheme=LM", "`scheme` must be one of ('lm', 'euler'). Received: scheme='LM'"),
+        ("dataset=mnist", "Unknown dataset 'mnist'"),
+    ],
+)
+def test_recipe_settings_are_checked_before_anything_is_written(capsys, tmp_path, setting, message):
+    argv = ["train", "lm_resnet20_fashion_mnist", "--set", setting, "--workdir", tmp_path / "w"]
+    assert message in fails(capsys, *argv)
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_config_file_that_is_no_object_is_refused(capsys, tmp_path):
+    (tmp_path / "c.json").write_text("[1, 2]")
+    argv = ["train", "resnet20_fashion_mnist", "--config", tmp_path / "c.json", "--workdir", tmp_path / "w"]
+    assert "holds a JSON list; write an object of settings" in fails(capsys, *argv)
+
+
+def test_a_file_where_a_folder_belongs_is_named(capsys, tmp_path, folder):
+    (tmp_path / "file.txt").write_text("mine")
+    line = fails(capsys, "simulate", "heat", "--n", "1", "--out", tmp_path / "file.txt" / "sub")
+    assert f"--out {tmp_path}/file.txt/sub lies inside {tmp_path}/file.txt, which is a file" in line
+    line = fails(capsys, "export", folder, "--format", "saved_model", "--output-dir", tmp_path / "file.txt")
+    assert f"--output-dir {tmp_path}/file.txt is a file; give a folder" in line
+    assert (tmp_path / "file.txt").read_text() == "mine"
+
+
+def test_an_unreadable_export_manifest_is_left_alone_and_nothing_exported(capsys, tmp_path, folder):
+    (tmp_path / "MANIFEST.json").write_text("{oops")
+    line = fails(capsys, "export", folder, "--format", "saved_model", "--output-dir", tmp_path)
+    assert f"{tmp_path}/MANIFEST.json is not an export manifest (Expecting property name" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["MANIFEST.json"]
+    assert (tmp_path / "MANIFEST.json").read_text() == "{oops"
+
+
+def test_info_on_a_folder_that_is_no_preset(capsys, tmp_path):
+    (tmp_path / "notes.md").write_text("mine")
+    assert f"{tmp_path} is not a preset folder" in fails(capsys, "info", tmp_path)
+
+
+def test_push_refuses_an_incomplete_folder_before_uploading(capsys, tmp_path, folder):
+    import shutil
+
+    shutil.copytree(folder, tmp_path / "partial")
+    (tmp_path / "partial" / "model.weights.h5").unlink()
+    line = fails(capsys, "push", tmp_path / "partial", "org/name")
+    assert "partial is missing model.weights.h5: it is incomplete" in line
+
+
+def test_predict_refuses_sample_with_files(capsys, folder, tmp_path):
+    import tensorflow as tf
+
+    image = tmp_path / "shirt.png"
+    tf.io.write_file(str(image), tf.io.encode_png(np.full((28, 28, 1), 200, np.uint8)))
+    line = fails(capsys, "predict", folder, image, "--sample", "3")
+    assert (
+        "--sample picks bundled images when no file is given; drop it or the files. Received: --sample 3"
+        in line
+    )
 
 
 def test_eval_on_a_mismatched_dataset(capsys, folder):

@@ -35,6 +35,23 @@ def test_quantized_tflite(folder, tmp_path, quantize):
     assert flex_ops(report["path"]) == []
 
 
+def test_the_export_stages_show_on_a_terminal_only(folder, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from odezoo.cli import main
+
+    argv = ["export", str(folder), "--format", "saved_model", "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["format"] == "saved_model" and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # stderr is a terminal, stdout a pipe
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["format"] == "saved_model"  # stdout holds the JSON alone
+    assert f"export {folder} to saved_model: 100%" in err and "3/3" in err
+    assert all(f", {stage}]" in err for stage in ("load", "convert", "check"))
+
+
 def test_an_artifact_that_disagrees_with_keras_is_refused(folder, tmp_path, monkeypatch):
     """The agreement check can fail: a runtime whose outputs drift is reported, not deployed."""
     import odezoo.export as export_module
@@ -81,7 +98,7 @@ def test_a_failed_export_leaves_no_empty_folders(folder, tmp_path, monkeypatch):
     def full_disk(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export_module, "_write_and_run", full_disk)
+    monkeypatch.setattr(export_module, "_write", full_disk)
     with pytest.raises(OdezooError, match="Cannot write the onnx export to .*: No space left on device"):
         export_preset(str(folder), "onnx", output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()

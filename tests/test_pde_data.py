@@ -1,6 +1,7 @@
 """PDE simulators against exact facts (issue 4, models.md 4.2-4.5)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -123,6 +124,24 @@ def test_trajectories_round_trip_and_bad_files_are_refused(tmp_path):
     (tmp_path / "bad.npz").write_text("not a file")
     with pytest.raises(OdezooError, match="Cannot read trajectories .* write them with `odezoo simulate`"):
         pde.load_trajectories(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        ({"steps": 1.5}, "`steps` must be an integer >= 0. Received: steps=1.5 (float)"),
+        ({"steps": "3"}, "`steps` must be an integer >= 0. Received: steps='3' (str)"),
+        ({"batch": 2.7}, "`batch` must be an integer >= 1. Received: batch=2.7 (float)"),
+        ({"seed": 1.5}, "`seed` must be an integer >= 0. Received: seed=1.5 (float)"),
+        ({"seed": -1}, "`seed` must be >= 0. Received: seed=-1"),
+        ({"noise": float("inf")}, "`noise` must be a finite number >= 0. Received: noise=inf"),
+        ({"noise": "a lot"}, "`noise` must be a finite number >= 0. Received: noise='a lot'"),
+        ({"start_time": -1}, "`start_time` must be a finite number >= 0. Received: start_time=-1"),
+    ],
+)
+def test_arguments_of_the_wrong_type_or_range_are_refused_before_simulating(arguments, message):
+    with pytest.raises(OdezooError, match=re.escape(message)):
+        pde.simulate("heat", **{"batch": 2, **arguments})
 
 
 def test_unknown_equation_and_bad_sizes_are_refused():

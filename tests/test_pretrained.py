@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -268,6 +269,34 @@ def test_unknown_preset_suggests_names():
         OdezooError, match="Unknown preset 'lm_resnet20_fashion'.*Did you mean 'lm_resnet20_fashion_mnist'"
     ):
         odezoo.load("lm_resnet20_fashion")
+
+
+def test_a_preset_name_in_capitals_suggests_the_name():
+    with pytest.raises(OdezooError, match="Did you mean 'lm_resnet20_fashion_mnist'"):
+        odezoo.load("LM_RESNET20_FASHION_MNIST")
+
+
+@pytest.mark.parametrize("value", [123, None])
+def test_a_preset_that_is_no_name_or_path_is_refused(value):
+    message = (
+        f"Pass a preset name (`odezoo list`), a preset folder or 'hf://<org>/<repo>'. Received: {value!r}"
+    )
+    with pytest.raises(OdezooError, match=re.escape(message)):
+        odezoo.load(value)
+
+
+def test_a_folder_that_is_no_preset_is_not_called_incomplete(tmp_path):
+    (tmp_path / "notes.md").write_text("mine")
+    with pytest.raises(
+        OdezooError, match=re.escape(f"{tmp_path} is not a preset folder (it holds no metadata")
+    ):
+        odezoo.load(tmp_path)
+
+
+def test_predict_on_a_file_name_says_to_decode_it(folder):
+    model = odezoo.load(folder)
+    with pytest.raises(OdezooError, match=r"predict takes arrays, not a file name \('shoe.png'\)"):
+        model.predict("shoe.png")
 
 
 def test_missing_local_path():

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from odezoo._files import atomic_write
-from odezoo.errors import OdezooError
+from odezoo._files import atomic_write, check_folder
+from odezoo.errors import OdezooError, check_integer
 
 TWO_PI = 2 * math.pi
 
@@ -44,8 +45,7 @@ def write_trajectories(trajectories, folder, name):
     """Writes `trajectories` as `folder/name` atomically and returns the path. An existing file there is
     replaced only if it holds trajectories (an earlier `odezoo simulate`); anything else is refused."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OdezooError(f"--out {folder} is a file; give a folder (it is created if missing).")
+    check_folder(folder, "--out")
     path = folder / name
     if path.exists():
         try:
@@ -150,19 +150,23 @@ def upwind_advection(u, velocity, axis, h, padded=None, r=2):
     return velocity * upwind / (2 * h)
 
 
-def heun(rhs, u, t_end, max_dt):
+def heun(rhs, u, t_end, max_dt, *, pieces=1, progress=None):
     """Integrates `u' = rhs(u)` to `t_end` with Heun's RK2 in equal steps of at most `max_dt`.
 
-    `rhs` maps TensorFlow tensors; the loop runs as one XLA-compiled `tf.while_loop`.
+    `rhs` maps TensorFlow tensors; the loop runs as one XLA-compiled `tf.while_loop`, called `pieces`
+    times on consecutive runs of the steps (the same result), and `progress(1)` after each.
     """
     import tensorflow as tf
 
     steps = math.ceil(t_end / max_dt - 1e-9)
     if steps <= 0:
         return u
-    return _heun_loop(rhs)(
-        tf.constant(u, tf.float64), tf.constant(steps), tf.constant(t_end / steps, tf.float64)
-    ).numpy()
+    loop, dt, u = _heun_loop(rhs), tf.constant(t_end / steps, tf.float64), tf.constant(u, tf.float64)
+    for part in np.array_split(np.arange(steps), pieces):
+        u = loop(u, tf.constant(len(part)), dt)
+        if progress:
+            progress(1)
+    return u.numpy()
 
 
 _HEUN_LOOPS = weakref.WeakKeyDictionary()  # one compiled loop per right-hand side
@@ -457,17 +461,18 @@ def _initial(eq, rng, batch):
     return _v2_initial(rng, batch, eq.fine, len(eq.channels), offset=eq.name != "cdr")
 
 
-def _evolve(eq, u, t_end):
-    if t_end <= 0:
-        return u
+def _evolve(eq, u, t_end, *, pieces=1, progress=None):
+    """`u` evolved by `t_end`; `progress` is called with `pieces` in all (per piece where the solver can)."""
+    if eq.version == 2:
+        return heun(_rhs_of(eq.name), u, t_end, eq.max_dt, pieces=pieces, progress=progress)
     if eq.name == "linear_cd":
-        return spectral_linear_cd(u, t_end, max_dt=eq.max_dt)
-    if eq.name == "nonlinear_diffusion":
+        u = spectral_linear_cd(u, t_end, max_dt=eq.max_dt)
+    else:
         nu, source, h = eq.params["nu"], eq.params["source"], eq.fine_h
-        return forward_euler(
-            lambda w: nu * dirichlet_laplacian(w, h) + source * np.sin(w), u, t_end, eq.max_dt
-        )
-    return heun(_rhs_of(eq.name), u, t_end, eq.max_dt)
+        u = forward_euler(lambda w: nu * dirichlet_laplacian(w, h) + source * np.sin(w), u, t_end, eq.max_dt)
+    if progress:
+        progress(pieces)
+    return u
 
 
 @functools.cache
@@ -490,7 +495,18 @@ def _observe(eq, u, offsets):
     return u[b, rows[:, :, None], cols[:, None, :]]
 
 
-def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=None):
+def _level(name, value):
+    """`value` as a float if it is a finite number >= 0, else raises naming the argument `name`."""
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        level = math.nan
+    if not 0 <= level < math.inf:  # NaN too
+        raise OdezooError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
+    return level
+
+
+def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=None, progress=False):
     """Simulates `batch` trajectories of `steps + 1` observed frames `dt` apart.
 
     Args:
@@ -500,6 +516,8 @@ def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=No
         seed: seed of the initial fields, the sub-sampling offsets (v1) and the noise.
         noise: noise level relative to each sample's initial std (default: the official one; 0: clean).
         start_time: half of the trajectories are first evolved this long (default: the official one).
+        progress: show a bar with the time left on stderr when it is a terminal, in steps of `dt` (the
+            start counts as `start_time / dt` of them).
 
     Returns:
         `Trajectories`; on the observed grid (`equation.grid` points per axis, `h = 2 pi / grid`).
@@ -508,26 +526,30 @@ def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=No
         built with `indexing="ij"` is the transpose, which a model reads as another PDE.
     """
     eq = get_equation(equation)
-    batch = eq.batch if batch is None else int(batch)
-    if batch < 1 or steps < 0:
-        raise OdezooError(f"`batch` must be >= 1 and `steps` >= 0. Received: batch={batch}, steps={steps}")
+    batch = check_integer("batch", eq.batch if batch is None else batch, 1)
+    steps, seed = check_integer("steps", steps), check_integer("seed", seed)
+    level = _level("noise", eq.noise if noise is None else noise)
+    start = _level("start_time", eq.start_time if start_time is None else start_time)
     rng = np.random.default_rng(seed)
     u = _initial(eq, rng, batch)
-    start = eq.start_time if start_time is None else float(start_time)
     t0 = np.where(np.arange(batch) < batch // 2, start, 0.0) if start > 0 else np.zeros(batch)
-    if start > 0:
-        u[t0 > 0] = _evolve(eq, u[t0 > 0], start)
-    offsets = rng.integers(0, eq.zoom, (batch, 2)) if eq.version == 1 else np.zeros((batch, 2), int)
-    frames = [_observe(eq, u, offsets)]
-    for _ in range(steps):
-        u = _evolve(eq, u, eq.dt)
-        frames.append(_observe(eq, u, offsets))
+    started = t0 > 0
+    head_start = max(1, round(start / eq.dt)) if started.any() else 0
+    bar = tqdm(
+        total=head_start + steps,
+        desc=f"simulate {batch} {eq.name} trajectories",
+        unit="step",
+        disable=None if progress else True,
+    )
+    with bar:
+        if head_start:
+            u[started] = _evolve(eq, u[started], start, pieces=head_start, progress=bar.update)
+        offsets = rng.integers(0, eq.zoom, (batch, 2)) if eq.version == 1 else np.zeros((batch, 2), int)
+        frames = [_observe(eq, u, offsets)]
+        for _ in range(steps):
+            u = _evolve(eq, u, eq.dt, progress=bar.update)
+            frames.append(_observe(eq, u, offsets))
     clean = np.stack(frames, axis=1)
-    level = eq.noise if noise is None else float(noise)
-    if not level >= 0:  # NaN too
-        raise OdezooError(
-            f"`noise` must be >= 0 (a level relative to each field's std). Received: noise={noise}"
-        )
     if level > 0:
         scale = level * np.std(clean[:, 0], axis=(1, 2), keepdims=True)[:, None]
         clean = clean + scale * rng.standard_normal(clean.shape)

@@ -5,19 +5,21 @@ folder and an atomic `metrics.json`). Checkpoints: `odezoo.training.write_checkp
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
+from odezoo._files import check_folder
 from odezoo.errors import OdezooError
-from odezoo.training import write_json_atomic
+from odezoo.training import check_strategy, write_json_atomic
 
 # Settings a run may change when it resumes: they do not alter what the checkpoints hold.
 RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset", "eval_trajectories", "eval_times")
 
 
 def start_run(workdir, config):
-    """Checks `config` (its `validate()`), then takes the workdir's lock, creates it and writes
-    `config.json`.
+    """Checks `config` (its `validate()`, then `check_settings`), then takes the workdir's lock, creates
+    it and writes `config.json`.
 
     A workdir whose checkpoints come from a run with other settings (only `RESUMABLE_CHANGES` may
     differ) is refused, since resuming would silently mix the two, and so is a workdir another
@@ -25,10 +27,10 @@ def start_run(workdir, config):
     out loud: the learning-rate schedule is rebuilt for the new count.
     """
     config.validate()
+    check_settings(config)
     values = dataclasses.asdict(config)
     workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise OdezooError(f"--workdir {workdir} is a file; give a folder (it is created if missing).")
+    check_folder(workdir, "--workdir")
     saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
     present = sorted(p.name for p in workdir.iterdir() if p.name != LOCK_FILE) if workdir.is_dir() else []
     saved = _saved_config(saved_path)
@@ -67,6 +69,17 @@ def start_run(workdir, config):
             f"{f' ({error.filename})' if error.filename else ''}. Choose a writable folder with free space."
         ) from None
     return workdir
+
+
+def check_settings(config):
+    """The checks every recipe's settings share: numbers are finite, a learning rate is positive, a
+    strategy is one `make_strategy` knows."""
+    for name, value in dataclasses.asdict(config).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OdezooError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    if getattr(config, "learning_rate", 1) <= 0:
+        raise OdezooError(f"`learning_rate` must be > 0. Received: learning_rate={config.learning_rate!r}")
+    check_strategy(getattr(config, "strategy", "auto"))
 
 
 def _saved_config(path):

@@ -84,6 +84,7 @@ class Config:
         if self.method not in METHODS:
             raise OdezooError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
         check_architecture(self.architecture)
+        get_dataset(self.dataset)
         self.attack()
         self.milestone_epochs()
         check_positive(self, "epochs", "batch_size")

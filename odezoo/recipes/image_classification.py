@@ -17,6 +17,7 @@ import keras
 from odezoo.data.images import get_dataset, image_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.lm_resnet import LMResNet
+from odezoo.models.lm_resnet.lm_resnet import check_architecture
 from odezoo.recipes._common import finish_run, start_run, train_command
 from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy
 
@@ -61,6 +62,8 @@ class Config:
             )
         check_positive(self, "depth", "epochs", "batch_size", "width")
         check_positive(self, "limit", "weight_decay", "label_smoothing", "death_rate", minimum=0)
+        get_dataset(self.dataset)
+        check_architecture(depth=self.depth, scheme=self.scheme, block_type=self.block_type)
 
 
 _ARCHITECTURES = {"lm": "LM-ResNet", "euler": "pre-activation ResNet"}

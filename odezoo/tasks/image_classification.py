@@ -1,6 +1,8 @@
 """Image classification: float images in [0, 1] in, logits out; top-1 accuracy, and accuracy under
 an L-inf PGD attack."""
 
+import re
+
 import numpy as np
 
 from odezoo.errors import OdezooError
@@ -47,13 +49,19 @@ class ImageClassification(Task):
     def check_inputs(self, model, x):
         return check_images(model, x)
 
-    def predict(self, model, metadata, inputs, *, sample=5, top_k=3):
-        """Top-k classes with probabilities for image files, or for bundled sample images."""
+    def predict(self, model, metadata, inputs, *, sample=None, top_k=3):
+        """Top-k classes with probabilities for image files, or for bundled sample images (5 by default)."""
         class_names = metadata.get("class_names")
+        if inputs and sample is not None:
+            raise OdezooError(
+                f"--sample picks bundled images when no file is given; drop it or the files. Received: "
+                f"--sample {sample} and {len(inputs)} file(s)"
+            )
         if inputs:
             images, labels = read_images(inputs, tuple(model.inputs[0].shape[1:])), [None] * len(inputs)
             names = list(inputs)
         else:
+            sample = 5 if sample is None else sample
             images, labels = bundled_sample(sample)
             if sample > len(labels):
                 raise OdezooError(
@@ -222,9 +230,9 @@ def read_images(paths, shape):
             data = tf.io.read_file(path)
             image = tf.io.decode_image(data, channels=shape[-1], expand_animations=False)
         except tf.errors.OpError as error:  # missing, a folder, not an image, ...
+            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", str(error).splitlines()[0])  # TF's op names
             raise OdezooError(
-                f"Cannot read image {path!r} ({str(error).splitlines()[0]}); "
-                "give PNG, JPEG, BMP or GIF files."
+                f"Cannot read image {path!r} ({reason}); give PNG, JPEG, BMP or GIF files."
             ) from None
         image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, shape[:2])
         images.append(image.numpy())

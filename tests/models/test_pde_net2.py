@@ -136,6 +136,11 @@ def test_bad_fields_are_refused_with_a_clear_message(u0, message):
         burgers_model().rollout(u0, 1)
 
 
+def test_a_fractional_number_of_rollout_steps_is_refused():
+    with pytest.raises(OdezooError, match=r"`steps` must be an integer >= 0. Received: steps=2.5 \(float\)"):
+        burgers_model().rollout(np.zeros((1, 32, 32, 2)), 2.5)
+
+
 def test_filter_size_and_order_are_checked():
     with pytest.raises(ValueError, match="kernel_size` must be 5 or 7"):
         PDENet2(kernel_size=3)

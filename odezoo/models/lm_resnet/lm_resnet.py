@@ -4,12 +4,29 @@ two-step scheme (Lu, Zhong, Li, Dong, ICML 2018)."""
 import keras
 from keras import layers
 
+from odezoo.errors import OdezooError
 from odezoo.models._inputs import image_inputs
 from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.image_classification import check_num_classes
 
 BLOCK_TYPES = {"basic": (2, 1), "bottleneck": (3, 4)}  # (convs per block, expansion)
+
+
+def check_architecture(*, depth, scheme, block_type):
+    """Raises `OdezooError` unless LM-ResNet has an architecture of this depth, scheme and block type."""
+    if block_type not in BLOCK_TYPES:
+        raise OdezooError(
+            f"`block_type` must be one of {tuple(BLOCK_TYPES)}. Received: block_type={block_type!r}"
+        )
+    if scheme not in SCHEMES:
+        raise OdezooError(f"`scheme` must be one of {SCHEMES}. Received: scheme={scheme!r}")
+    convs, _ = BLOCK_TYPES[block_type]
+    if not isinstance(depth, int) or depth < 3 * convs + 2 or (depth - 2) % (3 * convs):
+        raise OdezooError(
+            f"`depth` must be {3 * convs}n + 2 (n >= 1) for {block_type} blocks, e.g. "
+            f"{', '.join(str(3 * convs * n + 2) for n in (3, 5, 9, 18))}. Received: depth={depth!r}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -77,18 +94,8 @@ class LMResNet(PretrainedMixin, keras.Model):
         **kwargs,
     ):
         check_num_classes(num_classes)
-        if block_type not in BLOCK_TYPES:
-            raise ValueError(
-                f"`block_type` must be one of {tuple(BLOCK_TYPES)}. Received: block_type={block_type!r}"
-            )
-        if scheme not in SCHEMES:
-            raise ValueError(f"`scheme` must be one of {SCHEMES}. Received: scheme={scheme!r}")
+        check_architecture(depth=depth, scheme=scheme, block_type=block_type)
         convs, expansion = BLOCK_TYPES[block_type]
-        if not isinstance(depth, int) or depth < 3 * convs + 2 or (depth - 2) % (3 * convs):
-            raise ValueError(
-                f"`depth` must be {3 * convs}n + 2 (n >= 1) for {block_type} blocks, e.g. "
-                f"{', '.join(str(3 * convs * n + 2) for n in (3, 5, 9, 18))}. Received: depth={depth!r}"
-            )
         if not 0.0 <= death_rate < 1.0:
             raise ValueError(f"`death_rate` must be in [0, 1). Received: death_rate={death_rate}")
         blocks_per_stage = (depth - 2) // (3 * convs)

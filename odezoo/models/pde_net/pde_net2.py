@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from odezoo.errors import OdezooError
+from odezoo.errors import check_integer
 from odezoo.models.pde_net.pde_net_layers import MomentConv2D, SymNet, filter_bank, kernel_to_moments
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.pde_rollout import check_fields
@@ -196,9 +196,7 @@ class PDEModelMixin:
 
     def rollout(self, u0, steps):
         """`(batch, steps + 1, grid, grid, channels)`: `u0` and `steps` applications of the one-step map."""
-        steps = int(steps)
-        if steps < 0:
-            raise OdezooError(f"`steps` must be >= 0. Received: steps={steps}")
+        steps = check_integer("steps", steps)
         u = check_fields(self, u0)
         frames = [u]
         for _ in range(steps):  # the backend's compiled predict step: no per-op eager overhead

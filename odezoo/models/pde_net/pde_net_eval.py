@@ -99,9 +99,8 @@ def evaluate_pde(model, equation, *, trajectories=100, times=TIMES, seed=10_000,
 
     eq = get_equation(equation)
     steps = max(round(t / eq.dt) for t in times)
-    with tqdm(total=2 * steps, desc=f"{equation}: simulate, roll out", unit="step", disable=None) as bar:
-        data = simulate(equation, batch=trajectories, steps=steps, seed=seed, noise=0.0)
-        bar.update(steps)
+    data = simulate(equation, batch=trajectories, steps=steps, seed=seed, noise=0.0, progress=True)
+    with tqdm(total=steps, desc=f"roll out {model.name} x {trajectories}", unit="step", disable=None) as bar:
         errors, path = rollout_errors(model, data.u, progress=lambda: bar.update(1))
     rollout = {}
     for t in times:
