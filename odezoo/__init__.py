@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from odezoo.adversarial import robust_evaluate as robust_evaluate
     from odezoo.data.pde import simulate as simulate
     from odezoo.models import LMResNet as LMResNet
+    from odezoo.models import MacaronTransformer as MacaronTransformer
     from odezoo.models import MeanFieldResNet as MeanFieldResNet
     from odezoo.models import PDENet as PDENet
     from odezoo.models import PDENet2 as PDENet2
@@ -33,6 +34,7 @@ _LAZY = {
     "pgd": "odezoo.adversarial",
     "robust_evaluate": "odezoo.adversarial",
     "LMResNet": "odezoo.models",
+    "MacaronTransformer": "odezoo.models",
     "MeanFieldResNet": "odezoo.models",
     "PDENet": "odezoo.models",
     "PDENet2": "odezoo.models",
@@ -48,6 +50,7 @@ __all__ = [
     "AdversarialTrainer",
     "Attack",
     "LMResNet",
+    "MacaronTransformer",
     "MeanFieldResNet",
     "OdezooError",
     "PDENet",

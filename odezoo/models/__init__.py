@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from odezoo.models.convnets import SmallCNN as SmallCNN
     from odezoo.models.convnets import WideResNet as WideResNet
     from odezoo.models.lm_resnet import LMResNet as LMResNet
+    from odezoo.models.macaron import MacaronTransformer as MacaronTransformer
     from odezoo.models.mean_field import MeanFieldResNet as MeanFieldResNet
     from odezoo.models.pde_net import PDENet as PDENet
     from odezoo.models.pde_net import PDENet2 as PDENet2
@@ -22,6 +23,7 @@ __getattr__, __all__ = lazy_exports(
     __name__,
     {
         "LMResNet": "odezoo.models.lm_resnet",
+        "MacaronTransformer": "odezoo.models.macaron",
         "MeanFieldResNet": "odezoo.models.mean_field",
         "PDENet": "odezoo.models.pde_net",
         "PDENet2": "odezoo.models.pde_net",
