@@ -81,7 +81,9 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
     Output: next-token logits `(batch, decoder length, vocabulary_size)`.
 
     Decoding: `encode` runs the encoder once; `call_decoder_with_cache` runs decoder steps on cached
-    self-attention keys and values (`init_cache`); `greedy_decode` is built on them.
+    self-attention keys and values (`init_cache`) and, optionally, on the cross-attention keys and
+    values of the encoder output (`cross_attention_cache`); `beam_search` (fairseq's) and
+    `greedy_decode` run one such step compiled by the backend.
 
     Args:
         vocabulary_size: size of the joined dictionary.
@@ -101,7 +103,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
 
     Example (`CONFIGS` holds the paper's three architectures):
         >>> model = MacaronTransformer(vocabulary_size=len(dictionary), **CONFIGS["iwslt14_small"])
-        >>> tokens = model.greedy_decode(source_ids, source_mask, max_length=200)
+        >>> tokens = model.beam_search(source_ids, source_mask, beam=5, lenpen=1.0)  # IWSLT's setting
 
     Reference: https://arxiv.org/abs/1906.02762
     """
