@@ -1,5 +1,5 @@
-"""Macaron Net decoding: `beam_search` against a slow reference written from fairseq 0.6's rules (full
-decoder recomputation through `__call__` on every prefix, plain Python bookkeeping), beam 1 and greedy,
+"""Macaron Net decoding: `beam_search` against a slow reference written from fairseq 0.6's rules (the
+model's forward pass recomputed on every prefix, plain Python bookkeeping), beam 1 and greedy,
 the length penalty, the maximum length, batching, the cross-attention cache and the messages."""
 
 import functools
@@ -22,14 +22,15 @@ EOS, PAD, UNK = 2, 1, 3
 
 
 @functools.cache
-def _model(seed, scale=0.3, eos_boost=1.5):
-    """A tiny model with every weight random; the decoder's final LayerNorm shift is 0 (else one token wins
-    every step) and the `</s>` embedding is scaled by `eos_boost` (so hypotheses end at various lengths)."""
+def _model(seed, eos_boost=1.5):
+    """A tiny model with every weight ~ N(0, 0.3²) (LayerNorm scales around 1), the decoder's final
+    LayerNorm shift 0 (else one token wins every step) and the `</s>` embedding times `eos_boost` (so
+    hypotheses end at various lengths)."""
     keras.utils.set_random_seed(0)
     model = MacaronTransformer(**TINY)
     rng = np.random.default_rng(seed)
     for w in model.weights:
-        w.assign(rng.normal(0.0, scale, w.shape) + (1.0 if w.path.endswith("gamma") else 0.0))
+        w.assign(rng.normal(0.0, 0.3, w.shape) + (1.0 if w.path.endswith("gamma") else 0.0))
     model.decoder_norm.beta.assign(np.zeros(8))
     embeddings = np.array(model.token_embedding.embeddings)
     embeddings[EOS] *= eos_boost
