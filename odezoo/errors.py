@@ -21,3 +21,18 @@ def check_integer(name, value, minimum=0):
     if number < minimum:
         raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={number}")
     return number
+
+
+def check_number(name, value, minimum=None):
+    """`value` as a `float` if it is a finite real number (not a bool or string), >= `minimum` if given,
+    else raises `OdezooError` naming the argument `name`."""
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise OdezooError(
+            f"`{name}` must be a finite number. Received: {name}={value!r} ({type(value).__name__})"
+        )
+    if minimum is not None and value < minimum:
+        raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
+    return float(value)

@@ -2,12 +2,15 @@
 (Lu, Li, He, Sun, Dong, Qin, Wang, Liu, 2019), in fairseq's translation model."""
 
 import math
+from functools import partial
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from odezoo.errors import check_integer
+from odezoo._compile import backend_compiled
+from odezoo.errors import OdezooError, check_integer, check_number
+from odezoo.models.macaron.macaron_decoding import fairseq_beam_search
 from odezoo.models.macaron.macaron_layers import (
     LAYER_NORM_EPSILON,
     MacaronDecoderLayer,
@@ -78,7 +81,9 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
     Output: next-token logits `(batch, decoder length, vocabulary_size)`.
 
     Decoding: `encode` runs the encoder once; `call_decoder_with_cache` runs decoder steps on cached
-    self-attention keys and values (`init_cache`); `greedy_decode` is built on them.
+    self-attention keys and values (`init_cache`) and, optionally, on the cross-attention keys and
+    values of the encoder output (`cross_attention_cache`); `beam_search` (fairseq's) and
+    `greedy_decode` run one such step compiled by the backend.
 
     Args:
         vocabulary_size: size of the joined dictionary.
@@ -98,7 +103,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
 
     Example (`CONFIGS` holds the paper's three architectures):
         >>> model = MacaronTransformer(vocabulary_size=len(dictionary), **CONFIGS["iwslt14_small"])
-        >>> tokens = model.greedy_decode(source_ids, source_mask, max_length=200)
+        >>> tokens = model.beam_search(source_ids, source_mask, beam=5, lenpen=1.0)  # IWSLT's setting
 
     Reference: https://arxiv.org/abs/1906.02762
     """
@@ -219,6 +224,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             pad_id=pad_id,
             share_all_embeddings=bool(share_all_embeddings),
         )
+        self._compiled_steps = {}  # `_decoder_stepper`'s compiled step, by `k`
 
     def _embed(self, embedding, token_ids, padding_mask, start_index=0):
         """`Drop(sqrt(E) · Emb(ids) + P(positions))`."""
@@ -250,11 +256,28 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim)
         return ops.zeros(shape, self.compute_dtype)
 
+    def cross_attention_cache(self, encoder_output):
+        """The decoder layers' cross-attention keys and values of `encoder_output`, computed once per
+        source: `(batch, num_layers, 2, source length, num_heads, head_dim)`."""
+        encoder_output = ops.convert_to_tensor(encoder_output)
+        return ops.stack(
+            [layer.cross_attention.project_key_value(encoder_output) for layer in self.decoder_layers], axis=1
+        )
+
     def call_decoder_with_cache(
-        self, encoder_output, encoder_padding_mask, decoder_token_ids, cache, cache_update_index
+        self,
+        encoder_output,
+        encoder_padding_mask,
+        decoder_token_ids,
+        cache,
+        cache_update_index,
+        cross_attention_cache=None,
     ):
         """Runs the decoder on `decoder_token_ids` `(batch, T)`, the target tokens at positions
         `cache_update_index .. + T - 1` (all real), attending to the cached earlier ones.
+
+        `cross_attention_cache` (`cross_attention_cache(encoder_output)`) saves projecting the
+        encoder output again at every step; `encoder_output` is then not used (may be `None`).
 
         Returns:
             `(logits, cache)`: logits `(batch, T, vocabulary_size)` and the cache with these
@@ -270,13 +293,50 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 encoder_padding_mask=ops.convert_to_tensor(encoder_padding_mask),
                 self_attention_cache=cache[:, i],
                 cache_update_index=cache_update_index,
+                cross_attention_cache=None if cross_attention_cache is None else cross_attention_cache[:, i],
             )
             caches.append(layer_cache)
         return self._logits(x), ops.stack(caches, axis=1)
 
+    def _decode_step(self, k, cache, cross_cache, encoder_padding_mask, token_ids, index, order, bias):
+        """The cache reordered to the rows `order`, one decoder step on `token_ids` `(rows, 1)` at
+        position `index`, and the `k` largest of `log p + bias` per row with their ids (best first)."""
+        cache = ops.take(cache, order, axis=0)
+        logits, cache = self.call_decoder_with_cache(
+            None, encoder_padding_mask, token_ids, cache, index, cross_cache
+        )
+        log_probs = ops.log_softmax(ops.cast(logits[:, -1], "float32"), axis=-1) + bias
+        return (*ops.top_k(log_probs, k), cache)
+
+    def _decoder_stepper(self, encoder_token_ids, encoder_padding_mask, *, copies, max_length, k):
+        """`step(token_ids, index, order, bias) -> (top k log p + bias, their ids)` as NumPy arrays,
+        on `copies` rows per source (sentence-major), with a self-attention cache of `max_length`
+        positions and the encoder's cross-attention keys and values computed once.
+
+        The step is compiled by the backend (`backend_compiled`; one trace per shape and `k`): the
+        fixed-size cache and the index as a tensor let one trace serve every position."""
+        encoder_padding_mask = ops.convert_to_tensor(encoder_padding_mask)
+        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask)
+        cross_attention_cache = ops.repeat(self.cross_attention_cache(encoder_output), copies, axis=0)
+        encoder_padding_mask = ops.repeat(encoder_padding_mask, copies, axis=0)
+        cache = self.init_cache(encoder_padding_mask.shape[0], max_length)
+        if k not in self._compiled_steps:
+            self._compiled_steps[k] = backend_compiled(partial(self._decode_step, k), self.variables)
+        compiled = self._compiled_steps[k]
+
+        def step(token_ids, index, order, bias):
+            nonlocal cache
+            *outputs, cache = compiled(
+                cache, cross_attention_cache, encoder_padding_mask, token_ids, np.int32(index), order, bias
+            )
+            return tuple(np.asarray(x) for x in outputs)
+
+        return step
+
     def greedy_decode(self, encoder_token_ids, encoder_padding_mask, *, max_length, start_id=2, end_id=2):
         """Greedy translation: each step appends the arg-max token, until every sequence has
-        produced `end_id` or `max_length` tokens exist.
+        produced `end_id` or `max_length` tokens exist. Runs the compiled cached step of
+        `beam_search`.
 
         Args:
             encoder_token_ids, encoder_padding_mask: the source, `(batch, length)`.
@@ -290,24 +350,138 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         """
         max_length = check_integer("max_length", max_length, 1)
         if max_length > self.max_positions:
-            raise ValueError(
+            raise OdezooError(
                 f"`max_length` must be <= max_positions={self.max_positions}. "
                 f"Received: max_length={max_length}"
             )
-        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask)
-        batch_size = encoder_output.shape[0]
-        cache = self.init_cache(batch_size, max_length)
+        batch_size = len(encoder_token_ids)
+        step = self._decoder_stepper(
+            encoder_token_ids, encoder_padding_mask, copies=1, max_length=max_length, k=1
+        )
+        rows, bias = np.arange(batch_size), np.zeros(self.vocabulary_size, "float32")
         token = np.full((batch_size, 1), start_id, "int32")
         done = np.zeros(batch_size, bool)
         generated = []
-        for step in range(max_length):
-            logits, cache = self.call_decoder_with_cache(
-                encoder_output, encoder_padding_mask, token, cache, step
-            )
-            token = np.asarray(ops.argmax(logits[:, -1], axis=-1)).astype("int32")
-            token = np.where(done, self.pad_id, token)[:, None]
+        for index in range(max_length):
+            token = step(token, index, rows, bias)[1]
+            token = np.where(done[:, None], self.pad_id, token)
             generated.append(token)
             done |= token[:, 0] == end_id
             if done.all():
                 break
         return np.concatenate(generated, axis=1)
+
+    def beam_search(
+        self,
+        encoder_token_ids,
+        encoder_padding_mask,
+        *,
+        beam=5,
+        lenpen=1.0,
+        max_len_a=0.0,
+        max_len_b=200,
+        min_len=1,
+        unk_penalty=0.0,
+        n_best=None,
+        eos_id=2,
+        unk_id=3,
+    ):
+        """fairseq's beam search (`generate.py --beam --lenpen`: IWSLT beam 5 lenpen 1.0, WMT beam 4
+        lenpen 0.6), batched over sentences, on the compiled cached decoder step.
+
+        Rules (fairseq 0.6.0 as vendored by macaron-net @3a84e7a, `translation/fairseq/`:
+        `sequence_generator.py` `SequenceGenerator._generate` with its inner `finalize_hypos` and
+        `is_finished`; `search.py` `BeamSearch.step`; the defaults of `options.py` and `generate.py`):
+
+        - A hypothesis' score is the sum of its tokens' log-probabilities, the `</s>` that ends it
+          included. Every step `pad` gets log-probability -inf and `unk` loses `unk_penalty`
+          (`--unkpen`, default 0: `unk` is allowed).
+        - The decoder starts from `</s>` (eos). Step 0 expands the first beam only (all are equal);
+          later steps rank `score + log p(token)` over all `beam x vocabulary` continuations of a
+          sentence. The best `2 * beam` are the candidates.
+        - Among the first `beam` candidates, each eos finishes its hypothesis if `step >= min_len`
+          (`--min-len`, default 1: no empty translation), in candidate order, while the sentence has
+          fewer than `beam` finished ones. Eos candidates never continue (before `min_len` they are
+          dropped). The first `beam` non-eos candidates are the next beams; the cache is reordered
+          to them.
+        - Finished score: `score / length ** lenpen`, `length` counting the closing eos (fairseq's
+          `(step + 1) ** len_penalty`; `--lenpen`, default 1; 0 ranks unnormalised scores).
+        - Maximum length, eos excluded: `int(max_len_a * src_len + max_len_b)` (`--max-len-a` 0,
+          `--max-len-b` 200), `src_len` the width of the batch's sources, i.e. the longest real
+          source in the batch (fairseq's collater pads to it). At that step eos is forced: the live
+          hypotheses end there, best eos score first, until the sentence has `beam`.
+        - Early stop (fairseq's default; `--no-early-stop` is not implemented): a sentence is done as
+          soon as it has `beam` finished hypotheses, even if a longer one could score better; the
+          search stops when all are.
+        - The finished hypotheses are sorted by score, best first (a stable sort).
+
+        fairseq drops finished sentences from the batch; here they stay (fixed shapes, one compiled
+        step) and their rows are ignored, which changes nothing.
+
+        Args:
+            encoder_token_ids, encoder_padding_mask: the sources `(batch, length)` (fairseq's end
+                with `</s>` and are left-padded; any padding gives the same result).
+            beam: hypotheses per sentence, 1 <= beam <= (vocabulary_size - 1) // 2 (fairseq allows
+                up to vocabulary_size - 1; this bound keeps `2 * beam` real candidates at step 0).
+            lenpen: length penalty exponent, any finite number.
+            max_len_a, max_len_b: the maximum length `int(max_len_a * src_len + max_len_b)`, which
+                must be <= max_positions - 1 (fairseq clips it to that instead).
+            min_len: the first step at which a hypothesis may end.
+            unk_penalty: subtracted from `unk_id`'s log-probability.
+            n_best: `None`: return the best hypothesis only; an integer <= beam: the n best with
+                their scores.
+            eos_id, unk_id: fairseq's `</s>` = 2 and `<unk>` = 3 (`pad_id` is the model's).
+
+        Returns:
+            `n_best=None`: int32 NumPy array `(batch, length)`, each sentence's best hypothesis
+            (ending with `eos_id`, without the leading one; `pad_id` after it). Otherwise
+            `(tokens, scores)`: `(batch, n_best, length)` the same way and `(batch, n_best)` the
+            normalised scores, best first.
+        """
+        vocabulary_size = self.vocabulary_size
+        beam = check_integer("beam", beam, 1)
+        if beam > (vocabulary_size - 1) // 2:
+            raise OdezooError(
+                f"`beam` must be <= (vocabulary_size - 1) // 2 = {(vocabulary_size - 1) // 2}. "
+                f"Received: beam={beam}"
+            )
+        lenpen = check_number("lenpen", lenpen)
+        max_len_a = check_number("max_len_a", max_len_a, 0)
+        max_len_b = check_integer("max_len_b", max_len_b)
+        min_len = check_integer("min_len", min_len)
+        unk_penalty = check_number("unk_penalty", unk_penalty)
+        if n_best is not None and check_integer("n_best", n_best, 1) > beam:
+            raise OdezooError(f"`n_best` must be <= beam={beam}. Received: n_best={n_best}")
+        for name, value in (("eos_id", eos_id), ("unk_id", unk_id)):
+            if check_integer(name, value) >= vocabulary_size:
+                raise OdezooError(
+                    f"`{name}` must be < vocabulary_size={vocabulary_size}. Received: {name}={value}"
+                )
+        src_len = int(np.asarray(encoder_padding_mask).sum(axis=1).max())
+        max_length = int(max_len_a * src_len + max_len_b)
+        if max_length > self.max_positions - 1:
+            raise OdezooError(
+                f"The maximum length `int(max_len_a * src_len + max_len_b)` must be <= max_positions - 1 = "
+                f"{self.max_positions - 1}. Received: max_len_a={max_len_a}, src_len={src_len}, "
+                f"max_len_b={max_len_b}: {max_length}"
+            )
+        bias = np.zeros(vocabulary_size, "float32")
+        bias[unk_id] -= unk_penalty
+        bias[self.pad_id] = -np.inf
+        batch_size = len(encoder_token_ids)
+        step = self._decoder_stepper(
+            encoder_token_ids, encoder_padding_mask, copies=beam, max_length=max_length + 1, k=2 * beam
+        )
+        finalized = fairseq_beam_search(
+            step, batch_size=batch_size, beam=beam, lenpen=lenpen, max_length=max_length,
+            min_len=min_len, eos_id=eos_id, token_bias=bias,
+        )  # fmt: skip
+        kept = [hypotheses[: n_best or 1] for hypotheses in finalized]
+        length = max(len(hypothesis) for hypotheses in kept for hypothesis, _ in hypotheses)
+        tokens = np.full((batch_size, len(kept[0]), length), self.pad_id, "int32")
+        for sentence, hypotheses in enumerate(kept):
+            for i, (hypothesis, _) in enumerate(hypotheses):
+                tokens[sentence, i, : len(hypothesis)] = hypothesis
+        if n_best is None:
+            return tokens[:, 0]
+        return tokens, np.array([[score for _, score in hypotheses] for hypotheses in kept], "float32")

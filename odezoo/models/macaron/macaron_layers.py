@@ -132,6 +132,8 @@ class MultiHeadAttention(keras.layers.Layer):
         cache: `(batch, 2, max_length, H, d_h)` keys and values of earlier steps; the new ones are
             written at `cache_update_index` and attention runs over the whole cache.
         cache_update_index: where the `T` new keys and values go in the cache.
+        key_value: `(batch, 2, S, H, d_h)`, `project_key_value(value)` computed once (the decoder's
+            attention to a fixed encoder output); `value` is then not used.
 
     Returns:
         `(batch, T, E)`, and the updated cache when one is given.
@@ -165,15 +167,28 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = ops.shape(x)
         return ops.reshape(x, (shape[0], shape[1], self.num_heads, self.head_dim))
 
+    def project_key_value(self, value):
+        """The keys and values of `value` `(batch, S, E)`, stacked: `(batch, 2, S, H, d_h)`."""
+        return ops.stack([self._heads(self.key_dense(value)), self._heads(self.value_dense(value))], axis=1)
+
     def call(
-        self, query, value=None, key_mask=None, causal=False, cache=None, cache_update_index=0, training=None
+        self,
+        query,
+        value=None,
+        key_mask=None,
+        causal=False,
+        cache=None,
+        cache_update_index=0,
+        key_value=None,
+        training=None,
     ):
-        value = query if value is None else value
         q = self._heads(self.query_dense(query)) * ops.cast(self.head_dim**-0.5, self.compute_dtype)
-        k, v = self._heads(self.key_dense(value)), self._heads(self.value_dense(value))
+        if key_value is None:
+            key_value = self.project_key_value(query if value is None else value)
         if cache is not None:
-            cache = ops.slice_update(cache, (0, 0, cache_update_index, 0, 0), ops.stack([k, v], axis=1))
-            k, v = cache[:, 0], cache[:, 1]
+            cache = ops.slice_update(cache, (0, 0, cache_update_index, 0, 0), key_value)
+            key_value = cache
+        k, v = key_value[:, 0], key_value[:, 1]
         scores = ops.einsum("bqhd,bkhd->bhqk", q, k)
         allowed = None
         if key_mask is not None:
@@ -420,6 +435,8 @@ class MacaronDecoderLayer(_SplitLayer):
         encoder_padding_mask: `(batch, S)`, 1 at real tokens.
         self_attention_cache: `(batch, 2, max_length, num_heads, head_dim)`, see `MultiHeadAttention`.
         cache_update_index: the position of `x`'s first token.
+        cross_attention_cache: `(batch, 2, S, num_heads, head_dim)`, the cross-attention's
+            `project_key_value(encoder_output)`; `encoder_output` is then not used.
 
     Returns:
         `(batch, T, hidden_dim)`, and the updated cache when one is given.
@@ -447,6 +464,7 @@ class MacaronDecoderLayer(_SplitLayer):
         encoder_padding_mask=None,
         self_attention_cache=None,
         cache_update_index=0,
+        cross_attention_cache=None,
         training=None,
     ):
         if self.scheme == "strang":
@@ -465,7 +483,11 @@ class MacaronDecoderLayer(_SplitLayer):
         x = self._after(x, y, norm, 1.0, training)
         norm = self.cross_attention_norm
         y = self.cross_attention(
-            self._before(x, norm), encoder_output, key_mask=encoder_padding_mask, training=training
+            self._before(x, norm),
+            encoder_output,
+            key_mask=encoder_padding_mask,
+            key_value=cross_attention_cache,
+            training=training,
         )
         x = self._after(x, y, norm, 1.0, training)
         x = self._ffn_step(x, self.ffn, self.ffn_norm, training)
