@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odezoo.data._tfds import tfds_supervised
 from odezoo.errors import OdezooError
 
 SAMPLE_FILE = Path(__file__).resolve().parent / "fashion_mnist_sample.npz"
@@ -90,7 +91,7 @@ def load_split(name, split, *, data_dir=None, download=True):
             return _from_arrays(f["images"], f["labels"])
     if name == "fashion_mnist":
         return _fashion_mnist(split, data_dir)
-    return _tfds(name, split, data_dir, download)
+    return tfds_supervised(name, split, data_dir, download)
 
 
 def image_dataset(
@@ -153,27 +154,9 @@ def _from_arrays(images, labels):
     return tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64))), len(labels)
 
 
-def _tfds(name, split, data_dir, download):
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        if download:
-            builder.download_and_prepare()
-        ds = builder.as_dataset(split=split, as_supervised=True)
-        return ds, int(ds.cardinality())
-    except Exception as error:  # TFDS raises assorted types for missing or unreachable data
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OdezooError(
-            f"Could not load {name} ({split}) through TensorFlow Datasets: {first}. On a connected "
-            f"machine run `tfds build {name}` (or let odezoo download it), then pass its data folder "
-            "with --data-dir / data_dir= if it is not ~/tensorflow_datasets."
-        ) from None
-
-
 def _fashion_mnist(split, data_dir):
     try:
-        return _tfds("fashion_mnist", split, data_dir, download=False)
+        return tfds_supervised("fashion_mnist", split, data_dir, download=False)
     except OdezooError:  # not prepared in TFDS: read the raw files
         pass
     prefix = "train" if split == "train" else "t10k"
