@@ -1,0 +1,161 @@
+"""Parallel text for translation, as (source, target) string pairs; tokenisation stays with the model family.
+
+Sources: the Debian German–English dictionary (`trans-de-en`, offline, GPL-2+) as a corpus of short
+phrase pairs with a fixed leak-free split; the IWSLT14 files that fairseq's `prepare-iwslt14.sh` writes;
+WMT14 De–En through TensorFlow Datasets.
+"""
+
+import hashlib
+import re
+from pathlib import Path
+
+from odezoo.data._tfds import tfds_supervised
+from odezoo.errors import OdezooError
+
+DEBIAN_DICTIONARY = Path("/usr/share/trans/de-en")
+SPLITS = ("train", "valid", "test")
+DIRECTIONS = ("de-en", "en-de")
+DICTIONARY_HELD_OUT = 15  # per mille of the dictionary's pair groups in each of test and valid
+DICTIONARY_LARGEST_HELD_OUT_GROUP = 1000  # pairs; larger groups (polysemous common words) stay in train
+IWSLT14_SCRIPT = "fairseq's examples/translation/prepare-iwslt14.sh"
+
+_ANNOTATION = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)|<[^<>]*>")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" (?=[,.!?;:])")
+
+
+def _check(name, value, allowed):
+    if value not in allowed:
+        raise OdezooError(f"{name} must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
+def dictionary_pairs(path=None, *, max_words=24):
+    """The deduplicated (German, English) phrase pairs of a Ding dictionary file, in file order.
+
+    Each line is `German :: English`; ` | ` separates aligned sub-entries (the same count on both
+    sides), `; ` alternatives of one sub-entry. Rules: skip `#` comments and lines without exactly one
+    ` :: `; delete the annotations `{...}` (grammar), `[...]` (domain, register), `(...)` (explanations)
+    and `<...>` (spelling variants), innermost first; pair sub-entry i of German with sub-entry i of
+    English, keeping only the first alternative of each; collapse whitespace and drop the space before
+    `,.!?;:`; drop pairs with a side that is empty, longer than `max_words` words or holding ` / `
+    (slot alternatives such as "ins / aus dem Stadion"); keep the first of identical pairs.
+    """
+    path = Path(path or DEBIAN_DICTIONARY)
+    if not path.is_file():
+        raise OdezooError(
+            f"The German–English dictionary {path} was not found: install it with "
+            "`apt-get install trans-de-en` (Debian/Ubuntu) or pass the path of a Ding `de-en` file."
+        )
+    pairs = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            sides = line.split(" :: ")
+            if line.startswith("#") or len(sides) != 2:
+                continue
+            german, english = (_strip_annotations(side).split("|") for side in sides)
+            if len(german) != len(english):
+                continue
+            for de, en in zip(german, english):
+                de, en = (_clean(part.split(";")[0]) for part in (de, en))
+                if all(0 < len(s.split()) <= max_words and " / " not in s for s in (de, en)):
+                    pairs.setdefault((de, en), None)
+    return list(pairs)
+
+
+def _strip_annotations(text):
+    while True:
+        stripped = _ANNOTATION.sub(" ", text)
+        if stripped == text:
+            return text
+        text = stripped
+
+
+def _clean(text):
+    return _SPACE_BEFORE_PUNCTUATION.sub("", " ".join(text.split()))
+
+
+def _key(text):
+    return " ".join(text.casefold().split())
+
+
+def dictionary_splits(path=None, *, max_words=24, direction="de-en"):
+    """`{"train", "valid", "test": [(source, target), ...]}` from `dictionary_pairs`, split leak-free.
+
+    Pairs that share a German or an English string (case- and whitespace-normalised) form one group,
+    transitively; a group of at most `DICTIONARY_LARGEST_HELD_OUT_GROUP` pairs goes to test or valid
+    when the sha256 of its smallest normalised German string falls in the first or second
+    `DICTIONARY_HELD_OUT` per mille, every other group to train. The split depends on the file only,
+    and no German or English string appears in two splits.
+    """
+    _check("direction", direction, DIRECTIONS)
+    pairs = dictionary_pairs(path, max_words=max_words)
+    parent = {}
+
+    def root(node):
+        while parent.setdefault(node, node) != node:
+            parent[node] = node = parent[parent[node]]
+        return node
+
+    for de, en in pairs:
+        parent[root(("de", _key(de)))] = root(("en", _key(en)))
+    members = {}
+    for de, _ in pairs:
+        members.setdefault(root(("de", _key(de))), []).append(_key(de))
+    split_of = {group: _group_split(keys) for group, keys in members.items()}
+    splits = {split: [] for split in SPLITS}
+    for de, en in pairs:
+        split = split_of[root(("de", _key(de)))]
+        splits[split].append((de, en) if direction == "de-en" else (en, de))
+    return splits
+
+
+def _group_split(keys):
+    if len(keys) > DICTIONARY_LARGEST_HELD_OUT_GROUP:
+        return "train"
+    per_mille = int.from_bytes(hashlib.sha256(min(keys).encode()).digest()[:8], "big") % 1000
+    return {0: "test", 1: "valid"}.get(per_mille // DICTIONARY_HELD_OUT, "train")
+
+
+def dictionary_corpus(split, *, path=None, max_words=24, direction="de-en"):
+    """One split of `dictionary_splits` (parses the file: call that for several splits)."""
+    _check("split", split, SPLITS)
+    return dictionary_splits(path, max_words=max_words, direction=direction)[split]
+
+
+def iwslt14_files(folder, split, src="de", tgt="en", *, remove_bpe=False):
+    """The (source, target) line pairs of `{split}.{src}` / `{split}.{tgt}` in a `prepare-iwslt14.sh`
+    output folder (Moses-tokenised, lower-cased, BPE'd; valid = every 23rd training line).
+
+    `remove_bpe` joins the `@@ ` subword marks back into words, as fairseq's `--remove-bpe`.
+    """
+    _check("split", split, SPLITS)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OdezooError(
+            f"The IWSLT14 folder {folder} does not exist: run {IWSLT14_SCRIPT} on a connected machine "
+            "and pass the folder it writes (iwslt14.tokenized.de-en)."
+        )
+    sides = []
+    for lang in (src, tgt):
+        file = folder / f"{split}.{lang}"
+        if not file.is_file():
+            raise OdezooError(
+                f"{file} is missing: {IWSLT14_SCRIPT} writes train, valid and test files for de and en "
+                f"into the folder. Received: split={split!r}, src={src!r}, tgt={tgt!r}"
+            )
+        with open(file, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        sides.append([(line + " ").replace("@@ ", "").rstrip() for line in lines] if remove_bpe else lines)
+    if len(sides[0]) != len(sides[1]):
+        raise OdezooError(
+            f"{folder / f'{split}.{src}'} has {len(sides[0])} lines but {folder / f'{split}.{tgt}'} has "
+            f"{len(sides[1])}: the files are not parallel; run {IWSLT14_SCRIPT} again."
+        )
+    return list(zip(*sides))
+
+
+def wmt14_dataset(split, *, direction="de-en", data_dir=None, download=True):
+    """WMT14 De–En from TFDS (`wmt14_translate/de-en`; splits train, validation, test):
+    `(tf.data.Dataset of (source, target) tf.string, number of pairs)`."""
+    _check("direction", direction, DIRECTIONS)
+    ds, count = tfds_supervised("wmt14_translate/de-en", split, data_dir, download)
+    return (ds if direction == "de-en" else ds.map(lambda de, en: (en, de))), count
