@@ -15,7 +15,7 @@ def tfds_supervised(name, split, data_dir, download):
         ds = builder.as_dataset(split=split, as_supervised=True)
         return ds, int(ds.cardinality())
     except Exception as error:  # TFDS raises assorted types for missing or unreachable data
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise OdezooError(
             f"Could not load {name} ({split}) through TensorFlow Datasets: {first}. On a connected "
             f"machine run `tfds build {name}` (or let odezoo download it), then pass its data folder "
