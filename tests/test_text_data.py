@@ -106,13 +106,13 @@ def test_dictionary_errors(tmp_path):
 
 def test_iwslt14_folder_round_trip_and_bpe_undo(tmp_path):
     (tmp_path / "test.de").write_text("das ist ein sch@@ ön@@ es haus .\nja@@\n", encoding="utf-8")
-    (tmp_path / "test.en").write_text("this is a beauti@@ ful house .\nyes\n", encoding="utf-8")
+    (tmp_path / "test.en").write_text("this is a beauti@@ ful house \u2028.\nyes\n", encoding="utf-8")
     assert iwslt14_files(tmp_path, "test") == [
-        ("das ist ein sch@@ ön@@ es haus .", "this is a beauti@@ ful house ."),
+        ("das ist ein sch@@ ön@@ es haus .", "this is a beauti@@ ful house \u2028."),
         ("ja@@", "yes"),
     ]
     assert iwslt14_files(tmp_path, "test", "en", "de", remove_bpe=True) == [
-        ("this is a beautiful house .", "das ist ein schönes haus ."),
+        ("this is a beautiful house \u2028.", "das ist ein schönes haus ."),
         ("yes", "ja"),
     ]
 

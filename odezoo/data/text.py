@@ -15,6 +15,7 @@ from odezoo.errors import OdezooError
 DEBIAN_DICTIONARY = Path("/usr/share/trans/de-en")
 SPLITS = ("train", "valid", "test")
 DIRECTIONS = ("de-en", "en-de")
+DICTIONARY_MAX_WORDS = 24  # per side
 DICTIONARY_HELD_OUT = 15  # per mille of the dictionary's pair groups in each of test and valid
 DICTIONARY_LARGEST_HELD_OUT_GROUP = 1000  # pairs; larger groups (polysemous common words) stay in train
 IWSLT14_SCRIPT = "fairseq's examples/translation/prepare-iwslt14.sh"
@@ -28,16 +29,17 @@ def _check(name, value, allowed):
         raise OdezooError(f"{name} must be one of {list(allowed)}. Received: {name}={value!r}")
 
 
-def dictionary_pairs(path=None, *, max_words=24):
+def dictionary_pairs(path=None, *, max_words=DICTIONARY_MAX_WORDS):
     """The deduplicated (German, English) phrase pairs of a Ding dictionary file, in file order.
 
-    Each line is `German :: English`; ` | ` separates aligned sub-entries (the same count on both
-    sides), `; ` alternatives of one sub-entry. Rules: skip `#` comments and lines without exactly one
-    ` :: `; delete the annotations `{...}` (grammar), `[...]` (domain, register), `(...)` (explanations)
-    and `<...>` (spelling variants), innermost first; pair sub-entry i of German with sub-entry i of
-    English, keeping only the first alternative of each; collapse whitespace and drop the space before
-    `,.!?;:`; drop pairs with a side that is empty, longer than `max_words` words or holding ` / `
-    (slot alternatives such as "ins / aus dem Stadion"); keep the first of identical pairs.
+    Each line is `German :: English`; ` | ` separates aligned sub-entries, `; ` alternatives of one
+    sub-entry. Rules: skip `#` comments, lines without exactly one ` :: ` and lines whose sides hold
+    different numbers of sub-entries; delete the annotations `{...}` (grammar), `[...]` (domain,
+    register), `(...)` (explanations) and `<...>` (spelling variants), innermost first; pair sub-entry
+    i of German with sub-entry i of English, keeping only the first alternative of each; collapse
+    whitespace and drop the space before `,.!?;:`; drop pairs with a side that is empty, longer than
+    `max_words` words or holding ` / ` (slot alternatives such as "ins / aus dem Stadion"); keep the
+    first of identical pairs.
     """
     path = Path(path or DEBIAN_DICTIONARY)
     if not path.is_file():
@@ -77,7 +79,7 @@ def _key(text):
     return " ".join(text.casefold().split())
 
 
-def dictionary_splits(path=None, *, max_words=24, direction="de-en"):
+def dictionary_splits(path=None, *, max_words=DICTIONARY_MAX_WORDS, direction="de-en"):
     """`{"train", "valid", "test": [(source, target), ...]}` from `dictionary_pairs`, split leak-free.
 
     Pairs that share a German or an English string (case- and whitespace-normalised) form one group,
@@ -115,7 +117,7 @@ def _group_split(keys):
     return {0: "test", 1: "valid"}.get(per_mille // DICTIONARY_HELD_OUT, "train")
 
 
-def dictionary_corpus(split, *, path=None, max_words=24, direction="de-en"):
+def dictionary_corpus(split, *, path=None, max_words=DICTIONARY_MAX_WORDS, direction="de-en"):
     """One split of `dictionary_splits` (parses the file: call that for several splits)."""
     _check("split", split, SPLITS)
     return dictionary_splits(path, max_words=max_words, direction=direction)[split]
@@ -143,7 +145,7 @@ def iwslt14_files(folder, split, src="de", tgt="en", *, remove_bpe=False):
                 f"into the folder. Received: split={split!r}, src={src!r}, tgt={tgt!r}"
             )
         with open(file, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            lines = [line.rstrip("\n") for line in f]  # not splitlines(): U+2028 etc. are text
         sides.append([(line + " ").replace("@@ ", "").rstrip() for line in lines] if remove_bpe else lines)
     if len(sides[0]) != len(sides[1]):
         raise OdezooError(
