@@ -123,6 +123,12 @@ def dictionary_corpus(split, *, path=None, max_words=DICTIONARY_MAX_WORDS, direc
     return dictionary_splits(path, max_words=max_words, direction=direction)[split]
 
 
+def join_bpe(line):
+    """`line` with subword-nmt's `@@ ` marks removed, its subwords joined back into words (fairseq's
+    `--remove-bpe`)."""
+    return (line + " ").replace("@@ ", "").rstrip()
+
+
 def iwslt14_files(folder, split, src="de", tgt="en", *, remove_bpe=False):
     """The (source, target) line pairs of `{split}.{src}` / `{split}.{tgt}` in a `prepare-iwslt14.sh`
     output folder (Moses-tokenised, lower-cased, BPE'd; valid = every 23rd training line).
@@ -146,7 +152,7 @@ def iwslt14_files(folder, split, src="de", tgt="en", *, remove_bpe=False):
             )
         with open(file, encoding="utf-8") as f:
             lines = [line.rstrip("\n") for line in f]  # not splitlines(): U+2028 etc. are text
-        sides.append([(line + " ").replace("@@ ", "").rstrip() for line in lines] if remove_bpe else lines)
+        sides.append([join_bpe(line) for line in lines] if remove_bpe else lines)
     if len(sides[0]) != len(sides[1]):
         raise OdezooError(
             f"{folder / f'{split}.{src}'} has {len(sides[0])} lines but {folder / f'{split}.{tgt}'} has "
