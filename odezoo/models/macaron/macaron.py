@@ -19,6 +19,7 @@ from odezoo.models.macaron.macaron_layers import (
     SinusoidalPositionEmbedding,
     check_rate,
 )
+from odezoo.models.macaron.macaron_tokenizer import check_sentences
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
@@ -485,3 +486,52 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         if n_best is None:
             return tokens[:, 0]
         return tokens, np.array([[score for _, score in hypotheses] for hypotheses in kept], "float32")
+
+    def translate(
+        self, sentences, *, tokenizer, beam=5, lenpen=1.0, max_len_a=0.0, max_len_b=200, batch_size=32
+    ):
+        """Translates `sentences` (a list of str) with `beam_search`, in batches of `batch_size` sources
+        of similar length (as fairseq's `generate.py` orders them), with a progress bar on a terminal.
+
+        Args:
+            sentences: the source sentences.
+            tokenizer: the preset's `MacaronTokenizer` (`MacaronTokenizer.load(preset folder)`), passed
+                here and not kept on the model, whose config holds the architecture only.
+            beam, lenpen, max_len_a, max_len_b: as in `beam_search`.
+            batch_size: sources per beam search.
+
+        Returns:
+            The translations (list of str, in the order of `sentences`), detokenised by `tokenizer`.
+        """
+        from tqdm.auto import tqdm
+
+        batch_size = check_integer("batch_size", batch_size, 1)
+        if len(tokenizer.dictionary) != self.vocabulary_size:
+            raise OdezooError(
+                f"The tokenizer's dictionary has {len(tokenizer.dictionary)} symbols but this model's "
+                f"vocabulary_size is {self.vocabulary_size}: use the tokenizer saved with the model's preset."
+            )
+        sources = [tokenizer.to_ids(sentence) for sentence in check_sentences(sentences)]
+        for i, (sentence, ids) in enumerate(zip(sentences, sources)):
+            if len(ids) == 1:
+                raise OdezooError(
+                    f"Sentence {i} is empty after tokenisation (received {sentence!r}): translate takes "
+                    "sentences with at least one token; leave out empty ones."
+                )
+            if len(ids) > self.max_positions:
+                raise OdezooError(
+                    f"Sentence {i} has {len(ids)} tokens with its </s>, more than the model's max_positions="
+                    f"{self.max_positions} (received {sentence!r:.80}): split it into shorter sentences."
+                )
+        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+        translations = [None] * len(sources)
+        for start in tqdm(range(0, len(order), batch_size), desc="translating", unit="batch", disable=None):
+            rows = order[start : start + batch_size]
+            tokens = self.beam_search(
+                *tokenizer.pad([sources[i] for i in rows]),
+                beam=beam, lenpen=lenpen, max_len_a=max_len_a, max_len_b=max_len_b,
+                eos_id=tokenizer.dictionary.EOS_ID, unk_id=tokenizer.dictionary.UNK_ID,
+            )  # fmt: skip
+            for i, translation in zip(rows, tokenizer.decode(tokens)):
+                translations[i] = translation
+        return translations
