@@ -147,11 +147,10 @@ def train(config, workdir, *, callbacks=()):
     )
 
 
-def start_image_run(config, workdir):
+def start_image_run(config, workdir, *, holdout=0):
     """What every image-classification run starts with: seed, `workdir/config.json` (see
-    `start_run`), the augmented training pipeline (without the last `config.validation` training
-    examples, if the recipe has that setting) and the strategy. Returns `(workdir, dataset spec,
-    train dataset, steps per epoch, strategy)`."""
+    `start_run`), the augmented training pipeline (without the last `holdout` training examples)
+    and the strategy. Returns `(workdir, dataset spec, train dataset, steps per epoch, strategy)`."""
     keras.utils.set_random_seed(config.seed)
     workdir = start_run(workdir, config)
     # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
@@ -164,7 +163,7 @@ def start_image_run(config, workdir):
         limit=config.limit,
         seed=config.seed,
         data_dir=config.data_dir or None,
-        holdout=getattr(config, "validation", 0),
+        holdout=holdout,
     )
     return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
 

@@ -91,7 +91,8 @@ def train(config, workdir, *, callbacks=()):
         `{"test_accuracy", "test_loss", "random_order_accuracy_mean", "random_order_accuracy_min",
         "preset_dir"}`.
     """
-    workdir, spec, train_ds, steps_per_epoch, strategy = start_image_run(config, workdir)
+    run = start_image_run(config, workdir, holdout=config.validation)
+    workdir, spec, train_ds, steps_per_epoch, strategy = run
     with strategy.scope():
         model = MeanFieldResNet(
             num_blocks=config.num_blocks,
