@@ -68,7 +68,7 @@ def fairseq_state(seed=0, shared=True):
     rng = np.random.default_rng(seed)
     state = OrderedDict()
 
-    def normal(*shape, scale=0.3):
+    def normal(*shape, scale=1.0):
         return (scale * rng.standard_normal(shape)).astype("float32")
 
     def linear(key, out, inp):
@@ -86,7 +86,7 @@ def fairseq_state(seed=0, shared=True):
             linear(f"{key}.{name}1", FFN, E)
             linear(f"{key}.{name}2", E, FFN)
 
-    embedding = normal(V, E, scale=E**-0.5)
+    embedding = normal(V, E)
     embedding[PAD] = 0
     state["encoder.version"] = np.array([2], "float32")
     state["encoder.embed_tokens.weight"] = embedding
@@ -100,7 +100,7 @@ def fairseq_state(seed=0, shared=True):
     if shared:
         state["decoder.embed_tokens.weight"] = embedding
     else:
-        state["decoder.embed_tokens.weight"] = normal(V, E, scale=E**-0.5)
+        state["decoder.embed_tokens.weight"] = normal(V, E)
         state["decoder.embed_tokens.weight"][PAD] = 0
     state["decoder.embed_positions._float_tensor"] = np.zeros(1, "float32")
     for i in range(LAYERS):
@@ -116,7 +116,7 @@ def fairseq_state(seed=0, shared=True):
             norm(f"decoder.layers.{i}.{name}")
     norm("decoder.layer_norm")
     if not shared:
-        state["decoder.embed_out"] = normal(V, E, scale=E**-0.5)
+        state["decoder.embed_out"] = normal(V, E)
     state["decoder.version"] = np.array([2], "float32")
     return state
 
@@ -260,6 +260,24 @@ def reference_greedy(state, source, source_mask, steps):
     return tokens[:, 1:]
 
 
+def reference_beam_of_one(state, source, source_mask, max_length):
+    """fairseq's beam search with beam 1 (min_len 1, no unk penalty): the arg-max token, `<pad>` never,
+    `</s>` not first and forced after `max_length` tokens; `</s>` ends the hypothesis."""
+    hypotheses = []
+    for row in range(len(source)):
+        tokens = [EOS]
+        while tokens[-1] != EOS or len(tokens) == 1:
+            target = np.array([tokens])
+            logits = reference_logits(state, source[[row]], source_mask[[row]], target, np.ones_like(target))
+            logits = logits[0, -1]
+            logits[PAD] = -np.inf
+            if len(tokens) == 1:
+                logits[EOS] = -np.inf
+            tokens.append(EOS if len(tokens) == max_length + 1 else int(logits.argmax()))
+        hypotheses.append(tokens[1:])
+    return hypotheses
+
+
 # fairseq's layout: sources end with </s> and are left-padded, targets start with </s> and are right-padded
 SOURCE = np.array([[PAD, PAD, 4, 6, 7, EOS], [5, 8, 9, 10, 11, EOS], [PAD, PAD, PAD, PAD, 12, EOS]])
 TARGET = np.array([[EOS, 5, 7, 13, PAD], [EOS, 6, 8, 9, 14], [EOS, 15, PAD, PAD, PAD]])
@@ -289,6 +307,9 @@ def test_converted_model_matches_fairseq_equations(files, tmp_path, fairseq_mete
     np.testing.assert_allclose(logits[real], expected[real], atol=1e-5, rtol=0)
     greedy = model.greedy_decode(SOURCE, masks[0], max_length=5, end_id=-1)
     np.testing.assert_array_equal(greedy, reference_greedy(state, SOURCE, masks[0], 5))
+    beam = model.beam_search(SOURCE, masks[0], beam=1, max_len_b=5)
+    for row, expected in zip(beam, reference_beam_of_one(state, SOURCE, masks[0], 5)):
+        assert row[: len(expected)].tolist() == expected and (row[len(expected) :] == PAD).all()
 
 
 def test_preset_folder_keeps_fairseq_ids_and_provenance(files, tmp_path):
