@@ -376,6 +376,8 @@ def test_bad_inputs_get_one_clear_message(files, tmp_path, fairseq_meters, capsy
     extra = save_checkpoint(
         tmp_path / "x.pt", fairseq_meters, {**state, "decoder.embed_out": state["encoder.version"]}
     )
+    wide = fairseq_args(encoder_embed_dim=16, decoder_embed_dim=16)
+    wide = save_checkpoint(tmp_path / "w.pt", fairseq_meters, state, wide)
     cases = [
         (tmp_path / "random.pt", dictionary, r"Cannot read .*random\.pt as a PyTorch checkpoint \("),
         (tmp_path / "bytes.pt", dictionary, r"Cannot read .*bytes\.pt as a PyTorch checkpoint \("),
@@ -403,10 +405,19 @@ def test_bad_inputs_get_one_clear_message(files, tmp_path, fairseq_meters, capsy
             dictionary,
             r"has no place for: decoder\.embed_out\.",
         ),
+        (
+            wide,
+            dictionary,
+            r"checkpoint's encoder\.layers\.0\.macaron_fc1\.weight \(6, 8\) does not fit the model its args "
+            r"describe \(encoder_layer_0/macaron_ffn/inner/kernel \(16, 6\), taken from it as \(8, 6\)\)",
+        ),
+        (checkpoint, tmp_path / "nodict.txt", r"--dict .*nodict\.txt is not a file\."),
     ]  # fmt: skip
     for path, vocabulary, message in cases:
         with pytest.raises(OdezooError, match=message):
             convert_fairseq(path, vocabulary, out, bpe_codes=codes)
+    with pytest.raises(OdezooError, match=r"--bpe-codes .*nocodes is not a file\."):
+        convert_fairseq(checkpoint, dictionary, out, bpe_codes=tmp_path / "nocodes")
     with pytest.raises(
         OdezooError, match=r"--dict .*dict\.de-en\.txt holds BPE subwords \(e\.g\. 'gro@@'\) but no "
     ):

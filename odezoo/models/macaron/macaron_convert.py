@@ -232,6 +232,9 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
     from odezoo.models.macaron.macaron import MacaronTransformer
     from odezoo.pretrained import sha256_of
 
+    for option, path in (("--dict", dictionary), ("--bpe-codes", bpe_codes)):
+        if path is not None and not Path(path).is_file():
+            raise OdezooError(f"{option} {path} is not a file.")
     state_file = read_checkpoint(checkpoint)
     args = state_file["args"]
     config = model_config(args)
