@@ -24,7 +24,9 @@ from odezoo.models.macaron.macaron_convert import (
     read_checkpoint,
 )
 
-torch = pytest.importorskip("torch")  # the `convert` extra
+torch = pytest.importorskip("torch", reason="needs PyTorch: pip install 'odezoo[convert]'")
+
+pytestmark = pytest.mark.convert  # deselected by default; CI installs the CPU wheel first
 
 E, HEADS, FFN, LAYERS = 8, 2, 6, 2  # embed dim, heads, width of each FFN, layers
 SYMBOLS = ["the", "a", "haus", "house", "ist", "is", "gro@@", "ß", "big", ".", "th@@", "e"]
