@@ -1,4 +1,5 @@
-"""`odezoo list | info | predict | eval | simulate | train | export | push` (parses and dispatches only)."""
+"""`odezoo list | info | predict | eval | simulate | train | export | push | convert` (parses and dispatches
+only)."""
 
 import argparse
 import dataclasses
@@ -72,6 +73,13 @@ def build_parser():
     p = preset_parser("push", "upload a preset folder to the Hugging Face Hub")
     p.add_argument("repo_id", help="<org>/<name> on the Hub")
     p.add_argument("--private", action="store_true")
+
+    p = sub.add_parser("convert", help="write a preset folder from another framework's checkpoint")
+    p.add_argument("framework", choices=["fairseq"], help="fairseq: Macaron Net translation models")
+    p.add_argument("checkpoint", help="the checkpoint file (checkpoint_*.pt)")
+    p.add_argument("--dict", required=True, dest="dictionary", help="the joined dict.txt it was trained with")
+    p.add_argument("--bpe-codes", help="subword-nmt codes of its data (for a dictionary of @@ subwords)")
+    p.add_argument("--out", required=True, help="the preset folder to write")
     return parser
 
 
@@ -265,6 +273,12 @@ def _push(args):
     return {"commit_url": push_folder(resolved.folder, args.repo_id, private=args.private)}
 
 
+def _convert(args):
+    from odezoo.models.macaron.macaron_convert import convert_fairseq
+
+    return convert_fairseq(args.checkpoint, args.dictionary, args.out, bpe_codes=args.bpe_codes)
+
+
 COMMANDS = {
     "list": _list,
     "info": _info,
@@ -274,6 +288,7 @@ COMMANDS = {
     "simulate": _simulate,
     "export": _export,
     "push": _push,
+    "convert": _convert,
 }
 
 if __name__ == "__main__":
