@@ -15,7 +15,6 @@ from odezoo.errors import OdezooError
 from odezoo.tasks.base import Option, Task, metric
 
 TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
-BLEU_METRIC = "bleu"
 
 
 def check_token_ids(model, x):
@@ -91,17 +90,17 @@ class _TextTask(Task):
             f"differs from Keras by {diff:.3g} (tolerance {tolerance:g}), top-1 agreement {top1:.0%}",
         )
 
-    def golden(self, model, stored):
-        """Teacher-forced logits of the stored inputs: `stored` holds one array per model input, by
-        input name, and the expected `logits`."""
-        return model.predict({t.name: stored[t.name] for t in model.inputs}, verbose=0), stored["logits"]
-
     def headline(self, metadata):
         m = metric(metadata, self.headline_metric)
         return "—" if m is None else f"{m['value']:.2f} {self.headline_metric} ({m['dataset']} {m['split']})"
 
     def card_quotes(self, metadata):
         return [f"{metric(metadata, self.headline_metric)['value']:.2f}", *super().card_quotes(metadata)]
+
+    def golden(self, model, stored):
+        """Teacher-forced logits of the stored inputs: `stored` holds one array per model input, by
+        input name, and the expected `logits`."""
+        return model.predict({t.name: stored[t.name] for t in model.inputs}, verbose=0), stored["logits"]
 
 
 class Translation(_TextTask):
@@ -111,7 +110,7 @@ class Translation(_TextTask):
     name = "translation"
     pipeline_tag = "translation"
     description = "source and target-prefix token ids -> next-token logits (a sequence-to-sequence LM)"
-    headline_metric = BLEU_METRIC
+    headline_metric = "bleu"
     predict_options = (
         Option("beam", "beam size (default 5)", int, minimum=1),
         Option("lenpen", "length penalty exponent of beam search (default 1.0)", float),
@@ -158,7 +157,7 @@ class Translation(_TextTask):
         examples = metadata.get("examples")
         if not examples:
             return [("metadata records translation examples", False)]
-        card = metric(metadata, BLEU_METRIC) or {}
+        card = metric(metadata, self.headline_metric) or {}
         sources = [e["source"] for e in examples]
         translations = model.translate(sources, beam=card.get("beam", 5), lenpen=card.get("lenpen", 1.0))
         return [
@@ -187,7 +186,7 @@ def translation_scores(hypotheses, references, hypothesis_lines, reference_lines
 
     bleu = BLEU(lowercase=lowercase)
     return {
-        BLEU_METRIC: round(bleu.corpus_score(hypotheses, [references]).score, 4),
+        "bleu": round(bleu.corpus_score(hypotheses, [references]).score, 4),
         "tokenized_bleu": round(
             BLEU(tokenize="none", smooth_method="none")
             .corpus_score(hypothesis_lines, [reference_lines])
