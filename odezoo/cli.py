@@ -33,8 +33,8 @@ def build_parser():
 
     preset_parser("info", "show a preset's metadata")
 
-    p = preset_parser("predict", "run a preset on input files (classifiers: images, or bundled samples)")
-    p.add_argument("inputs", nargs="*", help="input files, e.g. PNG/JPEG/BMP/GIF images")
+    p = preset_parser("predict", "run a preset on image files (or bundled samples) or sentences")
+    p.add_argument("inputs", nargs="*", help="image files (PNG/JPEG/BMP/GIF), or sentences to translate")
     _task_options(p, "predict")
 
     p = preset_parser("eval", "evaluate a preset as its task does (accuracy, rollout error, ...), as JSON")

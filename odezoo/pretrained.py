@@ -37,6 +37,9 @@ class PretrainedMixin:
 
     TASK = None
     CITATION = ""
+    # The preset folder `odezoo.load` built the model from (`None` for a model built in code): where
+    # task hooks and model methods find the preset's assets, e.g. a translation preset's tokenizer.
+    preset_folder = None
 
     @property
     def task(self):
@@ -194,16 +197,23 @@ class PretrainedMixin:
                 f"{self.name}.predict takes arrays, not a file name ({os.fspath(x)!r}): decode the file "
                 f"first (README, Predict), or run `odezoo predict {self.name} FILE`."
             )
-        if isinstance(x, np.ndarray | list):
+        if isinstance(x, list) or _numpy_inputs(x):
             x = self.check_inputs(x)
         return super().predict(x, *args, **kwargs)
 
     def __call__(self, *args, **kwargs):
         # NumPy inputs are a user's data: checked as `predict` checks them (tensors, as in training,
         # tracing and export, pass straight through, so the check costs graphs nothing).
-        if args and isinstance(args[0], np.ndarray):
+        if args and _numpy_inputs(args[0]):
             args = (self.check_inputs(args[0]), *args[1:])
         return super().__call__(*args, **kwargs)
+
+
+def _numpy_inputs(x):
+    """Whether `x` is NumPy data: an array, or a dict of arrays by input name (keras-hub's text inputs)."""
+    if isinstance(x, dict):
+        return bool(x) and all(isinstance(v, np.ndarray) for v in x.values())
+    return isinstance(x, np.ndarray)
 
 
 def preset_files(folder):
@@ -359,6 +369,7 @@ def load_folder(
             f"Unknown config override(s) {unknown} for {cls.__name__}; it takes {sorted(base)}."
         )
     model = cls.from_config({**base, **overrides})
+    model.preset_folder = folder.absolute()
     if not load_weights:
         return model
     weights = folder / WEIGHTS_FILE

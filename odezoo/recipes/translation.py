@@ -243,7 +243,7 @@ def train(config, workdir, *, callbacks=()):
 
     result = evaluate_translation(
         model, tokenizer, config.dataset, split="test", beam=config.beam, lenpen=config.lenpen,
-        limit=config.limit, direction=config.direction, data_dir=config.data_dir or None,
+        limit=config.limit, data_dir=config.data_dir or None,
     )  # fmt: skip
     preset = config.preset_name()
     command = f"odezoo eval {preset} --dataset {config.dataset}" + (
@@ -266,6 +266,7 @@ def train(config, workdir, *, callbacks=()):
                 "direction": config.direction,
                 "parameters": int(model.count_params()),
                 "training_pairs": len(sources),
+                "examples": result["examples"],
                 "metrics": [
                     {
                         "dataset": config.dataset,

@@ -3,15 +3,18 @@ next-token logits out), masked-LM (ids with mask tokens in, logits over the voca
 classification (ids in, class logits out).
 
 Tokenisation stays outside the model (and outside exported graphs, where text ops would need Flex):
-a preset ships its vocabulary and BPE codes as assets. The corpora, tokenizers and metrics (BLEU
-with `sacrebleu`, GLUE with scikit-learn / SciPy) come with the language families; this module
-holds what every text model shares: the input contract, the export check and the card entries.
+a preset ships its vocabulary and BPE codes as assets, which the model finds in its `preset_folder`.
+The corpora and tokenizers come with the language families; this module holds what every text
+model shares: the input contract, the export check, the card entries, and translation's evaluation
+(BLEU and chrF with `sacrebleu`) and `predict`.
 """
 
 import numpy as np
 
 from odezoo.errors import OdezooError
-from odezoo.tasks.base import Task, metric
+from odezoo.tasks.base import Option, Task, metric
+
+TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
 
 
 def check_token_ids(model, x):
@@ -94,12 +97,181 @@ class _TextTask(Task):
     def card_quotes(self, metadata):
         return [f"{metric(metadata, self.headline_metric)['value']:.2f}", *super().card_quotes(metadata)]
 
+    def golden(self, model, stored):
+        """Teacher-forced logits of the stored inputs: `stored` holds one array per model input, by
+        input name, and the expected `logits`."""
+        return model.predict({t.name: stored[t.name] for t in model.inputs}, verbose=0), stored["logits"]
+
 
 class Translation(_TextTask):
+    """Translation models have `translate(sentences, *, tokenizer=None, beam, lenpen, batch_size,
+    tokenized)` and `preset_tokenizer()` (the tokenizer in the model's `preset_folder`)."""
+
     name = "translation"
     pipeline_tag = "translation"
     description = "source and target-prefix token ids -> next-token logits (a sequence-to-sequence LM)"
     headline_metric = "bleu"
+    predict_options = (
+        Option("beam", "beam size (default 5)", int, minimum=1),
+        Option("lenpen", "length penalty exponent of beam search (default 1.0)", float),
+    )
+    eval_options = (
+        Option("dataset", f"data set, one of {', '.join(TRANSLATION_DATASETS)} (default: the preset's)"),
+        Option("split", "data split (default: test)"),
+        Option("limit", "first N examples only (0: all)", int, minimum=0),
+        Option("batch_size", "evaluation batch size", int, minimum=1),
+        Option(
+            "data_dir",
+            "iwslt14: the prepare-iwslt14.sh output folder; wmt14: the TFDS data folder; dictionary: "
+            "the Ding de-en file",
+        ),
+        *predict_options,
+    )
+
+    def predict(self, model, metadata, inputs, *, beam=5, lenpen=1.0):
+        """`[{"source", "translation"}]` for the sentences `inputs`, with the preset's tokenizer."""
+        if not inputs:
+            raise OdezooError(
+                "Give the sentences to translate as arguments: "
+                f'`odezoo predict {metadata.get("preset", "PRESET")} "A sentence." "Another one."`.'
+            )
+        translations = model.translate(list(inputs), beam=beam, lenpen=lenpen)
+        return [{"source": s, "translation": t} for s, t in zip(inputs, translations)]
+
+    def evaluate(
+        self, model, metadata, *, dataset=None, split="test", beam=5, lenpen=1.0, limit=0, batch_size=64,
+        data_dir=None,
+    ):  # fmt: skip
+        """`evaluate_translation` with the preset's tokenizer, on the preset's data set by default."""
+        dataset = dataset or metadata.get("dataset")
+        if not dataset:
+            raise OdezooError(f"{model.name} does not record its data set; pass --dataset.")
+        return evaluate_translation(
+            model, model.preset_tokenizer(), dataset, split=split, beam=beam, lenpen=lenpen, limit=limit,
+            batch_size=batch_size, data_dir=data_dir,
+        )  # fmt: skip
+
+    def spot_checks(self, model, metadata):
+        """The held-out examples the recipe recorded (`metadata["examples"]`, as `evaluate_translation`
+        returns them) translate as recorded, with the headline BLEU record's beam and lenpen."""
+        examples = metadata.get("examples")
+        if not examples:
+            return [("metadata records translation examples", False)]
+        card = metric(metadata, self.headline_metric) or {}
+        sources = [e["source"] for e in examples]
+        translations = model.translate(sources, beam=card.get("beam", 5), lenpen=card.get("lenpen", 1.0))
+        return [
+            (f"{e['source']!r} -> {t!r}, recorded {e['translation']!r}", t == e["translation"])
+            for e, t in zip(examples, translations)
+        ]
+
+
+def translation_scores(hypotheses, references, hypothesis_lines, reference_lines, *, lowercase=False):
+    """Corpus scores of translations against one reference each, with `sacrebleu`:
+
+    - `bleu`: sacreBLEU (13a tokenisation, exp smoothing) of the detokenised `hypotheses` against the
+      raw `references`, lowercased on both sides when `lowercase` (a lowercasing model's output cannot
+      have case); `bleu_signature` records the settings.
+    - `tokenized_bleu`: what fairseq's `generate.py --remove-bpe` reports and the paper quotes: BLEU of
+      the token lines (Moses-tokenised, lowercased, BPE removed) `hypothesis_lines` against
+      `reference_lines`, split on whitespace only (`tokenize="none"`), unsmoothed.
+    - `chrf`: chrF2 of `hypotheses` against `references` (lowercased when `lowercase`).
+    """
+    try:
+        from sacrebleu.metrics import BLEU, CHRF
+    except ImportError:
+        raise OdezooError(
+            "Translation scores need sacrebleu (the `text` extra): pip install 'odezoo[text]'."
+        ) from None
+
+    bleu = BLEU(lowercase=lowercase)
+    return {
+        "bleu": round(bleu.corpus_score(hypotheses, [references]).score, 4),
+        "tokenized_bleu": round(
+            BLEU(tokenize="none", smooth_method="none")
+            .corpus_score(hypothesis_lines, [reference_lines])
+            .score,
+            4,
+        ),
+        "chrf": round(CHRF(lowercase=lowercase).corpus_score(hypotheses, [references]).score, 4),
+        "bleu_signature": bleu.get_signature().format(),
+    }
+
+
+def translation_pairs(tokenizer, dataset, split="test", *, limit=0, data_dir=None):
+    """The pairs of an evaluation set in `tokenizer`'s direction, first `limit` (0: all), as four lists:
+    source texts, source token lines (the subwords the dictionary takes), reference texts and reference
+    token lines (Moses-tokenised, lowercased, BPE removed).
+
+    `dataset`: `dictionary` (the Debian corpus; `data_dir` a Ding `de-en` file), `iwslt14` (`data_dir`
+    the folder `prepare-iwslt14.sh` writes, whose lines are token lines: their texts are detokenised)
+    or `wmt14` (TFDS; `data_dir` its data folder).
+    """
+    from odezoo.data.text import dictionary_corpus, iwslt14_files, join_bpe, wmt14_dataset
+
+    src, tgt = tokenizer.source_lang, tokenizer.target_lang
+    stop = limit or None
+    if dataset not in TRANSLATION_DATASETS:
+        raise OdezooError(
+            f"Unknown translation data set {dataset!r} (--dataset); odezoo has "
+            f"{', '.join(TRANSLATION_DATASETS)}."
+        )
+    tokenized = None  # (source, target) token lines, where the data set holds them
+    if dataset == "iwslt14":
+        if data_dir is None:
+            raise OdezooError(
+                "--dataset iwslt14 needs --data-dir (data_dir=): the folder prepare-iwslt14.sh writes."
+            )
+        tokenized = iwslt14_files(data_dir, split, src, tgt)[:stop]
+        pairs = [(tokenizer.detokenize(s, src), tokenizer.detokenize(t)) for s, t in tokenized]
+    elif dataset == "dictionary":
+        pairs = dictionary_corpus(split, path=data_dir, direction=f"{src}-{tgt}")[:stop]
+    else:
+        ds, _ = wmt14_dataset(split, direction=f"{src}-{tgt}", data_dir=data_dir)
+        pairs = [(s.decode(), t.decode()) for s, t in (ds.take(limit) if limit else ds).as_numpy_iterator()]
+    if not pairs:
+        raise OdezooError(
+            f"The {dataset} {split} split holds no sentence pairs: check the data (--data-dir)."
+        )
+    tokenized = tokenized or [(tokenizer.tokenize(s), tokenizer.tokenize(t, tgt)) for s, t in pairs]
+    return (
+        [s for s, _ in pairs],
+        [s for s, _ in tokenized],
+        [t for _, t in pairs],
+        [join_bpe(t) for _, t in tokenized],
+    )
+
+
+def evaluate_translation(
+    model, tokenizer, dataset, *, split="test", beam=5, lenpen=1.0, limit=0, batch_size=64, data_dir=None
+):
+    """Translates an evaluation set (`translation_pairs`) with `model.translate` and scores it
+    (`translation_scores`: `bleu`, `tokenized_bleu`, `chrf`).
+
+    Returns:
+        A JSON-ready dict: the scores, `bleu_signature`, `num_examples`, `dataset`, `split`, `beam`,
+        `lenpen`, and `examples`: the first 5 `{"source", "reference", "translation"}` (what a preset's
+        spot check translates again).
+    """
+    sources, source_lines, references, reference_lines = translation_pairs(
+        tokenizer, dataset, split, limit=limit, data_dir=data_dir
+    )
+    lines = model.translate(
+        source_lines, tokenizer=tokenizer, beam=beam, lenpen=lenpen, batch_size=batch_size, tokenized=True
+    )
+    hypotheses = [tokenizer.detokenize(line) for line in lines]
+    return {
+        "dataset": dataset,
+        "split": split,
+        "num_examples": len(sources),
+        "beam": beam,
+        "lenpen": lenpen,
+        **translation_scores(hypotheses, references, lines, reference_lines, lowercase=tokenizer.lowercase),
+        "examples": [
+            {"source": s, "reference": r, "translation": h}
+            for s, r, h in zip(sources[:5], references, hypotheses)
+        ],
+    }
 
 
 class MaskedLM(_TextTask):

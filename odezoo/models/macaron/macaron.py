@@ -2,7 +2,7 @@
 (Lu, Li, He, Sun, Dong, Qin, Wang, Liu, 2019), in fairseq's translation model."""
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 
 import keras
 import numpy as np
@@ -19,7 +19,7 @@ from odezoo.models.macaron.macaron_layers import (
     SinusoidalPositionEmbedding,
     check_rate,
 )
-from odezoo.models.macaron.macaron_tokenizer import check_sentences
+from odezoo.models.macaron.macaron_tokenizer import TOKENIZER_FILE, MacaronTokenizer, check_sentences
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
@@ -487,18 +487,37 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             return tokens[:, 0]
         return tokens, np.array([[score for _, score in hypotheses] for hypotheses in kept], "float32")
 
+    def preset_tokenizer(self):
+        """The `MacaronTokenizer` saved in the preset folder this model was loaded from (`preset_folder`,
+        set by `odezoo.load`), read once per folder; raises saying what to pass where there is none."""
+        folder = self.preset_folder
+        if folder is None or not (folder / TOKENIZER_FILE).is_file():
+            where = (
+                "was built in code" if folder is None else f"comes from {folder}, without {TOKENIZER_FILE}"
+            )
+            raise OdezooError(
+                f"{self.name} {where}: there is no preset tokenizer. Pass tokenizer=MacaronTokenizer.load("
+                "folder) (a folder a MacaronTokenizer was saved to) or MacaronTokenizer.from_files(dict_txt, "
+                "bpe_codes)."
+            )
+        return _load_tokenizer(folder)
+
     def translate(
-        self, sentences, *, tokenizer, beam=5, lenpen=1.0, max_len_a=0.0, max_len_b=200, batch_size=32
-    ):
+        self, sentences, *, tokenizer=None, beam=5, lenpen=1.0, max_len_a=0.0, max_len_b=200, batch_size=32,
+        tokenized=False,
+    ):  # fmt: skip
         """Translates `sentences` (a list of str) with `beam_search`, in batches of `batch_size` sources
         of similar length (as fairseq's `generate.py` orders them), with a progress bar on a terminal.
 
         Args:
             sentences: the source sentences.
-            tokenizer: the preset's `MacaronTokenizer` (`MacaronTokenizer.load(preset folder)`), passed
-                here and not kept on the model, whose config holds the architecture only.
+            tokenizer: a `MacaronTokenizer`; `None`: the preset's (`preset_tokenizer()`). The model's
+                config holds the architecture only; the tokenizer is a preset asset.
             beam, lenpen, max_len_a, max_len_b: as in `beam_search`.
             batch_size: sources per beam search.
+            tokenized: `sentences` are lines of the dictionary's subword tokens (as in an IWSLT14 file)
+                and the translations are returned as token lines with the BPE marks removed (fairseq's
+                `generate.py --remove-bpe` output), not detokenised.
 
         Returns:
             The translations (list of str, in the order of `sentences`), detokenised by `tokenizer`.
@@ -506,12 +525,14 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         from tqdm.auto import tqdm
 
         batch_size = check_integer("batch_size", batch_size, 1)
+        tokenizer = self.preset_tokenizer() if tokenizer is None else tokenizer
         if len(tokenizer.dictionary) != self.vocabulary_size:
             raise OdezooError(
                 f"The tokenizer's dictionary has {len(tokenizer.dictionary)} symbols but this model's "
                 f"vocabulary_size is {self.vocabulary_size}: use the tokenizer saved with the model's preset."
             )
-        sources = [tokenizer.to_ids(sentence) for sentence in check_sentences(sentences)]
+        encode = tokenizer.dictionary.encode_line if tokenized else tokenizer.to_ids
+        sources = [encode(sentence) for sentence in check_sentences(sentences)]
         for i, (sentence, ids) in enumerate(zip(sentences, sources)):
             if len(ids) == 1:
                 raise OdezooError(
@@ -532,6 +553,11 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 beam=beam, lenpen=lenpen, max_len_a=max_len_a, max_len_b=max_len_b,
                 eos_id=tokenizer.dictionary.EOS_ID, unk_id=tokenizer.dictionary.UNK_ID,
             )  # fmt: skip
-            for i, translation in zip(rows, tokenizer.decode(tokens)):
+            for i, translation in zip(rows, tokenizer.decode(tokens, detokenize=not tokenized)):
                 translations[i] = translation
         return translations
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(folder):
+    return MacaronTokenizer.load(folder)

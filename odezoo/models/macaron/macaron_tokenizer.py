@@ -265,9 +265,12 @@ class MacaronTokenizer:
         """`(ids, padding_mask)` of a list of sentences, see `to_ids` and `pad`."""
         return self.pad([self.to_ids(sentence) for sentence in check_sentences(sentences)])
 
-    def decode(self, ids):
-        """The sentences of int32 ids `(batch, length)` (each up to its first `</s>`, padding ignored)."""
-        return [self.detokenize(self.dictionary.decode(row)) for row in np.atleast_2d(ids)]
+    def decode(self, ids, *, detokenize=True):
+        """The sentences of int32 ids `(batch, length)` (each up to its first `</s>`, padding ignored);
+        `detokenize=False`: as token lines with the BPE marks removed (fairseq's `--remove-bpe` output,
+        Moses-tokenised and, with `lowercase`, lowercased)."""
+        lines = (self.dictionary.decode(row) for row in np.atleast_2d(ids))
+        return [self.detokenize(line) if detokenize else join_bpe(line) for line in lines]
 
 
 def check_sentences(sentences):

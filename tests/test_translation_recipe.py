@@ -1,0 +1,126 @@
+"""The translation recipe: fairseq's schedule, loss and batching, the corpus cache, settings refused."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from odezoo.errors import OdezooError
+from odezoo.recipes import get_recipe, translation
+from odezoo.recipes.translation import (
+    DICTIONARY,
+    InverseSquareRoot,
+    LabelSmoothedCrossEntropy,
+    batch_arrays,
+    token_batches,
+)
+
+
+def test_inverse_square_root_is_fairseqs():
+    schedule = InverseSquareRoot(1e-3, 100, init=1e-7)
+    # fairseq numbers updates from 1: update t (optimizer step t - 1) gets init + (peak - init) t / warmup
+    for step, expected in ((0, 1e-7 + (1e-3 - 1e-7) / 100), (49, 1e-7 + (1e-3 - 1e-7) * 0.5)):
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-5)
+    assert float(schedule(99)) == pytest.approx(1e-3, rel=1e-6)
+    assert float(schedule(399)) == pytest.approx(1e-3 * (100 / 400) ** 0.5, rel=1e-6)
+
+
+def test_label_smoothed_cross_entropy_matches_fairseq_and_ignores_padding():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 7)).astype("float32")
+    labels = np.array([[4, 5, 1], [6, 1, 1]])
+    weights = (labels != 1).astype("float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    smooth = -log_probs.sum(-1)
+    eps = 0.1
+    per_token = (1 - eps) * nll + eps / 7 * smooth  # fairseq: eps_i = eps / V
+    expected = (per_token * weights).sum() / weights.sum()
+    loss = LabelSmoothedCrossEntropy(eps)(labels, logits, sample_weight=weights)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    changed = logits.copy()
+    changed[0, 2] += 5.0  # a padded position
+    assert float(LabelSmoothedCrossEntropy(eps)(labels, changed, sample_weight=weights)) == pytest.approx(
+        expected, rel=1e-5
+    )
+
+
+def test_token_batches_cover_every_pair_once_within_the_budget():
+    rng = np.random.default_rng(0)
+    source, target = rng.integers(1, 30, 500), rng.integers(1, 30, 500)
+    source[7] = 200  # longer than the budget alone: a batch of its own
+    batches = token_batches(source, target, 100)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    for batch in batches:
+        width = max(max(source[i], target[i]) for i in batch)
+        assert len(batch) == 1 or len(batch) * width <= 100
+    assert [7] in [b.tolist() for b in batches]
+    order = np.concatenate(batches)
+    assert np.all(np.diff(target[order]) >= 0)  # ordered by target length
+
+
+def test_batch_arrays_pad_and_shift_as_fairseq():
+    inputs, labels, weights = batch_arrays([[5, 6, 2], [7, 2]], [[8, 2], [9, 10, 11, 2]], pad_id=1, eos_id=2)
+    np.testing.assert_array_equal(inputs["encoder_token_ids"], [[5, 6, 2], [1, 7, 2]])  # left-padded
+    np.testing.assert_array_equal(inputs["encoder_padding_mask"], [[1, 1, 1], [0, 1, 1]])
+    np.testing.assert_array_equal(labels, [[8, 2, 1, 1], [9, 10, 11, 2]])  # right-padded
+    np.testing.assert_array_equal(inputs["decoder_token_ids"], [[2, 8, 1, 1], [2, 9, 10, 11]])
+    np.testing.assert_array_equal(inputs["decoder_padding_mask"], weights)
+    np.testing.assert_array_equal(weights, [[1, 1, 0, 0], [1, 1, 1, 1]])
+
+
+def test_recipes_and_preset_names():
+    assert get_recipe("macaron_dictionary_de_en")[1] == DICTIONARY
+    baseline = get_recipe("transformer_dictionary_de_en")[1]
+    assert baseline == replace(DICTIONARY, scheme="lie_trotter")
+    assert replace(DICTIONARY, seed=2).preset_name() == "macaron_dictionary_de_en_seed2"
+    iwslt = get_recipe("macaron_iwslt14_de_en")[1]
+    assert (iwslt.num_layers, iwslt.hidden_dim, iwslt.num_heads, iwslt.intermediate_dim) == (6, 512, 4, 1024)
+    assert (iwslt.learning_rate, iwslt.weight_decay, iwslt.warmup_updates, iwslt.dropout) == (1.5e-3, 1e-4, 8000, 0.3)
+    big = get_recipe("macaron_big_wmt14_en_de")[1]
+    assert (big.hidden_dim, big.learning_rate, big.beam, big.lenpen) == (1024, 3e-3, 4, 0.6)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"scheme": "euler"}, "`scheme` must be one of ['strang', 'lie_trotter']. Received: scheme='euler'"),
+        ({"hidden_dim": 100, "num_heads": 3}, "`hidden_dim` must be a multiple of `num_heads`"),
+        ({"dataset": "iwslt14"}, "pass it with --set data_dir=PATH/iwslt14.tokenized.de-en"),
+        ({"max_tokens": 0}, "`max_tokens` must be >= 1. Received: max_tokens=0"),
+        ({"direction": "de-fr"}, "`direction` must be one of ['de-en', 'en-de']"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_workdir_exists(tmp_path, changes, message):
+    with pytest.raises(OdezooError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        translation.train(replace(DICTIONARY, **changes), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_iwslt14_without_bpe_codes_says_where_they_are(tmp_path):
+    for split in ("train",):
+        for lang in ("de", "en"):
+            (tmp_path / f"{split}.{lang}").write_text("ein haus\n" if lang == "de" else "a house\n")
+    config = replace(DICTIONARY, dataset="iwslt14", data_dir=str(tmp_path))
+    with pytest.raises(OdezooError, match=r"code is missing: prepare-iwslt14.sh writes its BPE codes there"):
+        translation.prepare_corpus(config)
+
+
+def test_corpus_is_cached_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("ODEZOO_CACHE", str(tmp_path))
+    config = replace(DICTIONARY, limit=200, bpe_merges=50)
+    tokenizer, sources, targets = translation.prepare_corpus(config)
+    pairs = translation._training_pairs(config)
+    assert len(sources) == len(targets) == len(pairs) == 200
+    np.testing.assert_array_equal(sources[3], tokenizer.to_ids(pairs[3][0]))
+    np.testing.assert_array_equal(targets[3], tokenizer.to_ids(pairs[3][1]))
+
+    def refuse(*args):
+        raise AssertionError("the cached corpus was tokenised again")
+
+    monkeypatch.setattr(translation, "_tokenizer", refuse)
+    again, sources2, _ = translation.prepare_corpus(config)
+    assert again.dictionary.symbols == tokenizer.dictionary.symbols
+    assert all(np.array_equal(a, b) for a, b in zip(sources, sources2))
+    with pytest.raises(AssertionError, match="tokenised again"):  # other settings: another entry
+        translation.prepare_corpus(replace(config, bpe_merges=60))
