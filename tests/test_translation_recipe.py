@@ -1,10 +1,13 @@
 """The translation recipe: fairseq's schedule, loss and batching, the corpus cache, settings refused."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+import odezoo
+from odezoo.data import text
 from odezoo.errors import OdezooError
 from odezoo.recipes import get_recipe, translation
 from odezoo.recipes.translation import (
@@ -14,6 +17,26 @@ from odezoo.recipes.translation import (
     batch_arrays,
     token_batches,
 )
+
+
+GERMAN = ("das Haus", "der Hund", "die Katze", "ein Baum", "das Auto", "der Tisch", "die Tür", "ein Buch")
+ENGLISH = ("the house", "the dog", "the cat", "a tree", "the car", "the table", "the door", "a book")
+ADJECTIVES = (("groß", "big"), ("klein", "small"), ("rot", "red"), ("alt", "old"), ("neu", "new"))
+
+
+@pytest.fixture(autouse=True)
+def small_dictionary(monkeypatch, tmp_path):
+    """A made-up phrase dictionary in place of the Debian one (whose split takes seconds), and a
+    corpus cache of the test's own."""
+    pairs = [
+        (f"{de} ist {a_de}", f"{en} is {a_en}")
+        for de, en in zip(GERMAN, ENGLISH)
+        for a_de, a_en in ADJECTIVES
+    ]
+    splits = {"train": pairs * 5 + list(zip(GERMAN, ENGLISH)), "valid": pairs[:4], "test": pairs[:6]}
+    monkeypatch.setattr(text, "dictionary_splits", lambda path=None, direction="de-en", **kw: splits)
+    monkeypatch.setenv("ODEZOO_CACHE", str(tmp_path / "cache"))
+    return splits
 
 
 def test_inverse_square_root_is_fairseqs():
@@ -106,12 +129,11 @@ def test_iwslt14_without_bpe_codes_says_where_they_are(tmp_path):
         translation.prepare_corpus(config)
 
 
-def test_corpus_is_cached_by_content(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODEZOO_CACHE", str(tmp_path))
-    config = replace(DICTIONARY, limit=200, bpe_merges=50)
+def test_corpus_is_cached_by_content(monkeypatch):
+    config = replace(DICTIONARY, limit=150, bpe_merges=50)
     tokenizer, sources, targets = translation.prepare_corpus(config)
     pairs = translation._training_pairs(config)
-    assert len(sources) == len(targets) == len(pairs) == 200
+    assert len(sources) == len(targets) == len(pairs) == 150
     np.testing.assert_array_equal(sources[3], tokenizer.to_ids(pairs[3][0]))
     np.testing.assert_array_equal(targets[3], tokenizer.to_ids(pairs[3][1]))
 
@@ -124,3 +146,25 @@ def test_corpus_is_cached_by_content(tmp_path, monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(sources, sources2))
     with pytest.raises(AssertionError, match="tokenised again"):  # other settings: another entry
         translation.prepare_corpus(replace(config, bpe_merges=60))
+
+
+@pytest.mark.slow
+def test_a_tiny_run_writes_a_preset_that_translates_and_resumes_to_the_same_result(tmp_path):
+    config = replace(
+        DICTIONARY, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, bpe_merges=30,
+        max_tokens=64, warmup_updates=5, epochs=2, beam=2,
+    )  # fmt: skip
+    summary = translation.train(config, tmp_path / "run")
+    folder = tmp_path / "run" / "macaron_dictionary_de_en"
+    assert summary["preset_dir"] == str(folder)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    bleu = next(m for m in metadata["metrics"] if m["metric"] == "bleu")
+    assert bleu["value"] == summary["bleu"] and bleu["num_examples"] == 6
+    assert bleu["command"] == "odezoo eval macaron_dictionary_de_en --dataset dictionary"
+    assert len(metadata["history"]) == 2 and metadata["history"][1]["loss"] < metadata["history"][0]["loss"]
+    assert {"dict.txt", "bpe.codes", "tokenizer.json"} <= set(metadata["files"])
+    model = odezoo.load(folder)
+    translations = model.translate(["der Hund ist rot"], beam=2)
+    assert translations == model.translate(["der Hund ist rot"], beam=2, tokenizer=model.preset_tokenizer())
+    again = translation.train(config, tmp_path / "run")  # every epoch checkpointed: only the evaluation
+    assert again["bleu"] == summary["bleu"]
