@@ -5,10 +5,11 @@ and beam search's tokens/s, on one random model in one process.
     python bench/macaron_decoding.py [--hidden-dim 64] [--tokens 50] [--batch 8] [--repeats 3]
 
 All variants decode `--tokens` tokens per sentence (no `</s>` stops them) from the same encoder output:
-- cache, compiled: `greedy_decode` (self-attention cache, cross-attention keys/values computed once);
+- cache, compiled: `greedy_decode` (self-attention cache, cross-attention keys/values computed once;
+  the whole loop is one compiled `ops.while_loop`, so no step returns to Python);
 - cache, eager: the same loop calling `call_decoder_with_cache` eagerly (what compiling buys);
 - no cache, compiled: every step runs the decoder on the whole prefix (fairseq without incremental
-  state), compiled by the same `backend_compiled` helper;
+  state, which also projects every position to logits), compiled by the same `backend_compiled` helper;
 - beam search (`--beam`, compiled): counts `beam x batch x tokens` decoded tokens.
 Each is warmed up once (tracing), then timed `--repeats` times, interleaved; the median is printed,
 and whether the cache is >= 5x faster than no cache (the goal of issue 10).

@@ -2,7 +2,10 @@
 
 TensorFlow-specific. Every artifact is run by the runtime that deploys it
 (`tf.saved_model.load`, `ai_edge_litert`, `onnxruntime`) on the task's sample inputs, and its
-outputs are checked against the Keras model's by the task's agreement measure. TFLite is converted
+outputs are checked against the Keras model's by the task's agreement measure (output by output, for
+a model with several inputs and outputs). A task may export a model as several named parts
+(`Task.export_parts`: a translation model's encoder, decoder step and greedy loop), each its own
+artifact under `<format>/<part>/`. TFLite is converted
 with builtin ops only, so an op without a builtin kernel fails the conversion instead
 of silently becoming a Flex (SELECT_TF_OPS) op that `ai_edge_litert` cannot run;
 `allow_flex=True` opts in to Flex ops, and such a file is reported unchecked.
@@ -42,14 +45,16 @@ def export_model(
         quantize: TFLite only: `"dynamic"`, `"float16"` or `"int8"` (int8 calibrates
             on `sample`; inputs and outputs stay float32).
         allow_flex: TFLite only: allow Flex (TensorFlow) ops.
-        sample: float32 inputs for the check (default: 32 uniform random inputs).
+        sample: inputs for the check: an array, or a dict by input name for a model with several
+            (default: 32 uniform random float32 inputs).
         reference: a model whose outputs the artifact must reproduce instead of `model`'s (the
             float64 original of a float32 export).
         progress: a `tqdm` bar that the stages "convert" and "check" advance by one each (default:
             a bar of their own, shown on stderr when it is a terminal).
 
     Returns:
-        `{"format", "path", "bytes"}` and the task's agreement fields (`max_abs_diff`, `tolerance`, ...).
+        `{"format", "path", "bytes"}` and the task's agreement fields (`max_abs_diff`, `tolerance`, ...);
+        for a model with several outputs, `"outputs"`: those fields by output (`output_0`, ...).
     """
     from odezoo.tasks import Task
 
@@ -64,7 +69,7 @@ def export_model(
     if sample is None:
         sample = task.sample_inputs(model, {})
     path = Path(path)
-    expected = np.asarray((reference or model)(sample, training=False))
+    expected = _arrays((reference or model)(sample, training=False))
     created = [p for p in (path, *path.parents) if not p.exists()]
     bar = progress if progress is not None else _stage_bar(f"export to {fmt}", 2)
     try:
@@ -99,7 +104,7 @@ def export_model(
             "note": "not checked: ai_edge_litert cannot run Flex ops; "
             "check it in a runtime with the Flex delegate",
         }
-    fields, problem = task.agreement(expected, np.asarray(actual), quantize or fmt)
+    fields, problem = _agreement(task, expected, _arrays(actual), quantize or fmt)
     report = {
         "format": fmt + (f"+{quantize}" if quantize else ""),
         "path": os.fspath(artifact),
@@ -114,6 +119,22 @@ def export_model(
             "not be deployed."
         )
     return report
+
+
+def _arrays(outputs):
+    """A model's or an artifact's outputs as a list of NumPy arrays, in order."""
+    import keras
+
+    return [np.asarray(x) for x in keras.tree.flatten(outputs)]
+
+
+def _agreement(task, expected, actual, fmt):
+    """`task.agreement` of each output: `(fields, problem or None)`; several outputs are reported by name."""
+    if len(expected) == 1:
+        return task.agreement(expected[0], actual[0], fmt)
+    checks = {f"output_{i}": task.agreement(e, a, fmt) for i, (e, a) in enumerate(zip(expected, actual))}
+    problems = [f"{name} {problem}" for name, (_, problem) in checks.items() if problem]
+    return {"outputs": {name: fields for name, (fields, _) in checks.items()}}, "; ".join(problems) or None
 
 
 # The runtimes each format is checked in, and the packages that provide them (the `export` extra).
@@ -165,7 +186,12 @@ def _run(artifact, fmt, sample):
 
 def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex=False, revision=None):
     """Exports a preset to `output_dir/<preset>/<format>[_<quantize>]/`, checks it as its task says
-    (`Task.export_pair`, `Task.agreement`) and records the result in `output_dir/MANIFEST.json`."""
+    (`Task.export_parts`, `Task.agreement`) and records the result in `output_dir/MANIFEST.json`.
+
+    A task that exports several parts gets one folder per part, `.../<format>/<part>/`, one manifest
+    entry per part (`<preset>/<format>/<part>`), and the report `{"preset", "weights_sha256", "parts":
+    {part: report}}`.
+    """
     from odezoo.zoo import resolve
 
     check_folder(output_dir, "--output-dir")
@@ -177,23 +203,33 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
         model, metadata = resolved.load(), resolved.metadata
         name = resolved.name
         target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
-        exported, reference, sample = model.task.export_pair(model, metadata, quantize)
+        parts = model.task.export_parts(model, metadata, quantize)
+        bar.total = 1 + 2 * len(parts)  # load, then convert and check each part
         bar.update()
-        report = export_model(
-            exported,
-            target,
-            fmt,
-            quantize=quantize,
-            allow_flex=allow_flex,
-            sample=sample,
-            reference=reference,
-            progress=bar,
-        )
-    report = {"preset": name, "weights_sha256": metadata.get("weights_sha256"), **report}
+        reports = {
+            part: export_model(
+                exported,
+                target if len(parts) == 1 else target / part,
+                fmt,
+                quantize=quantize,
+                allow_flex=allow_flex,
+                sample=sample,
+                reference=reference,
+                progress=bar,
+            )
+            for part, (exported, reference, sample) in parts.items()
+        }
+    header = {"preset": name, "weights_sha256": metadata.get("weights_sha256")}
     manifest = _read_manifest(manifest_path)  # read again: another export may have added to it meanwhile
-    manifest[f"{name}/{target.name}"] = report
+    if len(parts) == 1:
+        (report,) = reports.values()
+        manifest[f"{name}/{target.name}"] = {**header, **report}
+        write_json_atomic(manifest_path, manifest)
+        return {**header, **report}
+    for part, report in reports.items():
+        manifest[f"{name}/{target.name}/{part}"] = {**header, "part": part, **report}
     write_json_atomic(manifest_path, manifest)
-    return report
+    return {**header, "parts": reports}
 
 
 def _read_manifest(path):
@@ -226,14 +262,16 @@ def _run_saved_model(path, sample):
     import tensorflow as tf
 
     loaded = tf.saved_model.load(os.fspath(path))
-    return np.asarray(loaded.serve(sample))
+    return loaded.serve(sample)
 
 
 def _run_onnx(path, sample):
     import onnxruntime
 
     session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: sample})[0]
+    feeds = sample if isinstance(sample, dict) else {session.get_inputs()[0].name: sample}
+    outputs = session.run(None, feeds)
+    return outputs[0] if len(outputs) == 1 else outputs
 
 
 def _convert_tflite(model, path, quantize, allow_flex, sample):
@@ -291,5 +329,8 @@ def _run_tflite(path, sample):
 
     interpreter = Interpreter(model_path=os.fspath(path))
     runner = interpreter.get_signature_runner("serving_default")
-    (name,) = runner.get_input_details()
-    return np.asarray(next(iter(runner(**{name: sample}).values())))
+    if not isinstance(sample, dict):
+        (name,) = runner.get_input_details()
+        sample = {name: sample}
+    outputs = runner(**sample)  # `output_0`, `output_1`, ...
+    return [outputs[name] for name in sorted(outputs, key=lambda name: int(name.rpartition("_")[2]))]

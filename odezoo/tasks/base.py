@@ -73,6 +73,11 @@ class Task:
         """`(model to export, model whose outputs the artifact must reproduce, sample inputs)`."""
         return model, model, self.sample_inputs(model, metadata)
 
+    def export_parts(self, model, metadata, quantize=None):
+        """`{part name: export_pair}`: the artifacts an export writes, each checked on its own. One part
+        (the default, `{"model": export_pair(...)}`) is written in the format's folder itself."""
+        return {"model": self.export_pair(model, metadata, quantize)}
+
     def sample_inputs(self, model, metadata, count=32):
         """Inputs that exercise the model in the export check."""
         shape = (count, *model.inputs[0].shape[1:])

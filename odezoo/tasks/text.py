@@ -166,6 +166,37 @@ class Translation(_TextTask):
         ]
 
 
+    max_decoding_length = 200  # fairseq's default --max-len-b: the exported cache's positions
+
+    def export_parts(self, model, metadata, quantize=None):
+        """The encoder, one cached decoder step and the greedy loop (`MacaronTransformer.decoding_models`),
+        each its own float32 artifact, checked on 8 random sources (up to 16 tokens) and a cache holding
+        three target tokens."""
+        if quantize:
+            raise OdezooError(
+                f"{model.name} exports its decoding parts in float32 only (received quantize={quantize!r}): "
+                "drop --quantize."
+            )
+        max_length = min(model.max_positions, self.max_decoding_length)
+        parts = model.decoding_models(max_length)
+        rng = np.random.default_rng(0)
+        ids = rng.integers(4, model.vocabulary_size, (8, min(16, model.max_positions))).astype("int32")
+        mask, targets = np.ones_like(ids), rng.integers(4, model.vocabulary_size, (8, 4)).astype("int32")
+        source = {"encoder_token_ids": ids, "encoder_padding_mask": mask}
+        cross_cache = np.asarray(model.cross_attention_cache(model.encode(ids, mask)))
+        cache = model.call_decoder_with_cache(
+            None, mask, targets[:, :3], model.init_cache(len(ids), max_length), 0, cross_cache
+        )[1]
+        step = {
+            "decoder_token_ids": targets[:, 3:4],
+            "index": np.array([3], "int32"),
+            "cache": np.asarray(cache),
+            "cross_attention_cache": cross_cache,
+            "encoder_padding_mask": mask,
+        }
+        samples = {"encoder": source, "decoder_step": step, "greedy": source}
+        return {name: (part, part, samples[name]) for name, part in parts.items()}
+
 def translation_scores(hypotheses, references, hypothesis_lines, reference_lines, *, lowercase=False):
     """Corpus scores of translations against one reference each, with `sacrebleu`:
 

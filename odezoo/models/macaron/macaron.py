@@ -225,7 +225,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             pad_id=pad_id,
             share_all_embeddings=bool(share_all_embeddings),
         )
-        self._compiled_steps = {}  # `_decoder_stepper`'s compiled step, by `k`
+        self._compiled_steps = {}  # `_decoder_stepper`'s compiled step by `k`; `greedy_search`
 
     def _embed(self, embedding, token_ids, padding_mask, start_index=0):
         """`Drop(sqrt(E) · Emb(ids) + P(positions))`."""
@@ -284,20 +284,34 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             `(logits, cache)`: logits `(batch, T, vocabulary_size)` and the cache with these
             tokens' keys and values written in.
         """
-        token_ids = ops.convert_to_tensor(decoder_token_ids)
-        x = self._embed(self.decoder_embedding, token_ids, ops.ones_like(token_ids), cache_update_index)
-        caches = []
-        for i, layer in enumerate(self.decoder_layers):
-            x, layer_cache = layer(
+        num_layers = self.num_layers
+        logits, caches = self._decoder(
+            ops.convert_to_tensor(decoder_token_ids),
+            cache_update_index,
+            [cache[:, i] for i in range(num_layers)],
+            encoder_output,
+            ops.convert_to_tensor(encoder_padding_mask),
+            [None] * num_layers
+            if cross_attention_cache is None
+            else [cross_attention_cache[:, i] for i in range(num_layers)],
+        )
+        return logits, ops.stack(caches, axis=1)
+
+    def _decoder(self, token_ids, index, caches, encoder_output, encoder_padding_mask, cross_caches):
+        """`call_decoder_with_cache` on per-layer lists of caches: `(logits, [updated cache per layer])`."""
+        x = self._embed(self.decoder_embedding, token_ids, ops.ones_like(token_ids), index)
+        updated = []
+        for layer, cache, cross_cache in zip(self.decoder_layers, caches, cross_caches):
+            x, cache = layer(
                 x,
                 encoder_output,
-                encoder_padding_mask=ops.convert_to_tensor(encoder_padding_mask),
-                self_attention_cache=cache[:, i],
-                cache_update_index=cache_update_index,
-                cross_attention_cache=None if cross_attention_cache is None else cross_attention_cache[:, i],
+                encoder_padding_mask=encoder_padding_mask,
+                self_attention_cache=cache,
+                cache_update_index=index,
+                cross_attention_cache=cross_cache,
             )
-            caches.append(layer_cache)
-        return self._logits(x), ops.stack(caches, axis=1)
+            updated.append(cache)
+        return self._logits(x), updated
 
     def _decode_step(self, k, cache, cross_cache, encoder_padding_mask, token_ids, index, order, bias):
         """The cache reordered to the rows `order`, one decoder step on `token_ids` `(rows, 1)` at
@@ -336,8 +350,8 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
 
     def greedy_decode(self, encoder_token_ids, encoder_padding_mask, *, max_length, start_id=2, end_id=2):
         """Greedy translation: each step appends the arg-max token, until every sequence has
-        produced `end_id` or `max_length` tokens exist. Runs the compiled cached step of
-        `beam_search`.
+        produced `end_id` or `max_length` tokens exist: `greedy_search` (the whole loop), compiled by
+        the backend.
 
         Args:
             encoder_token_ids, encoder_padding_mask: the source, `(batch, length)`.
@@ -355,22 +369,100 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 f"`max_length` must be <= max_positions={self.max_positions}. "
                 f"Received: max_length={max_length}"
             )
-        batch_size = len(encoder_token_ids)
-        step = self._decoder_stepper(
-            encoder_token_ids, encoder_padding_mask, copies=1, max_length=max_length, k=1
+        if "greedy" not in self._compiled_steps:
+            self._compiled_steps["greedy"] = backend_compiled(self.greedy_search, self.variables)
+        tokens, steps = self._compiled_steps["greedy"](
+            encoder_token_ids,
+            encoder_padding_mask,
+            self.init_cache(len(encoder_token_ids), max_length),
+            np.int32(start_id),
+            np.int32(end_id),
         )
-        rows, bias = np.arange(batch_size), np.zeros(self.vocabulary_size, "float32")
-        token = np.full((batch_size, 1), start_id, "int32")
-        done = np.zeros(batch_size, bool)
-        generated = []
-        for index in range(max_length):
-            token = step(token, index, rows, bias)[1]
-            token = np.where(done[:, None], self.pad_id, token)
-            generated.append(token)
-            done |= token[:, 0] == end_id
-            if done.all():
-                break
-        return np.concatenate(generated, axis=1)
+        return np.asarray(tokens)[:, : int(steps)]
+
+    def greedy_search(self, encoder_token_ids, encoder_padding_mask, cache, start_id, end_id):
+        """`greedy_decode` as one loop in `keras.ops` (`ops.while_loop`; no per-step return to Python):
+        the encoder and its cross-attention keys/values once, then cached decoder steps appending the
+        arg-max token (`pad_id` after a row's `end_id`) until every row has `end_id` or the cache
+        (`init_cache(batch, max_length)`) is full.
+
+        Returns:
+            `(tokens, steps)`: int32 `(batch, max_length)` tokens, `pad_id` from position `steps` on,
+            and the number of steps run.
+        """
+        encoder_padding_mask = ops.convert_to_tensor(encoder_padding_mask)
+        cross_caches = ops.unstack(
+            self.cross_attention_cache(self.encode(encoder_token_ids, encoder_padding_mask)), axis=1
+        )
+        batch_size, max_length = ops.shape(cache)[0], ops.shape(cache)[3]
+        end_id = ops.cast(end_id, "int32")
+
+        def unfinished(index, token, done, tokens, caches):
+            return ops.logical_and(index < max_length, ops.logical_not(ops.all(done)))
+
+        def step(index, token, done, tokens, caches):
+            logits, caches = self._decoder(
+                token, index, list(caches), None, encoder_padding_mask, cross_caches
+            )
+            token = ops.top_k(ops.log_softmax(ops.cast(logits[:, -1], "float32"), axis=-1), 1)[1]
+            token = ops.where(done[:, None], self.pad_id, ops.cast(token, "int32"))
+            tokens = ops.slice_update(tokens, (0, index), token)
+            return index + 1, token, ops.logical_or(done, token[:, 0] == end_id), tokens, tuple(caches)
+
+        index, _, _, tokens, _ = ops.while_loop(
+            unfinished,
+            step,
+            (
+                ops.zeros((), "int32"),
+                ops.full((batch_size, 1), start_id, "int32"),
+                ops.zeros((batch_size,), "bool"),
+                ops.full((batch_size, max_length), self.pad_id, "int32"),
+                tuple(ops.unstack(cache, axis=1)),
+            ),
+        )
+        return tokens, index
+
+    def decoding_models(self, max_length, start_id=2, end_id=2):
+        """Functional Keras models of the decoding parts, for export (one artifact each):
+
+        - `"encoder"`: `encoder_token_ids`, `encoder_padding_mask` -> `cross_attention_cache`;
+        - `"decoder_step"`: `decoder_token_ids` `(batch, 1)`, `index` `(1,)` (the position; exported
+          signatures give every input a leading axis), `cache`
+          (`init_cache(batch, max_length)`), `cross_attention_cache`, `encoder_padding_mask` ->
+          `(logits, cache)`, i.e. `call_decoder_with_cache`;
+        - `"greedy"`: `encoder_token_ids`, `encoder_padding_mask` -> the `(batch, max_length)` tokens
+          of `greedy_search` (`pad_id` after a row's `end_id`).
+        """
+        head_dim = self.hidden_dim // self.num_heads
+        source = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES[:2]}
+        step = {
+            "decoder_token_ids": keras.Input((1,), dtype="int32", name="decoder_token_ids"),
+            "index": keras.Input((), dtype="int32", name="index"),
+            **{
+                name: keras.Input((self.num_layers, 2, length, self.num_heads, head_dim), name=name)
+                for name, length in (("cache", max_length), ("cross_attention_cache", None))
+            },
+            "encoder_padding_mask": keras.Input((None,), dtype="int32", name="encoder_padding_mask"),
+        }
+        parts = {
+            "encoder": (source, lambda ids, mask: self.cross_attention_cache(self.encode(ids, mask))),
+            "decoder_step": (
+                step,
+                lambda ids, index, cache, cross, mask: self.call_decoder_with_cache(
+                    None, mask, ids, cache, index[0], cross
+                ),
+            ),
+            "greedy": (
+                source,
+                lambda ids, mask: self.greedy_search(
+                    ids, mask, self.init_cache(ops.shape(ids)[0], max_length), start_id, end_id
+                )[0],
+            ),
+        }
+        return {
+            name: keras.Model(inputs, _Method(self, function, name=name)(list(inputs.values())), name=name)
+            for name, (inputs, function) in parts.items()
+        }
 
     def beam_search(
         self,
@@ -558,6 +650,18 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         return translations
 
 
+<<<<<<< HEAD
 @lru_cache(maxsize=8)
 def _load_tokenizer(folder):
     return MacaronTokenizer.load(folder)
+=======
+class _Method(keras.layers.Layer):
+    """`function(*inputs)` of the tracked `model`'s tensors, as a layer of a functional model."""
+
+    def __init__(self, model, function, **kwargs):
+        super().__init__(**kwargs)
+        self.model, self.function = model, function
+
+    def call(self, inputs):
+        return self.function(*inputs)
+>>>>>>> exportbench

@@ -1,0 +1,91 @@
+"""Export of a translation model as parts (encoder, one cached decoder step, the greedy loop): each
+SavedModel matches Keras, and greedy decoding driven by the exported parts gives `greedy_decode`'s tokens."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from odezoo.export import export_preset
+from odezoo.models import MacaronTransformer
+
+pytestmark = pytest.mark.export
+
+PARTS = ("encoder", "decoder_step", "greedy")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny random model (weights ~ N(0, 0.3²), the final LayerNorm's shift 0: greedy tokens vary), its
+    preset folder and its
+    SavedModel export."""
+    keras.utils.set_random_seed(0)
+    model = MacaronTransformer(
+        vocabulary_size=40, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, max_positions=12,
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    for w in model.weights:
+        w.assign(rng.normal(0.0, 0.3, w.shape) + (1.0 if w.path.endswith("gamma") else 0.0))
+    model.decoder_norm.beta.assign(np.zeros(16))  # else one token wins every step
+    root = tmp_path_factory.mktemp("export")
+    folder = model.save_pretrained(root / "tiny", metadata={"preset": "tiny"})
+    return model, folder, root / "out", export_preset(str(folder), "saved_model", output_dir=root / "out")
+
+
+def test_each_part_matches_keras_and_has_its_manifest_entry(exported):
+    model, folder, out, report = exported
+    assert set(report["parts"]) == set(PARTS)
+    for part in PARTS:
+        fields = report["parts"][part]
+        checks = fields["outputs"].values() if "outputs" in fields else [fields]
+        assert all(check["max_abs_diff"] <= check["tolerance"] == 1e-4 for check in checks)
+        assert fields["path"] == str(out / "tiny" / "saved_model" / part)
+    assert len(report["parts"]["decoder_step"]["outputs"]) == 2  # logits and the updated cache
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    sha = json.loads((folder / "metadata.json").read_text())["weights_sha256"]
+    assert {f"tiny/saved_model/{part}" for part in PARTS} <= set(manifest)
+    assert all(manifest[f"tiny/saved_model/{part}"]["weights_sha256"] == sha for part in PARTS)
+
+
+def test_greedy_decoding_with_the_exported_parts_gives_greedy_decode_tokens(exported):
+    import tensorflow as tf
+
+    model, _, out, _ = exported
+    loaded = [tf.saved_model.load(str(out / "tiny" / "saved_model" / part)) for part in PARTS]  # kept alive
+    encoder, step, greedy = (part.serve for part in loaded)
+    rng = np.random.default_rng(1)
+    source = rng.integers(4, 40, (3, 7)).astype("int32")
+    mask = np.ones_like(source)
+    mask[1, :3] = 0  # a left-padded source
+    source[1, :3] = model.pad_id
+    expected = model.greedy_decode(source, mask, max_length=12)
+
+    cross_cache = encoder({"encoder_token_ids": source, "encoder_padding_mask": mask})
+    cache = np.zeros((3, 1, 2, 12, 2, 8), "float32")
+    token, done, tokens = np.full((3, 1), 2, "int32"), np.zeros(3, bool), []
+    for index in range(12):
+        logits, cache = step(
+            {"decoder_token_ids": token, "index": np.array([index], "int32"), "cache": cache,
+             "cross_attention_cache": cross_cache, "encoder_padding_mask": mask}
+        )  # fmt: skip
+        token = np.where(done[:, None], model.pad_id, np.asarray(logits)[:, -1].argmax(-1)[:, None])
+        token = token.astype("int32")
+        tokens.append(token)
+        done |= token[:, 0] == 2
+        if done.all():
+            break
+    np.testing.assert_array_equal(np.concatenate(tokens, 1), expected)
+    in_graph = np.asarray(greedy({"encoder_token_ids": source, "encoder_padding_mask": mask}))
+    np.testing.assert_array_equal(in_graph[:, : expected.shape[1]], expected)
+    assert (in_graph[:, expected.shape[1] :] == model.pad_id).all()
+    assert len(set(expected.ravel())) >= 2  # the tokens vary: the comparison means something
+
+
+def test_decoding_parts_refuse_quantisation(exported):
+    from odezoo import OdezooError
+
+    _, folder, out, _ = exported
+    with pytest.raises(OdezooError, match="float32 only .*quantize='dynamic'.*drop --quantize"):
+        export_preset(str(folder), "tflite", output_dir=out, quantize="dynamic")
