@@ -18,7 +18,6 @@ from odezoo.recipes.translation import (
     token_batches,
 )
 
-
 GERMAN = ("das Haus", "der Hund", "die Katze", "ein Baum", "das Auto", "der Tisch", "die Tür", "ein Buch")
 ENGLISH = ("the house", "the dog", "the cat", "a tree", "the car", "the table", "the door", "a book")
 ADJECTIVES = (("groß", "big"), ("klein", "small"), ("rot", "red"), ("alt", "old"), ("neu", "new"))
@@ -99,7 +98,8 @@ def test_recipes_and_preset_names():
     assert replace(DICTIONARY, seed=2).preset_name() == "macaron_dictionary_de_en_seed2"
     iwslt = get_recipe("macaron_iwslt14_de_en")[1]
     assert (iwslt.num_layers, iwslt.hidden_dim, iwslt.num_heads, iwslt.intermediate_dim) == (6, 512, 4, 1024)
-    assert (iwslt.learning_rate, iwslt.weight_decay, iwslt.warmup_updates, iwslt.dropout) == (1.5e-3, 1e-4, 8000, 0.3)
+    training = (iwslt.learning_rate, iwslt.weight_decay, iwslt.warmup_updates, iwslt.dropout)
+    assert training == (1.5e-3, 1e-4, 8000, 0.3)
     big = get_recipe("macaron_big_wmt14_en_de")[1]
     assert (big.hidden_dim, big.learning_rate, big.beam, big.lenpen) == (1024, 3e-3, 4, 0.6)
 

@@ -296,9 +296,8 @@ def _training_dataset(config, tokenizer, sources, targets, batches):
         while True:
             for b in np.random.default_rng([config.seed, epoch]).permutation(len(batches)):
                 rows = batches[b]
-                yield batch_arrays(
-                    [sources[i] for i in rows], [targets[i] for i in rows], dictionary.PAD_ID, dictionary.EOS_ID
-                )
+                pairs = [sources[i] for i in rows], [targets[i] for i in rows]
+                yield batch_arrays(*pairs, dictionary.PAD_ID, dictionary.EOS_ID)
             epoch += 1
 
     ids = tf.TensorSpec((None, None), tf.int32)

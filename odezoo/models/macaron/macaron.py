@@ -650,11 +650,11 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         return translations
 
 
-<<<<<<< HEAD
 @lru_cache(maxsize=8)
 def _load_tokenizer(folder):
     return MacaronTokenizer.load(folder)
-=======
+
+
 class _Method(keras.layers.Layer):
     """`function(*inputs)` of the tracked `model`'s tensors, as a layer of a functional model."""
 
@@ -664,4 +664,3 @@ class _Method(keras.layers.Layer):
 
     def call(self, inputs):
         return self.function(*inputs)
->>>>>>> exportbench
