@@ -56,7 +56,7 @@ class Config:
     activation_dropout: float = 0.1
     bpe_merges: int = 4000  # learned on the training split (dictionary, wmt14); iwslt14 brings its codes
     max_tokens: int = 2048  # tokens per batch (the longer side, padded)
-    epochs: int = 1
+    epochs: int = 2
     learning_rate: float = 1.5e-3  # peak
     warmup_updates: int = 500
     warmup_init_lr: float = 1e-7
@@ -207,7 +207,9 @@ def train(config, workdir, *, callbacks=()):
     batches = token_batches(
         np.array(list(map(len, sources))), np.array(list(map(len, targets))), config.max_tokens
     )
-    dataset = _training_dataset(config, tokenizer, sources, targets, batches)
+    state = workdir / "checkpoints" / "state.json"  # a resumed run goes on with the next epoch's order
+    first_epoch = json.loads(state.read_text())["epoch"] if state.is_file() else 0
+    dataset = _training_dataset(config, tokenizer, sources, targets, batches, first_epoch)
     with strategy.scope():
         model = MacaronTransformer(
             vocabulary_size=len(tokenizer.dictionary),
@@ -285,14 +287,15 @@ def train(config, workdir, *, callbacks=()):
         )
 
 
-def _training_dataset(config, tokenizer, sources, targets, batches):
-    """The batches as a `tf.data.Dataset`, in a fresh random order every epoch."""
+def _training_dataset(config, tokenizer, sources, targets, batches, first_epoch=0):
+    """The batches as a `tf.data.Dataset`, in a fresh random order every epoch (drawn from the seed and
+    the epoch's number, from `first_epoch` on)."""
     import tensorflow as tf
 
     dictionary = tokenizer.dictionary
 
     def generate():
-        epoch = 0
+        epoch = first_epoch
         while True:
             for b in np.random.default_rng([config.seed, epoch]).permutation(len(batches)):
                 rows = batches[b]
