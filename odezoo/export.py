@@ -202,6 +202,11 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
         resolved = resolve(preset, revision=revision)
         model, metadata = resolved.load(), resolved.metadata
         name = resolved.name
+        if fmt in model.task.unexportable:
+            raise OdezooError(
+                f"{name} cannot be exported to {fmt}: {model.task.unexportable[fmt]}. Formats that work: "
+                f"{', '.join(f for f in FORMATS if f not in model.task.unexportable)}."
+            )
         target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
         parts = model.task.export_parts(model, metadata, quantize)
         bar.total = 1 + 2 * len(parts)  # load, then convert and check each part

@@ -83,9 +83,11 @@ def test_greedy_decoding_with_the_exported_parts_gives_greedy_decode_tokens(expo
     assert len(set(expected.ravel())) >= 2  # the tokens vary: the comparison means something
 
 
-def test_decoding_parts_refuse_quantisation(exported):
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_formats_the_decoding_parts_cannot_take_are_refused_with_the_reason(exported, fmt):
     from odezoo import OdezooError
 
     _, folder, out, _ = exported
-    with pytest.raises(OdezooError, match="float32 only .*quantize='dynamic'.*drop --quantize"):
-        export_preset(str(folder), "tflite", output_dir=out, quantize="dynamic")
+    with pytest.raises(OdezooError, match=rf"cannot be exported to {fmt}: .* that work: saved_model\."):
+        export_preset(str(folder), fmt, output_dir=out, quantize="dynamic" if fmt == "tflite" else None)
+    assert not (out / "tiny" / fmt).exists()

@@ -44,6 +44,7 @@ class Task:
     predict_options: tuple[Option, ...] = ()
     eval_options: tuple[Option, ...] = ()
     head_layer = None  # the layer a fine-tuning head replaces, where the task has one
+    unexportable: dict[str, str] = {}  # export format -> why this task's models cannot take it
 
     # --- inputs ---
     def check_inputs(self, model, x):
