@@ -43,7 +43,8 @@ def test_the_step_table_gives_each_level_its_steps():
     [
         ({"degradation": "blur"}, "`degradation` must be one of ('noise', 'jpeg'). Received: 'blur'"),
         ({"level_low": 60.0}, "`level_low` must be <= `level_high`. Received: 60.0, 50.0"),
-        ({"degradation": "jpeg", "level_high": 120}, "JPEG `quality` must be an integer in 1..100"),
+        ({"degradation": "jpeg", "level_high": 120.0}, "JPEG `quality` must be an integer in 1..100"),
+        ({"degradation": "jpeg", "level_low": 12.5}, "Received: quality=12.5"),
         ({"step_table": "15-4"}, "`step_table` must read 'level:steps,...'"),
         ({"eval_levels": "25;50"}, "`eval_levels` must be numbers separated by commas"),
         ({"epsilon_end": 1.5}, "`epsilon_end` must lie in [0, 1]. Received: epsilon_end=1.5"),

@@ -111,7 +111,7 @@ class Config:
             raise OdezooError(f"`channels` must be 1 or 3. Received: channels={self.channels!r}")
         kind = "sigma" if self.degradation == "noise" else "quality"
         for level in (self.level_low, self.level_high, *self.levels(), *(lv for lv, _ in self.table())):
-            check_degradation(**{kind: level if kind == "sigma" else int(level)})
+            check_degradation(**{kind: level})  # JPEG qualities must be whole numbers
         if self.level_low > self.level_high:
             raise OdezooError(
                 f"`level_low` must be <= `level_high`. Received: {self.level_low}, {self.level_high}"
@@ -130,7 +130,7 @@ class Config:
 
 
 DENOISE = Config()
-DEBLOCK = replace(DENOISE, degradation="jpeg", level_low=10, level_high=40, eval_levels="20,10,30,40,5")
+DEBLOCK = replace(DENOISE, degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5")
 
 
 def train(config, workdir, *, callbacks=()):

@@ -191,3 +191,26 @@ def test_eval_takes_a_noise_level_or_a_jpeg_quality(capsys, folder, tmp_path):
     assert "Give --sigma (noise) or --quality (JPEG), not both" in capsys.readouterr().err
     assert main([*common, "--quality", "101"]) == 2
     assert "JPEG `quality` must be an integer in 1..100. Received: quality=101" in capsys.readouterr().err
+
+
+def test_a_preset_folder_keeps_the_unit_and_the_policy(tmp_path):
+    """Round trip with random weights (a fresh unit is the identity, which would hide a lost unit)."""
+    x = noisy()
+    model = randomise(DURR(num_steps=2, max_steps=4, **TINY))
+    loaded = DURR.from_pretrained(model.save_pretrained(tmp_path / "durr"))
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    (a, steps_a), (b, steps_b) = model.restore(x), loaded.restore(x)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(steps_a, steps_b)
+    assert loaded.max_steps == 4 and [w.path for w in loaded.weights] == [w.path for w in model.weights]
+
+
+@pytest.mark.export
+@pytest.mark.parametrize("fmt", ["saved_model", "tflite", "onnx"])
+def test_the_fixed_unfolding_exports(tmp_path, fmt):
+    from odezoo.export import export_preset
+
+    folder = randomise(DURR(num_steps=2, **TINY)).save_pretrained(
+        tmp_path / "durr", metadata={"preset": "durr"}
+    )
+    assert export_preset(str(folder), fmt, output_dir=tmp_path / "out")["max_abs_diff"] <= 1e-4
