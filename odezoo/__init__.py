@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from odezoo.adversarial import pgd as pgd
     from odezoo.adversarial import robust_evaluate as robust_evaluate
     from odezoo.data.pde import simulate as simulate
+    from odezoo.models import DURR as DURR
     from odezoo.models import LMResNet as LMResNet
     from odezoo.models import MacaronTransformer as MacaronTransformer
     from odezoo.models import MeanFieldResNet as MeanFieldResNet
@@ -33,6 +34,7 @@ _LAZY = {
     "Attack": "odezoo.adversarial",
     "pgd": "odezoo.adversarial",
     "robust_evaluate": "odezoo.adversarial",
+    "DURR": "odezoo.models",
     "LMResNet": "odezoo.models",
     "MacaronTransformer": "odezoo.models",
     "MeanFieldResNet": "odezoo.models",
@@ -49,6 +51,7 @@ _LAZY = {
 __all__ = [
     "AdversarialTrainer",
     "Attack",
+    "DURR",
     "LMResNet",
     "MacaronTransformer",
     "MeanFieldResNet",

@@ -7,8 +7,9 @@ import pytest
 
 from odezoo import OdezooError
 from odezoo.cli import build_parser
+from odezoo.data.restoration import add_noise
 from odezoo.tasks import TASKS, all_tasks, get_task
-from odezoo.tasks.image_restoration import add_noise, psnr
+from odezoo.tasks.image_restoration import psnr
 from odezoo.tasks.text import check_token_ids
 
 
@@ -39,11 +40,12 @@ def test_psnr_is_ten_log10_of_one_over_the_mse():
     np.testing.assert_array_equal(noisy, add_noise(np.full((1, 64, 64, 1), 0.5), 25.0, seed=3))
 
 
-def test_restoration_evaluation_scores_the_identity_as_the_noisy_input():
+def test_restoration_evaluation_scores_the_identity_as_the_clipped_noisy_input():
     task = get_task("image_restoration")
     result = task.evaluate(_identity((28, 28, 1)), {"dataset": "fashion_mnist"}, split="sample", limit=64)
-    assert result["num_examples"] == 64 and result["psnr"] == pytest.approx(result["noisy_psnr"])
-    assert 19 < result["psnr"] < 23  # sigma 25 on [0, 1] images, clipped: about 20.2 dB before clipping
+    assert result["num_examples"] == 64 and "mean_steps" not in result
+    assert result["degraded_psnr"] == pytest.approx(20 * np.log10(255 / 25), abs=0.05)  # unclipped noise
+    assert result["degraded_psnr"] < result["psnr"] < 23  # the restored images are clipped to [0, 1]
     metadata = {"metrics": [{"metric": "psnr", "value": 31.234, "split": "test", "sigma": 25}]}
     assert task.headline(metadata) == "31.23 dB PSNR (test, sigma 25)"
 

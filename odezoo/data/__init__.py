@@ -1,6 +1,9 @@
 from odezoo.data.images import DATASETS as DATASETS
 from odezoo.data.images import image_dataset as image_dataset
 from odezoo.data.images import load_split as load_split
+from odezoo.data.restoration import clean_images as clean_images
+from odezoo.data.restoration import degrade as degrade
+from odezoo.data.restoration import training_patches as training_patches
 from odezoo.data.text import dictionary_corpus as dictionary_corpus
 from odezoo.data.text import dictionary_pairs as dictionary_pairs
 from odezoo.data.text import dictionary_splits as dictionary_splits

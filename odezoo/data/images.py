@@ -9,6 +9,7 @@ ships with odezoo.
 
 import gzip
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,20 @@ def image_dataset(
         ds = ds.map(lambda x, y: (_augment(x, spec.pad, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE), count
+
+
+def read_image(path, channels):
+    """Decodes a PNG/JPEG/BMP/GIF file to a float32 image in [0, 1] of shape `(height, width, channels)`."""
+    import tensorflow as tf
+
+    try:
+        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=channels, expand_animations=False)
+    except tf.errors.OpError as error:  # missing, a folder, not an image, ...
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", str(error).splitlines()[0])  # TF's op names
+        raise OdezooError(
+            f"Cannot read image {str(path)!r} ({reason}); give PNG, JPEG, BMP or GIF files."
+        ) from None
+    return image.numpy().astype("float32") / 255.0
 
 
 def _augment(image, pad, seed):

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from odezoo.models.convnets import PreActResNet18 as PreActResNet18
     from odezoo.models.convnets import SmallCNN as SmallCNN
     from odezoo.models.convnets import WideResNet as WideResNet
+    from odezoo.models.durr import DURR as DURR
     from odezoo.models.lm_resnet import LMResNet as LMResNet
     from odezoo.models.macaron import MacaronTransformer as MacaronTransformer
     from odezoo.models.mean_field import MeanFieldResNet as MeanFieldResNet
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __getattr__, __all__ = lazy_exports(
     __name__,
     {
+        "DURR": "odezoo.models.durr",
         "LMResNet": "odezoo.models.lm_resnet",
         "MacaronTransformer": "odezoo.models.macaron",
         "MeanFieldResNet": "odezoo.models.mean_field",

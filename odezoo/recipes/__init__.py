@@ -9,7 +9,7 @@ each name to `(train function, default Config)`; `ALIASES` keeps the names of ea
 import difflib
 
 from odezoo.errors import OdezooError
-from odezoo.recipes import adversarial, image_classification, mean_field, pde, translation
+from odezoo.recipes import adversarial, durr, image_classification, mean_field, pde, translation
 
 _CONFIGS = [
     (image_classification.train, image_classification.FASHION_MNIST),
@@ -24,6 +24,8 @@ _CONFIGS = [
     (mean_field.train, mean_field.MEAN_FIELD),
     (mean_field.train, mean_field.REORDERED),
     (mean_field.train, mean_field.STANDARD),
+    (durr.train, durr.DENOISE),
+    (durr.train, durr.DEBLOCK),
     *((translation.train, config) for config in (
         translation.DICTIONARY, translation.TRANSFORMER_DICTIONARY, translation.IWSLT14, translation.WMT14,
         translation.WMT14_BIG,

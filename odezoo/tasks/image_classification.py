@@ -1,8 +1,6 @@
 """Image classification: float images in [0, 1] in, logits out; top-1 accuracy, and accuracy under
 an L-inf PGD attack."""
 
-import re
-
 import numpy as np
 
 from odezoo.errors import OdezooError
@@ -156,11 +154,13 @@ class ImageClassification(Task):
         return checks
 
 
-def check_images(model, x):
-    """Returns `x` as an array if it holds float images in [0, 1] of `model`'s input shape, else raises
-    `OdezooError` saying what fits."""
+def check_images(model, x, *, overshoot=1e-3):
+    """Returns `x` as an array if it holds float images in [0, 1] of `model`'s input shape (a `None`
+    dimension takes any size), else raises `OdezooError` saying what fits. Values may lie up to
+    `overshoot` outside [0, 1] (degraded images, e.g. with unclipped noise, do)."""
     expected = tuple(model.inputs[0].shape[1:])
-    want = f"(batch, {', '.join(str(d) for d in expected)})"
+    names = ("height", "width", "channels") if len(expected) == 3 else ("size",) * len(expected)
+    want = f"(batch, {', '.join(name if d is None else str(d) for name, d in zip(names, expected))})"
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         fix = " Convert with `x.astype('float32') / 255`." if arr.dtype == np.uint8 else ""
@@ -168,7 +168,7 @@ def check_images(model, x):
             f"{model.name} expects float inputs of shape {want} with values in [0, 1]; "
             f"received dtype {arr.dtype}.{fix}"
         )
-    if arr.ndim == len(expected) + 1 and tuple(arr.shape[1:]) == expected:
+    if arr.ndim == len(expected) + 1 and _fits(arr.shape[1:], expected):
         if not len(arr):
             raise OdezooError(f"{model.name} received an empty batch (0 images of shape {want}).")
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
@@ -179,22 +179,28 @@ def check_images(model, x):
         if arr.size:
             head = arr[:64]  # the range of the first inputs: catches 0..255 images at O(1) cost
             (low, high), (lo, hi) = INPUT_RANGE, (float(head.min()), float(head.max()))
-            if lo < low - 1e-3 or hi > high + 1e-3:
-                fix = " Divide 8-bit images by 255." if hi > 2 * high else ""
+            if lo < low - overshoot or hi > high + overshoot:
+                allowed = f" (degraded images may overshoot it by {overshoot:g})" if overshoot >= 0.01 else ""
+                fix = " Divide 8-bit images by 255." if hi > 2 * high + overshoot else ""
                 raise OdezooError(
-                    f"{model.name} expects values in [{low:g}, {high:g}]; received values in "
+                    f"{model.name} expects values in [{low:g}, {high:g}]{allowed}; received values in "
                     f"[{lo:g}, {hi:g}].{fix}"
                 )
         return arr
-    if tuple(arr.shape) == expected:
+    if _fits(arr.shape, expected):
         fix = " Add a batch axis: x[None]."
-    elif arr.ndim == len(expected) and tuple(arr.shape[1:]) == expected[:-1] and expected[-1] == 1:
+    elif arr.ndim == len(expected) and _fits(arr.shape[1:], expected[:-1]) and expected[-1] == 1:
         fix = " Add a channel axis: x[..., None]."
-    elif arr.ndim == len(expected) + 1 and tuple(arr.shape[1:-1]) == expected[:-1]:
+    elif arr.ndim == len(expected) + 1 and _fits(arr.shape[1:-1], expected[:-1]):
         fix = f" The images have {arr.shape[-1]} channels; the model takes {expected[-1]}."
     else:
         fix = " Resize the inputs or load a preset made for this shape."
     raise OdezooError(f"{model.name} expects inputs of shape {want}; received {tuple(arr.shape)}.{fix}")
+
+
+def _fits(shape, expected):
+    """Whether `shape` matches `expected`, where `None` in `expected` matches any size."""
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
 
 
 def check_num_classes(num_classes):
@@ -224,19 +230,9 @@ def read_images(paths, shape):
     """Decodes PNG/JPEG/BMP/GIF files to float images in [0, 1] of `shape` (resized)."""
     import tensorflow as tf
 
-    images = []
-    for path in paths:
-        try:
-            data = tf.io.read_file(path)
-            image = tf.io.decode_image(data, channels=shape[-1], expand_animations=False)
-        except tf.errors.OpError as error:  # missing, a folder, not an image, ...
-            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", str(error).splitlines()[0])  # TF's op names
-            raise OdezooError(
-                f"Cannot read image {path!r} ({reason}); give PNG, JPEG, BMP or GIF files."
-            ) from None
-        image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, shape[:2])
-        images.append(image.numpy())
-    return np.stack(images)
+    from odezoo.data.images import read_image
+
+    return np.stack([tf.image.resize(read_image(path, shape[-1]), shape[:2]).numpy() for path in paths])
 
 
 def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from odezoo.models import (
+    DURR,
     LMResNet,
     MacaronTransformer,
     MeanFieldResNet,
@@ -50,6 +51,8 @@ MODELS = {
                         IMAGES_8, (2, 3)),
     "PDENet2": (PDENet2, {"channels": ["u"], "grid": 16, "num_hidden": 2}, PERIODIC_FIELD, (2, 16, 16, 1)),
     "PDENet": (PDENet, {"grid": 16, "max_order": 2, "mesh": 4}, PERIODIC_FIELD, (2, 16, 16, 1)),
+    "DURR": (DURR, {"num_steps": 2, "features": 4, "depth": 3, "policy_features": 2, "policy_depth": 2},
+             RNG.uniform(0, 1, (2, 16, 12, 1)), (2, 16, 12, 1)),
     "MacaronTransformer": (MacaronTransformer, {"vocabulary_size": 12, "num_layers": 1, "hidden_dim": 8,
                                                 "num_heads": 2, "intermediate_dim": 16, "max_positions": 8},
                            TOKENS, (2, 4, 12)),

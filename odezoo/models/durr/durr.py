@@ -1,0 +1,137 @@
+"""DURR, the Dynamically Unfolding Recurrent Restorer (Zhang, Lu, Liu, Dong, ICLR 2019): one
+restoration unit applied repeatedly, and a policy that chooses per image when to stop."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from odezoo.errors import check_integer
+from odezoo.models._inputs import image_inputs
+from odezoo.models.durr.durr_layers import Unfolding
+from odezoo.pretrained import PretrainedMixin
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class DURR(PretrainedMixin, keras.Model):
+    """Dynamically Unfolding Recurrent Restorer, for blind denoising and JPEG deblocking.
+
+    Restoration as moving-endpoint control: the estimate follows `dx/dt = g_θ(x, x0)` from the
+    degraded image `x(0) = x0`, and the terminal time `T` is chosen per image. The network is
+    forward Euler with unit step, one set of weights at every step:
+
+        x_{t+1} = x_t + g_θ(x_t, x0),    t = 0, 1, ..., T - 1,
+
+    and `T` is the first `t` where the policy's `Q_φ(x_t, x0) = (q_stop, q_continue)` has
+    `q_stop >= q_continue` (or `max_steps`). `g_θ` is a DnCNN-style stack of 3x3 convolutions on
+    `x_t` and `x0` concatenated (≈1.8e5 parameters by default); `Q_φ` a strided CNN, global average
+    pooling and a dense layer (≈1.0e5). The paper gives neither architecture: these are odezoo's
+    choices (models.md §3).
+
+    Calling the model applies `num_steps` steps (training the unit, export); `restore` acts with
+    the policy. Inputs are float images on the [0, 1] scale of any size, `channels` channels.
+
+    Args:
+        channels: 1 (grey) or 3 (colour).
+        num_steps: steps of `call`.
+        max_steps: the cap on the steps `restore` takes.
+        features: channels of the restoration unit's hidden convolutions.
+        depth: convolutions of the restoration unit.
+        policy_features: channels of the policy's first convolution (doubling at each of them).
+        policy_depth: the policy's stride-2 convolutions.
+
+    Example:
+        >>> model = odezoo.DURR(channels=1)
+        >>> restored, steps = model.restore(noisy_images)
+
+    Reference: https://arxiv.org/abs/1805.07709
+    """
+
+    TASK = "image_restoration"
+    CITATION = """@inproceedings{zhang2019dynamically,
+  title={Dynamically Unfolding Recurrent Restorer: A Moving Endpoint Control Method for Image Restoration},
+  author={Zhang, Xiaoshuai and Lu, Yiping and Liu, Jiaying and Dong, Bin},
+  booktitle={International Conference on Learning Representations (ICLR)},
+  year={2019}
+}"""
+
+    def __init__(
+        self,
+        *,
+        channels=1,
+        num_steps=8,
+        max_steps=30,
+        features=64,
+        depth=7,
+        policy_features=16,
+        policy_depth=4,
+        dtype=None,
+        **kwargs,
+    ):
+        if channels not in (1, 3):
+            raise ValueError(f"`channels` must be 1 (grey) or 3 (colour). Received: channels={channels!r}")
+        num_steps, max_steps = check_integer("num_steps", num_steps), check_integer("max_steps", max_steps)
+        for name, value in (("features", features), ("depth", depth), ("policy_features", policy_features),
+                            ("policy_depth", policy_depth)):  # fmt: skip
+            check_integer(name, value, minimum=1)
+
+        # === Functional Model ===
+        inputs, _ = image_inputs((None, None, channels), None, None, dtype)
+        unfolding = Unfolding(
+            channels=channels,
+            num_steps=num_steps,
+            features=features,
+            depth=depth,
+            policy_features=policy_features,
+            policy_depth=policy_depth,
+            name="unfolding",
+            dtype=dtype,
+        )
+        super().__init__(inputs=inputs, outputs=unfolding(inputs), dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.set_config(
+            dtype=dtype,
+            channels=int(channels),
+            num_steps=num_steps,
+            max_steps=max_steps,
+            features=int(features),
+            depth=int(depth),
+            policy_features=int(policy_features),
+            policy_depth=int(policy_depth),
+        )
+
+    @property
+    def unit(self):
+        """The restoration unit: `unit(x, x0) = x + g_θ(x, x0)`."""
+        return self.get_layer("unfolding").unit
+
+    @property
+    def policy(self):
+        """The stopping policy: `policy(x, x0) = (q_stop, q_continue)` per image."""
+        return self.get_layer("unfolding").policy
+
+    @property
+    def min_image_size(self):
+        """The receptive field of one step, `2 * depth + 1` pixels: smaller images are refused."""
+        return 2 * self.depth + 1
+
+    def restore(self, images, *, max_steps=None):
+        """Restores `images` acting greedily with the policy: each image takes steps until its
+        `q_stop >= q_continue`, at most `max_steps` (default: the config's).
+
+        Returns:
+            `(restored images, steps taken per image)` as NumPy arrays.
+        """
+        x0 = self.check_inputs(images).astype(self.compute_dtype)
+        max_steps = self.max_steps if max_steps is None else check_integer("max_steps", max_steps)
+        x = x0.copy()
+        steps = np.zeros(len(x0), "int64")
+        active = np.arange(len(x0))
+        for _ in range(max_steps):
+            q = ops.convert_to_numpy(self.policy(x[active], x0[active]))
+            active = active[q[:, 0] < q[:, 1]]
+            if not len(active):
+                break
+            x[active] = ops.convert_to_numpy(self.unit(x[active], x0[active]))
+            steps[active] += 1
+        return x, steps

@@ -1,0 +1,147 @@
+"""The layers of DURR: the restoration unit, the stopping policy, and the unfolding that owns both."""
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class RestorationUnit(layers.Layer):
+    """One forward-Euler step `x + g(x, x0)`: `g` is a stack of `depth` 3x3 convolutions (ReLU between
+    them, `features` channels) on the current estimate `x` and the degraded image `x0`, concatenated.
+
+    The last convolution starts at zero, so an untrained unit is the identity map.
+    """
+
+    def __init__(self, *, channels, features=64, depth=7, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.features, self.depth = int(channels), int(features), int(depth)
+        self.convs = [
+            layers.Conv2D(
+                self.channels if last else self.features,
+                3,
+                padding="same",
+                activation=None if last else "relu",
+                kernel_initializer="zeros" if last else "glorot_uniform",
+                name=f"conv{i + 1}",
+                dtype=self.dtype_policy,
+            )
+            for i, last in ((i, i == self.depth - 1) for i in range(self.depth))
+        ]
+
+    def build(self, input_shape):
+        shape = (*input_shape[:-1], 2 * self.channels)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+
+    def increment(self, x, x0):
+        """`g(x, x0)`, the right-hand side of the ODE."""
+        h = ops.concatenate([x, x0], axis=-1)
+        for conv in self.convs:
+            h = conv(h)
+        return h
+
+    def call(self, x, x0):
+        return x + self.increment(x, x0)
+
+    def compute_output_shape(self, input_shape, x0_shape=None):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "features": self.features,
+            "depth": self.depth,
+        }
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class StoppingPolicy(layers.Layer):
+    """`Q(x, x0) -> (q_stop, q_continue)`: `depth` 3x3 convolutions of stride 2 (ReLU; `features`
+    channels, doubling at each) on `x` and `x0` concatenated, global average pooling, a dense layer."""
+
+    def __init__(self, *, channels, features=16, depth=4, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.features, self.depth = int(channels), int(features), int(depth)
+        self.convs = [
+            layers.Conv2D(
+                self.features * 2**i, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}",
+                dtype=self.dtype_policy,
+            )
+            for i in range(self.depth)
+        ]  # fmt: skip
+        self.pool = layers.GlobalAveragePooling2D(name="pool", dtype=self.dtype_policy)
+        self.head = layers.Dense(2, name="q", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        shape = (*input_shape[:-1], 2 * self.channels)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        self.head.build((None, shape[-1]))
+
+    def call(self, x, x0):
+        h = ops.concatenate([x, x0], axis=-1)
+        for conv in self.convs:
+            h = conv(h)
+        return self.head(self.pool(h))
+
+    def compute_output_shape(self, input_shape, x0_shape=None):
+        return (input_shape[0], 2)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "features": self.features,
+            "depth": self.depth,
+        }
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class Unfolding(layers.Layer):
+    """`num_steps` applications of one `RestorationUnit` to the degraded image `x0`:
+    `x_0 = x0, x_{t+1} = x_t + g(x_t, x0)`. Also holds the `StoppingPolicy` that chooses the number
+    of steps at test time (`DURR.restore`), so the model's weights are one tree whatever `num_steps`."""
+
+    def __init__(
+        self, *, channels, num_steps, features=64, depth=7, policy_features=16, policy_depth=4, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.num_steps = int(num_steps)
+        self.unit = RestorationUnit(
+            channels=channels, features=features, depth=depth, name="unit", dtype=self.dtype_policy
+        )
+        self.policy = StoppingPolicy(
+            channels=channels,
+            features=policy_features,
+            depth=policy_depth,
+            name="policy",
+            dtype=self.dtype_policy,
+        )
+
+    def build(self, input_shape):
+        self.unit.build(input_shape)
+        self.policy.build(input_shape)
+
+    def call(self, x0):
+        x = x0
+        for _ in range(self.num_steps):
+            x = self.unit(x, x0)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        unit, policy = self.unit, self.policy
+        return {
+            **super().get_config(),
+            "channels": unit.channels,
+            "num_steps": self.num_steps,
+            "features": unit.features,
+            "depth": unit.depth,
+            "policy_features": policy.features,
+            "policy_depth": policy.depth,
+        }

@@ -1,0 +1,417 @@
+"""DURR recipe: the restoration unit first, then its stopping policy by deep Q-learning
+(TensorFlow only: custom training steps with `tf.GradientTape`).
+
+The paper's training details are NOT FOUND (models.md §3); every choice below is ours, following
+what two secondary summaries report:
+
+- Stage 1 (`unit_epochs`): the unit alone on random patches of the training photographs, each
+  degraded at its own level drawn from [`level_low`, `level_high`] (sigma on the 0..255 scale, or
+  JPEG quality), unfolded `unit_steps` times, or per level by `step_table` (the "refined policy":
+  `"15:4,30:6,50:9"` gives a patch the steps of the first listed level >= its own, the last entry's
+  beyond); mean squared error against the clean patch; Adam.
+- Stage 2 (`policy_epochs`): the unit frozen, the policy a Q-network over (stop, continue).
+  Episodes start at a degraded patch; `continue` applies the unit and earns `L(x_t) - L(x_{t+1})`
+  with `L = 10 log10 MSE` against the clean patch (the PSNR gain in dB: our choice of loss, which
+  makes rewards comparable across levels), `stop` earns 0 and ends the episode, as does reaching
+  `max_steps`. Behaviour is epsilon-greedy, epsilon falling linearly from `epsilon_start` to
+  `epsilon_end` over the stage; transitions go to a replay buffer of `replay_size`; targets
+  `r + gamma * max_a Q_target(x_{t+1}, a)` come from a copy of the policy synchronised every
+  `target_update` updates; Huber loss; one update per environment step.
+
+After training, the test photographs are restored at each of `eval_levels` (levels above the
+training range measure generalisation) with the learned stopping. A checkpoint is written after
+every epoch of either stage; a killed run resumes at the next epoch (the optimiser state and the
+replay buffer start afresh).
+"""
+
+from dataclasses import dataclass, replace
+
+import keras
+import numpy as np
+
+from odezoo.errors import OdezooError
+from odezoo.recipes._common import finish_run, start_run, train_command
+from odezoo.recipes.image_classification import check_positive
+from odezoo.training import write_checkpoint
+
+DEGRADATIONS = ("noise", "jpeg")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+
+    degradation: str = "noise"  # "noise" (Gaussian, sigma on 0..255) or "jpeg" (quality)
+    level_low: float = 15.0  # training levels: uniform in [level_low, level_high]
+    level_high: float = 50.0
+    eval_levels: str = "25,15,35,50,65"  # the first is the headline; 65 lies beyond the training range
+    dataset: str = "skimage_photos"
+    channels: int = 1
+    features: int = 64
+    depth: int = 7
+    policy_features: int = 16
+    policy_depth: int = 4
+    patch_size: int = 40
+    batch_size: int = 32
+    steps_per_epoch: int = 200
+    unit_steps: int = 8  # stage 1's unfoldings (one ablation of the paper used 8)
+    step_table: str = ""  # "level:steps,...": per-level unfoldings instead of unit_steps
+    unit_epochs: int = 20
+    learning_rate: float = 1e-3
+    policy_epochs: int = 10
+    policy_learning_rate: float = 1e-4
+    max_steps: int = 20
+    gamma: float = 1.0
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    replay_size: int = 2000
+    target_update: int = 100
+    limit: int = 0  # images per split (0: all); for smoke tests
+    seed: int = 0
+    data_dir: str = ""
+    preset: str = ""  # name of the preset written; "" derives it
+
+    def preset_name(self):
+        """`durr_denoise_skimage_photos`, `durr_deblock_skimage_photos`; `_color` for 3 channels,
+        `_seed<k>` when k > 0."""
+        if self.preset:
+            return self.preset
+        kind = "denoise" if self.degradation == "noise" else "deblock"
+        colour = "_color" if self.channels == 3 else ""
+        return f"durr{colour}_{kind}_{self.dataset}" + (f"_seed{self.seed}" if self.seed else "")
+
+    def table(self):
+        """`[(level, steps), ...]` of `step_table`, sorted by level (empty: `unit_steps` for all)."""
+        try:
+            pairs = [tuple(entry.split(":")) for entry in self.step_table.split(",") if entry.strip()]
+            return sorted((float(level), int(steps)) for level, steps in pairs)
+        except ValueError:
+            raise OdezooError(
+                f"`step_table` must read 'level:steps,...' (e.g. '15:4,30:6,50:9'). Received: "
+                f"step_table={self.step_table!r}"
+            ) from None
+
+    def levels(self):
+        """The evaluation levels of `eval_levels`."""
+        try:
+            return [float(level) for level in self.eval_levels.split(",")]
+        except ValueError:
+            raise OdezooError(
+                "`eval_levels` must be numbers separated by commas. Received: "
+                f"eval_levels={self.eval_levels!r}"
+            ) from None
+
+    def validate(self):
+        """Raises `OdezooError` for a setting no run can use (before anything is written)."""
+        from odezoo.data.restoration import check_degradation
+
+        if self.degradation not in DEGRADATIONS:
+            raise OdezooError(f"`degradation` must be one of {DEGRADATIONS}. Received: {self.degradation!r}")
+        if self.channels not in (1, 3):
+            raise OdezooError(f"`channels` must be 1 or 3. Received: channels={self.channels!r}")
+        kind = "sigma" if self.degradation == "noise" else "quality"
+        for level in (self.level_low, self.level_high, *self.levels(), *(lv for lv, _ in self.table())):
+            check_degradation(**{kind: level})  # JPEG qualities must be whole numbers
+        if self.level_low > self.level_high:
+            raise OdezooError(
+                f"`level_low` must be <= `level_high`. Received: {self.level_low}, {self.level_high}"
+            )
+        positive = ("features", "depth", "policy_features", "policy_depth", "patch_size", "batch_size",
+                    "steps_per_epoch", "max_steps", "replay_size", "target_update")  # fmt: skip
+        check_positive(self, *positive)
+        check_positive(self, "unit_steps", "unit_epochs", "policy_epochs", "limit", minimum=0)
+        if any(steps < 0 for _, steps in self.table()):
+            raise OdezooError(f"`step_table` steps must be >= 0. Received: step_table={self.step_table!r}")
+        for name in ("gamma", "epsilon_start", "epsilon_end"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise OdezooError(f"`{name}` must lie in [0, 1]. Received: {name}={getattr(self, name)!r}")
+        if self.policy_learning_rate <= 0:
+            raise OdezooError(f"`policy_learning_rate` must be > 0. Received: {self.policy_learning_rate!r}")
+
+
+DENOISE = Config()
+DEBLOCK = replace(DENOISE, degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5")
+
+
+def train(config, workdir, *, callbacks=()):
+    """Trains the unit, then the policy, evaluates on the test photographs and writes a preset.
+
+    `callbacks` are called with each finished epoch's record (after its checkpoint is written).
+
+    Returns:
+        `{"psnr_<level>", "mean_steps_<level>", ..., "preset_dir"}`.
+    """
+    import json
+
+    from odezoo.models.durr import DURR
+
+    if keras.config.backend() != "tensorflow":
+        raise OdezooError(
+            "The DURR recipe runs on TensorFlow; set KERAS_BACKEND=tensorflow (now "
+            f"{keras.config.backend()})."
+        )
+    keras.utils.set_random_seed(config.seed)
+    workdir = start_run(workdir, config)
+    table = config.table()
+    model = DURR(
+        channels=config.channels,
+        num_steps=max([config.unit_steps, *(steps for _, steps in table)]),
+        max_steps=config.max_steps,
+        features=config.features,
+        depth=config.depth,
+        policy_features=config.policy_features,
+        policy_depth=config.policy_depth,
+        name=config.preset_name(),
+    )
+    checkpoints = workdir / "checkpoints"
+    checkpoints.mkdir(exist_ok=True)
+    state_path = checkpoints / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": 0, "history": []}
+    if state["epoch"]:
+        model.load_weights(checkpoints / state["weights"])
+        print(
+            f"resumed after epoch {state['epoch']} of {config.unit_epochs + config.policy_epochs}", flush=True
+        )
+    images = _training_images(config)
+    stages = [(_UnitStage, config.unit_epochs), (_PolicyStage, config.policy_epochs)]
+    first = 0
+    for stage_cls, epochs in stages:
+        stage = None
+        for epoch in range(first, first + epochs):
+            if epoch < state["epoch"]:
+                continue
+            stage = stage or stage_cls(model, config)
+            record = {
+                "epoch": epoch + 1,
+                "stage": stage.name,
+                **stage.run_epoch(images, epoch, first, epochs),
+            }
+            state["history"].append(record)
+            write_checkpoint(checkpoints, model, "epoch", epoch + 1, state["history"])
+            state["epoch"] = epoch + 1
+            print(json.dumps(record), flush=True)
+            for callback in callbacks:
+                callback(record)
+        first += epochs
+    metrics, summary = _evaluate(model, config)
+    recipe, _ = train_command(config)
+    kind = "blind Gaussian denoising" if config.degradation == "noise" else "JPEG deblocking"
+    return finish_run(
+        workdir,
+        model,
+        config,
+        summary=summary,
+        history=state["history"],
+        metadata={
+            "description": f"DURR for {kind} ({config.level_low:g}..{config.level_high:g}) on "
+            f"{config.dataset} by recipe `{recipe}`.",
+            "dataset": config.dataset,
+            "metrics": metrics,
+        },
+    )
+
+
+def _training_images(config):
+    """The training split's clean images as a cached dataset."""
+    from odezoo.data.restoration import clean_images
+
+    images, _ = clean_images(
+        config.dataset,
+        "train",
+        channels=config.channels,
+        limit=config.limit,
+        data_dir=config.data_dir or None,
+    )
+    return images.cache()
+
+
+def _patches(images, config, seed):
+    from odezoo.data.restoration import training_patches
+
+    levels = (config.level_low, config.level_high)
+    kind = {"sigma": levels} if config.degradation == "noise" else {"quality": tuple(int(v) for v in levels)}
+    return training_patches(
+        images, patch_size=config.patch_size, batch_size=config.batch_size, seed=seed, **kind
+    )
+
+
+class _UnitStage:
+    """Stage 1: the unit, unfolded per patch as `unit_steps` or `step_table` says, against the clean patch."""
+
+    name = "unit"
+
+    def __init__(self, model, config):
+        import tensorflow as tf
+
+        self.model, self.config, self.table = model, config, config.table()
+        self.optimizer = keras.optimizers.Adam(config.learning_rate)
+        unit, most = model.unit, model.num_steps
+
+        @tf.function(reduce_retracing=True)
+        def step(degraded, clean, steps):
+            with tf.GradientTape() as tape:
+                x = degraded
+                for t in range(most):
+                    x = tf.where(tf.reshape(t < steps, (-1, 1, 1, 1)), unit(x, degraded), x)
+                loss = tf.reduce_mean(tf.square(x - clean))
+            grads = tape.gradient(loss, unit.trainable_variables)
+            self.optimizer.apply(grads, unit.trainable_variables)
+            return loss
+
+        self.step = step
+
+    def steps_for(self, levels):
+        """Unfoldings per patch: `unit_steps`, or the table's entry for each patch's level."""
+        if not self.table:
+            return np.full(len(levels), self.config.unit_steps, "int32")
+        bounds, steps = np.array([lv for lv, _ in self.table]), np.array([n for _, n in self.table])
+        return steps[np.minimum(np.searchsorted(bounds, levels), len(steps) - 1)].astype("int32")
+
+    def run_epoch(self, images, epoch, first, epochs):
+        import time
+
+        start, losses = time.perf_counter(), []
+        batches = _patches(images, self.config, 1000 * self.config.seed + epoch)
+        for degraded, clean, level in batches.take(self.config.steps_per_epoch):
+            losses.append(float(self.step(degraded, clean, self.steps_for(level.numpy()))))
+        mse = float(np.mean(losses))
+        return {"mse": mse, "psnr": float(-10 * np.log10(mse)), "seconds": time.perf_counter() - start}
+
+
+class _PolicyStage:
+    """Stage 2: deep Q-learning of the stopping policy (see the module docstring)."""
+
+    name = "policy"
+
+    def __init__(self, model, config):
+        import tensorflow as tf
+
+        from odezoo.models.durr.durr_layers import StoppingPolicy
+
+        self.model, self.config = model, config
+        policy, unit = model.policy, model.unit
+        self.target = StoppingPolicy.from_config(policy.get_config())
+        self.target.build((None, None, None, config.channels))
+        self.target.set_weights(policy.get_weights())
+        self.optimizer = keras.optimizers.Adam(config.policy_learning_rate)
+        self.replay = _Replay(config.replay_size, (config.patch_size, config.patch_size, config.channels))
+        self.updates = 0
+        gamma = config.gamma
+
+        @tf.function(reduce_retracing=True)
+        def update(x, x0, action, reward, after, done):
+            best_next = tf.reduce_max(self.target(after, x0), axis=-1)
+            goal = reward + gamma * (1.0 - done) * best_next
+            with tf.GradientTape() as tape:
+                q = tf.gather(policy(x, x0), action, axis=1, batch_dims=1)
+                loss = tf.reduce_mean(keras.losses.huber(goal[:, None], q[:, None]))
+            grads = tape.gradient(loss, policy.trainable_variables)
+            self.optimizer.apply(grads, policy.trainable_variables)
+            return loss
+
+        self.update = update
+        self.act = tf.function(lambda x, x0: (policy(x, x0), unit(x, x0)), reduce_retracing=True)
+
+    def epsilon(self, epoch, first, epochs):
+        """Linear from `epsilon_start` (first epoch of the stage) to `epsilon_end` (last)."""
+        fraction = (epoch - first) / max(epochs - 1, 1)
+        return self.config.epsilon_start + fraction * (self.config.epsilon_end - self.config.epsilon_start)
+
+    def run_epoch(self, images, epoch, first, epochs):
+        import time
+
+        config, start = self.config, time.perf_counter()
+        rng = np.random.default_rng([config.seed, epoch])
+        epsilon = self.epsilon(epoch, first, epochs)
+        batches = iter(_patches(images, config, 1000 * config.seed + epoch).as_numpy_iterator())
+        losses, returns, lengths = [], [], []
+        while len(losses) < config.steps_per_epoch:
+            degraded, clean, _ = next(batches)
+            x, alive, total = degraded.copy(), np.arange(len(degraded)), np.zeros(len(degraded))
+            error = _log_mse(x, clean)
+            for t in range(config.max_steps):
+                q, ahead = (np.asarray(v) for v in self.act(x[alive], degraded[alive]))
+                greedy = (q[:, 1] > q[:, 0]).astype("int32")
+                action = np.where(
+                    rng.uniform(size=len(alive)) < epsilon, rng.integers(0, 2, len(alive)), greedy
+                )
+                moved = action == 1
+                after = np.where(moved[:, None, None, None], ahead, x[alive])
+                new_error = np.where(moved, _log_mse(after, clean[alive]), error[alive])
+                reward = error[alive] - new_error
+                done = ~moved | (t + 1 == config.max_steps)
+                self.replay.add(x[alive], degraded[alive], action, reward, after, done)
+                x[alive], error[alive], total[alive] = after, new_error, total[alive] + reward
+                lengths.extend([t + moved[i] for i in np.flatnonzero(done)])
+                alive = alive[~done]
+                if len(self.replay) >= config.batch_size:
+                    sample = self.replay.sample(rng, config.batch_size)
+                    losses.append(float(self.update(*sample)))
+                    self.updates += 1
+                    if self.updates % config.target_update == 0:
+                        self.target.set_weights(self.model.policy.get_weights())
+                if not len(alive):
+                    break
+            returns.extend(total)
+        return {
+            "q_loss": float(np.mean(losses)),
+            "epsilon": epsilon,
+            "mean_return_db": float(np.mean(returns)),
+            "mean_episode_steps": float(np.mean(lengths)),
+            "seconds": time.perf_counter() - start,
+        }
+
+
+class _Replay:
+    """A ring buffer of transitions `(x, x0, action, reward, x_next, done)`."""
+
+    def __init__(self, size, shape):
+        self.size, self.count, self.next = size, 0, 0
+        self.x, self.x0, self.after = (np.zeros((size, *shape), "float32") for _ in range(3))
+        self.action, self.reward, self.done = (
+            np.zeros(size, "int32"),
+            np.zeros(size, "float32"),
+            np.zeros(size, "float32"),
+        )
+
+    def __len__(self):
+        return self.count
+
+    def add(self, x, x0, action, reward, after, done):
+        for i in range(len(x)):
+            j = self.next
+            self.x[j], self.x0[j], self.after[j] = x[i], x0[i], after[i]
+            self.action[j], self.reward[j], self.done[j] = action[i], reward[i], done[i]
+            self.next, self.count = (j + 1) % self.size, min(self.count + 1, self.size)
+
+    def sample(self, rng, n):
+        i = rng.integers(0, self.count, n)
+        return self.x[i], self.x0[i], self.action[i], self.reward[i], self.after[i], self.done[i]
+
+
+def _log_mse(x, clean):
+    """`10 log10 MSE` per image (minus the PSNR in dB)."""
+    return 10 * np.log10(np.mean((x - clean) ** 2, axis=(1, 2, 3)) + 1e-10)
+
+
+def _evaluate(model, config):
+    """PSNR and mean steps on the test split at each of `eval_levels`, restoring with the policy."""
+    from odezoo.tasks import get_task
+
+    kind = "sigma" if config.degradation == "noise" else "quality"
+    flag = "--sigma" if kind == "sigma" else "--quality"
+    metrics, summary = [], {}
+    for level in config.levels():
+        level = level if kind == "sigma" else int(level)
+        result = get_task("image_restoration").evaluate(
+            model, {}, dataset=config.dataset, split="test", limit=config.limit,
+            data_dir=config.data_dir or None, max_steps=config.max_steps, **{kind: level},
+        )  # fmt: skip
+        metrics.append({
+            "dataset": config.dataset, "split": "test", "metric": "psnr", "value": result["psnr"],
+            kind: level, "degraded_psnr": result["degraded_psnr"], "mean_steps": result["mean_steps"],
+            "num_examples": result["num_examples"],
+            "command": f"odezoo eval {config.preset_name()} --dataset {config.dataset} {flag} {level:g}",
+        })  # fmt: skip
+        summary[f"psnr_{level:g}"], summary[f"mean_steps_{level:g}"] = result["psnr"], result["mean_steps"]
+    return metrics, summary
