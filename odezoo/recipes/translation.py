@@ -266,7 +266,6 @@ def train(config, workdir, *, callbacks=()):
                 f"{config.hidden_dim}, {config.direction} on {config.dataset} by recipe `{recipe}`.",
                 "dataset": config.dataset,
                 "direction": config.direction,
-                "parameters": int(model.count_params()),
                 "training_pairs": len(sources),
                 "examples": result["examples"],
                 "metrics": [
