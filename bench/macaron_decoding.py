@@ -13,7 +13,8 @@ All variants decode `--tokens` tokens per sentence (no `</s>` stops them) from t
   the whole loop is one compiled `ops.while_loop`, so no step returns to Python);
 - cache, eager: the same loop calling `call_decoder_with_cache` eagerly (what compiling buys);
 - no cache, compiled: every step runs the decoder on the whole prefix (fairseq without incremental
-  state, which also projects every position to logits), compiled by the same `backend_compiled` helper;
+  state, which also projects every position to logits), compiled by the same `backend_compiled` helper
+  with XLA, as the cached loop is (one compilation per prefix length, in the warm-up);
 - beam search (`--beam`, compiled): counts `beam x batch x tokens` decoded tokens.
 Each is warmed up once (tracing), then timed `--repeats` times, interleaved; the median is printed,
 and whether the cache is >= 5x faster than no cache (the goal of issue 10).
@@ -53,6 +54,7 @@ def variants(model, source, mask, tokens, beam):
             model.call_decoder_with_cache(encoder_output, mask, prefix, cache, 0)[0][:, -1], axis=-1
         ),
         model.variables,
+        xla=True,  # as greedy_decode's loop: the comparison is of the algorithms, not of the compilers
     )
 
     def no_cache():

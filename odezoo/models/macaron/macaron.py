@@ -370,7 +370,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 f"Received: max_length={max_length}"
             )
         if "greedy" not in self._compiled_steps:
-            self._compiled_steps["greedy"] = backend_compiled(self.greedy_search, self.variables)
+            self._compiled_steps["greedy"] = backend_compiled(self.greedy_search, self.variables, xla=True)
         tokens, steps = self._compiled_steps["greedy"](
             encoder_token_ids,
             encoder_padding_mask,

@@ -17,7 +17,7 @@ PRESETS = {
     "macaron_dictionary_de_en": {
         "model": "MacaronTransformer",
         "config": {**DICTIONARY_NETWORK, "scheme": "strang"},
-        "description": "Macaron Net (Strang splitting, 2+2 layers, d = 128), German→English dictionary phrases.",
+        "description": "Macaron Net (Strang splitting, 2+2 layers, d = 128), German→English phrases.",
         "sha256": "57cdd5f8a5ba34295aaf411871b70ee64c8e8a3d7b481c3151e3c20e9b667324",
         "dataset": "dictionary",
         "license": "gpl-2.0",
@@ -26,7 +26,7 @@ PRESETS = {
     "transformer_dictionary_de_en": {
         "model": "MacaronTransformer",
         "config": {**DICTIONARY_NETWORK, "scheme": "lie_trotter"},
-        "description": "The Transformer baseline (Lie–Trotter splitting), same size, data and budget as Macaron.",
+        "description": "The Transformer baseline (Lie–Trotter), same size, data and budget as Macaron.",
         "sha256": "fed56058e947bd669c62775f67480c8f5dfe92ac0fe6c8aae00e46de4a036610",
         "dataset": "dictionary",
         "license": "gpl-2.0",
