@@ -220,7 +220,7 @@ def translation_scores(hypotheses, references, hypothesis_lines, reference_lines
     return {
         "bleu": round(bleu.corpus_score(hypotheses, [references]).score, 4),
         "tokenized_bleu": round(
-            BLEU(tokenize="none", smooth_method="none")
+            BLEU(tokenize="none", smooth_method="none", force=True)  # tokenised on purpose
             .corpus_score(hypothesis_lines, [reference_lines])
             .score,
             4,
