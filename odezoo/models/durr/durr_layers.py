@@ -4,8 +4,38 @@ import keras
 from keras import layers, ops
 
 
+class _ConvStackOnPair(layers.Layer):
+    """What the unit and the policy share: `depth` convolutions (`self.convs`, made by the subclass) on
+    the current estimate `x` and the degraded image `x0` concatenated, and the config."""
+
+    def __init__(self, *, channels, features, depth, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.features, self.depth = int(channels), int(features), int(depth)
+
+    def build(self, input_shape):
+        shape = (*input_shape[:-1], 2 * self.channels)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        return shape
+
+    def stack(self, x, x0):
+        h = ops.concatenate([x, x0], axis=-1)
+        for conv in self.convs:
+            h = conv(h)
+        return h
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "features": self.features,
+            "depth": self.depth,
+        }
+
+
 @keras.saving.register_keras_serializable(package="odezoo")
-class RestorationUnit(layers.Layer):
+class RestorationUnit(_ConvStackOnPair):
     """One forward-Euler step `x + g(x, x0)`: `g` is a stack of `depth` 3x3 convolutions (ReLU between
     them, `features` channels) on the current estimate `x` and the degraded image `x0`, concatenated.
 
@@ -13,8 +43,7 @@ class RestorationUnit(layers.Layer):
     """
 
     def __init__(self, *, channels, features=64, depth=7, **kwargs):
-        super().__init__(**kwargs)
-        self.channels, self.features, self.depth = int(channels), int(features), int(depth)
+        super().__init__(channels=channels, features=features, depth=depth, **kwargs)
         self.convs = [
             layers.Conv2D(
                 self.channels if last else self.features,
@@ -28,18 +57,9 @@ class RestorationUnit(layers.Layer):
             for i, last in ((i, i == self.depth - 1) for i in range(self.depth))
         ]
 
-    def build(self, input_shape):
-        shape = (*input_shape[:-1], 2 * self.channels)
-        for conv in self.convs:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-
     def increment(self, x, x0):
         """`g(x, x0)`, the right-hand side of the ODE."""
-        h = ops.concatenate([x, x0], axis=-1)
-        for conv in self.convs:
-            h = conv(h)
-        return h
+        return self.stack(x, x0)
 
     def call(self, x, x0):
         return x + self.increment(x, x0)
@@ -47,23 +67,14 @@ class RestorationUnit(layers.Layer):
     def compute_output_shape(self, input_shape, x0_shape=None):
         return input_shape
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "channels": self.channels,
-            "features": self.features,
-            "depth": self.depth,
-        }
-
 
 @keras.saving.register_keras_serializable(package="odezoo")
-class StoppingPolicy(layers.Layer):
+class StoppingPolicy(_ConvStackOnPair):
     """`Q(x, x0) -> (q_stop, q_continue)`: `depth` 3x3 convolutions of stride 2 (ReLU; `features`
     channels, doubling at each) on `x` and `x0` concatenated, global average pooling, a dense layer."""
 
     def __init__(self, *, channels, features=16, depth=4, **kwargs):
-        super().__init__(**kwargs)
-        self.channels, self.features, self.depth = int(channels), int(features), int(depth)
+        super().__init__(channels=channels, features=features, depth=depth, **kwargs)
         self.convs = [
             layers.Conv2D(
                 self.features * 2**i, 3, strides=2, padding="same", activation="relu", name=f"conv{i + 1}",
@@ -75,28 +86,13 @@ class StoppingPolicy(layers.Layer):
         self.head = layers.Dense(2, name="q", dtype=self.dtype_policy)
 
     def build(self, input_shape):
-        shape = (*input_shape[:-1], 2 * self.channels)
-        for conv in self.convs:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-        self.head.build((None, shape[-1]))
+        self.head.build((None, super().build(input_shape)[-1]))
 
     def call(self, x, x0):
-        h = ops.concatenate([x, x0], axis=-1)
-        for conv in self.convs:
-            h = conv(h)
-        return self.head(self.pool(h))
+        return self.head(self.pool(self.stack(x, x0)))
 
     def compute_output_shape(self, input_shape, x0_shape=None):
         return (input_shape[0], 2)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "channels": self.channels,
-            "features": self.features,
-            "depth": self.depth,
-        }
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
