@@ -210,6 +210,20 @@ def test_from_pretrained_with_num_classes_keeps_the_encoder(tmp_path):
     assert [w.path for w in again.trainable_weights] == ["head/kernel", "head/bias"]
 
 
+def test_initialisation_follows_the_bert_fork():
+    """FFN kernels Kaiming-normal (std sqrt(1/fan_in) inner, sqrt(2/fan_in) output, each layer its own
+    draw), biases 0; token embeddings N(0, 1/E) with a zero `<pad>` row."""
+    model = _model(hidden_dim=64, num_heads=2, intermediate_dim=256)
+    first, second = model.encoder_layers
+    for ffn in (first.macaron_ffn, first.ffn):
+        inner, output = np.asarray(ffn.inner_dense.kernel), np.asarray(ffn.output_dense.kernel)
+        assert abs(inner.std() / 64**-0.5 - 1) < 0.1 and abs(output.std() / (2 / 128) ** 0.5 - 1) < 0.1
+        assert not np.asarray(ffn.inner_dense.bias).any() and not np.asarray(ffn.output_dense.bias).any()
+    assert not np.allclose(first.ffn.inner_dense.kernel, second.ffn.inner_dense.kernel)
+    embeddings = np.asarray(model.token_embedding.embeddings)
+    assert not embeddings[1].any() and abs(embeddings[2:].std() / 64**-0.5 - 1) < 0.2
+
+
 @pytest.mark.parametrize(
     "change,message",
     [

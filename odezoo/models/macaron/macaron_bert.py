@@ -56,9 +56,9 @@ class MacaronBert(PretrainedMixin, keras.Model):
     (fairseq's `mid_layer`, then the tied token embedding) at every position, `(batch, length,
     vocabulary_size)`; `num_classes=K`, the layer `head` on the `<cls>` position, `h_0 W_c + b_c`
     `(batch, K)`, zero-initialised (K = 1: regression). `from_pretrained(preset, num_classes=K)` keeps
-    the encoder and puts a new head on it. Embeddings `~ N(0, 1/E)` with zero padding rows, linear
-    kernels Glorot-uniform, biases 0 (the fork's FFNs use Kaiming-normal kernels: trained weights
-    are what a converter brings).
+    the encoder and puts a new head on it. Init as the fork: embeddings `~ N(0, 1/E)` with zero
+    padding rows, FFN kernels Kaiming-normal (`ffn_initializer`), attention Xavier-uniform,
+    biases 0 (the masked-LM Linear: Keras' Glorot-uniform where PyTorch's default is Kaiming-uniform).
 
     Inputs (keras-hub's names), int32 `(batch, length)`, right-padded: `token_ids` (fairseq's
     dictionary: `<pad>` = 1, `<mask>` = 4, `<cls>` = 5 first), `segment_ids` (the fork's convention:
@@ -143,6 +143,7 @@ class MacaronBert(PretrainedMixin, keras.Model):
                 activation="gelu",
                 macaron_activation="relu",
                 norm_affine=False,
+                ffn_init="kaiming",
                 name=f"encoder_layer_{i}",
                 dtype=dtype,
             )
