@@ -55,12 +55,12 @@ class MacaronBert(PretrainedMixin, keras.Model):
     Heads on the final `h`: `num_classes=None`, masked-LM logits `LN_affine(GELU(h W + b)) · Embᵀ`
     (fairseq's `mid_layer`, then the tied token embedding) at every position (the fork computes them at
     the masked ones only), `(batch, length, vocabulary_size)`, without the pre-training checkpoint's
-    next-sentence `classifier` (E → 1); `num_classes=K`, the layer `head` on the `<cls>` position, `h_0
-    W_c + b_c` `(batch, K)`, zero-initialised (K = 1: regression). `from_pretrained(preset,
-    num_classes=K)` keeps the encoder and puts a new head on it. Init as the fork: embeddings `~ N(0,
-    1/E)` with zero padding rows, FFN kernels Kaiming-normal (`ffn_initializer`), attention
-    Xavier-uniform, biases 0 (the masked-LM Linear: Keras' Glorot-uniform where PyTorch's default is
-    Kaiming-uniform).
+    next-sentence `classifier` (E → 1); `num_classes=K`, the layer `head` on the `<cls>` position,
+    `h_0 W_c + b_c` `(batch, K)`, zero-initialised (K = 1: regression).
+    `from_pretrained(preset, num_classes=K)` keeps the encoder and puts a new head on it. Init as the
+    fork: embeddings `~ N(0, 1/E)` with zero padding rows, FFN kernels Kaiming-normal (`ffn_initializer`),
+    attention Xavier-uniform, biases 0 (the masked-LM Linear: Keras' Glorot-uniform where PyTorch's
+    default is Kaiming-uniform).
 
     Inputs (keras-hub's names), int32 `(batch, length)`, right-padded: `token_ids` (fairseq's
     dictionary: `<pad>` = 1, `<mask>` = 4, `<cls>` = 5 first), `segment_ids` (the fork's convention:
