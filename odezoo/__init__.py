@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from odezoo.data.pde import simulate as simulate
     from odezoo.models import DURR as DURR
     from odezoo.models import LMResNet as LMResNet
+    from odezoo.models import MacaronBert as MacaronBert
     from odezoo.models import MacaronTransformer as MacaronTransformer
     from odezoo.models import MeanFieldResNet as MeanFieldResNet
     from odezoo.models import PDENet as PDENet
@@ -36,6 +37,7 @@ _LAZY = {
     "robust_evaluate": "odezoo.adversarial",
     "DURR": "odezoo.models",
     "LMResNet": "odezoo.models",
+    "MacaronBert": "odezoo.models",
     "MacaronTransformer": "odezoo.models",
     "MeanFieldResNet": "odezoo.models",
     "PDENet": "odezoo.models",
@@ -53,6 +55,7 @@ __all__ = [
     "Attack",
     "DURR",
     "LMResNet",
+    "MacaronBert",
     "MacaronTransformer",
     "MeanFieldResNet",
     "OdezooError",

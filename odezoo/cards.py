@@ -10,7 +10,7 @@ def model_card(cls, metadata) -> str:
 
     from odezoo.tasks import get_task
 
-    task = get_task(cls.TASK)
+    task = get_task(metadata.get("task") or cls.TASK)  # the instance's task (MacaronBert: by its head)
     name = metadata.get("preset", cls.__name__)
     metrics = metadata.get("metrics", [])
     results = [EvalResult(**entry) for entry in task.eval_results(metadata)]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from odezoo.models.convnets import WideResNet as WideResNet
     from odezoo.models.durr import DURR as DURR
     from odezoo.models.lm_resnet import LMResNet as LMResNet
+    from odezoo.models.macaron import MacaronBert as MacaronBert
     from odezoo.models.macaron import MacaronTransformer as MacaronTransformer
     from odezoo.models.mean_field import MeanFieldResNet as MeanFieldResNet
     from odezoo.models.pde_net import PDENet as PDENet
@@ -25,6 +26,7 @@ __getattr__, __all__ = lazy_exports(
     {
         "DURR": "odezoo.models.durr",
         "LMResNet": "odezoo.models.lm_resnet",
+        "MacaronBert": "odezoo.models.macaron",
         "MacaronTransformer": "odezoo.models.macaron",
         "MeanFieldResNet": "odezoo.models.mean_field",
         "PDENet": "odezoo.models.pde_net",

@@ -20,7 +20,8 @@ TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
 def check_token_ids(model, x):
     """Returns `x` (one array, a list in input order, or a dict by input name, as keras-hub's
     `encoder_token_ids` / `encoder_padding_mask` / ...) with every id input `(batch, length)` int32 in
-    `[0, model.vocabulary_size)` and every `*padding_mask` input 0/1; else raises saying what fits."""
+    `[0, model.vocabulary_size)` and every `*padding_mask` and `segment_ids` input 0/1; else raises
+    saying what fits."""
     names = [t.name for t in model.inputs]
     if isinstance(x, dict):
         missing = sorted(set(names) - set(x))
@@ -50,9 +51,11 @@ def _check_ids(model, name, arr):
             f"{model.name} input {name!r} takes ids of shape (batch, length); received "
             f"{tuple(arr.shape)}.{fix}"
         )
-    high = 2 if mask else int(model.vocabulary_size)
+    segments = name == "segment_ids"
+    high = 2 if mask or segments else int(model.vocabulary_size)
     if arr.size and (arr.min() < 0 or arr.max() >= high):
-        what = "a 0/1 padding mask" if mask else f"a vocabulary of {high} entries (ids 0..{high - 1})"
+        vocabulary = f"a vocabulary of {high} entries (ids 0..{high - 1})"
+        what = "a 0/1 padding mask" if mask else "0/1 segment ids" if segments else vocabulary
         raise OdezooError(
             f"{model.name} input {name!r} holds values in [{arr.min()}, {arr.max()}] but takes {what}: was "
             "the text tokenized with this preset's vocabulary?"
@@ -67,11 +70,12 @@ class _TextTask(Task):
         return check_token_ids(model, x)
 
     def sample_inputs(self, model, metadata, count=8, length=16):
-        """Random ids in `[4, vocabulary_size)` (0..3 are the special tokens) for every input."""
+        """Random ids in `[4, vocabulary_size)` (0..3 are the special tokens) for every id input, ones
+        for the padding masks and segment ids (one sentence)."""
         rng = np.random.default_rng(0)
         ids = [
             np.ones((count, length), "int32")
-            if t.name.endswith("padding_mask")
+            if t.name.endswith("padding_mask") or t.name == "segment_ids"
             else rng.integers(4, int(model.vocabulary_size), (count, length)).astype("int32")
             for t in model.inputs
         ]

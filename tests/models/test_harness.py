@@ -14,6 +14,7 @@ import pytest
 from odezoo.models import (
     DURR,
     LMResNet,
+    MacaronBert,
     MacaronTransformer,
     MeanFieldResNet,
     PDENet,
@@ -36,6 +37,12 @@ TOKENS = {  # keras-hub's seq2seq inputs: a left-padded source, a right-padded t
     "decoder_token_ids": np.array([[2, 5, 6, 1], [2, 7, 8, 9]], "int32"),
     "decoder_padding_mask": np.array([[1, 1, 1, 0], [1, 1, 1, 1]], "int32"),
 }
+BERT = {"num_layers": 1, "hidden_dim": 8, "num_heads": 2, "intermediate_dim": 16, "max_positions": 8}
+BERT_TOKENS = {  # keras-hub's BERT inputs, right-padded
+    "token_ids": np.array([[5, 6, 2, 1], [5, 7, 8, 2]], "int32"),
+    "segment_ids": np.array([[1, 1, 1, 0], [1, 1, 0, 0]], "int32"),
+    "padding_mask": np.array([[1, 1, 1, 0], [1, 1, 1, 1]], "int32"),
+}
 # (class, constructor arguments, inputs (an array or a dict by input name), output shape): tiny members
 # of every family
 MODELS = {
@@ -56,6 +63,9 @@ MODELS = {
     "MacaronTransformer": (MacaronTransformer, {"vocabulary_size": 12, "num_layers": 1, "hidden_dim": 8,
                                                 "num_heads": 2, "intermediate_dim": 16, "max_positions": 8},
                            TOKENS, (2, 4, 12)),
+    "MacaronBert": (MacaronBert, {**BERT, "vocabulary_size": 12}, BERT_TOKENS, (2, 4, 12)),
+    "MacaronBert-classifier": (MacaronBert, {**BERT, "vocabulary_size": 12, "num_classes": 3}, BERT_TOKENS,
+                               (2, 3)),
 }  # fmt: skip
 PORTABLE = sorted(MODELS)
 

@@ -214,31 +214,53 @@ class MultiHeadAttention(keras.layers.Layer):
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout}
 
 
+FFN_INITS = ("xavier", "kaiming")
+
+
+def ffn_initializer(init, output):
+    """An FFN kernel's initialiser: `"xavier"`, Xavier-uniform (fairseq's translation code); `"kaiming"`,
+    the BERT fork's Kaiming-normal, fan-in, gain 1 (inner) or sqrt(2) (output projection, 'relu')."""
+    if init == "xavier":
+        return "glorot_uniform"
+    return keras.initializers.VarianceScaling(2.0 if output else 1.0, "fan_in", "untruncated_normal")
+
+
 @keras.saving.register_keras_serializable(package="odezoo")
 class FeedForward(keras.layers.Layer):
     """`FFN(x) = W_2 · Drop_act(act(W_1 x + b_1)) + b_2`, inner width `intermediate_dim`, output the
-    input's width. Init as fairseq's translation code: Xavier-uniform kernels, zero biases.
+    input's width. Zero biases; kernels as `ffn_initializer(init, ...)`.
 
     Args:
         intermediate_dim: the inner width.
         activation: a Keras activation name (`"relu"`; `"gelu"` is the erf GELU).
         activation_dropout: dropout rate after the activation (fairseq's `relu_dropout`).
+        init: `"xavier"` (fairseq's translation code) or `"kaiming"` (the BERT fork).
     """
 
-    def __init__(self, intermediate_dim, activation="relu", activation_dropout=0.0, **kwargs):
+    def __init__(self, intermediate_dim, activation="relu", activation_dropout=0.0, init="xavier", **kwargs):
         super().__init__(**kwargs)
         self.intermediate_dim = check_integer("intermediate_dim", intermediate_dim, 1)
         check_rate("activation_dropout", activation_dropout)
+        if init not in FFN_INITS:
+            raise ValueError(f"`init` must be one of {FFN_INITS}. Received: init={init!r}")
         self.activation = activation
         self.activation_dropout = activation_dropout
+        self.init = init
         self.inner_dense = layers.Dense(
-            intermediate_dim, activation=activation, name="inner", dtype=self.dtype_policy
+            intermediate_dim,
+            activation=activation,
+            kernel_initializer=ffn_initializer(init, output=False),
+            name="inner",
+            dtype=self.dtype_policy,
         )
         self.dropout_layer = layers.Dropout(activation_dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.inner_dense.build(input_shape)
-        self.output_dense = layers.Dense(input_shape[-1], name="output", dtype=self.dtype_policy)
+        initializer = ffn_initializer(self.init, output=True)
+        self.output_dense = layers.Dense(
+            input_shape[-1], kernel_initializer=initializer, name="output", dtype=self.dtype_policy
+        )
         self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
 
     def call(self, x, training=None):
@@ -253,6 +275,7 @@ class FeedForward(keras.layers.Layer):
             "intermediate_dim": self.intermediate_dim,
             "activation": self.activation,
             "activation_dropout": self.activation_dropout,
+            "init": self.init,
         }
 
 
@@ -280,6 +303,7 @@ class _SplitLayer(keras.layers.Layer):
         activation="relu",
         macaron_activation="relu",
         norm_affine=True,
+        ffn_init="xavier",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -307,18 +331,22 @@ class _SplitLayer(keras.layers.Layer):
         self.activation = activation
         self.macaron_activation = macaron_activation
         self.norm_affine = bool(norm_affine)
+        self.ffn_init = ffn_init
         self.factor = 0.5 if scheme == "strang" else 1.0
         width = intermediate_dim // 2 if scheme == "strang" else intermediate_dim
         if scheme == "strang":
-            self.macaron_ffn = FeedForward(
-                width, macaron_activation, activation_dropout, name="macaron_ffn", dtype=self.dtype_policy
-            )
+            self.macaron_ffn = self._ffn("macaron_ffn", width, macaron_activation)
             self.macaron_ffn_norm = self._norm("macaron_ffn_norm")
-        self.ffn = FeedForward(width, activation, activation_dropout, name="ffn", dtype=self.dtype_policy)
+        self.ffn = self._ffn("ffn", width, activation)
         self.ffn_norm = self._norm("ffn_norm")
         self.self_attention = self._attention("self_attention")
         self.self_attention_norm = self._norm("self_attention_norm")
         self.dropout_layer = layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def _ffn(self, name, width, activation):
+        return FeedForward(
+            width, activation, self.activation_dropout, self.ffn_init, name=name, dtype=self.dtype_policy
+        )
 
     def _norm(self, name):
         return layers.LayerNormalization(
@@ -367,6 +395,7 @@ class _SplitLayer(keras.layers.Layer):
             "activation": self.activation,
             "macaron_activation": self.macaron_activation,
             "norm_affine": self.norm_affine,
+            "ffn_init": self.ffn_init,
         }
 
 
@@ -384,7 +413,7 @@ class MacaronEncoderLayer(_SplitLayer):
     width `intermediate_dim`. Post-norm (`normalize_before=False`) applies each LayerNorm after
     its addition instead. The first FFN's activation is `macaron_activation`, the second's
     `activation` (Macaron-BERT: ReLU and GELU); `norm_affine=False` drops the LayerNorms' scale
-    and shift (Macaron-BERT).
+    and shift and `ffn_init="kaiming"` initialises the FFNs as the BERT fork (Macaron-BERT).
 
     Args:
         num_heads: attention heads.
@@ -396,6 +425,7 @@ class MacaronEncoderLayer(_SplitLayer):
         activation_dropout: after the FFNs' activation.
         activation, macaron_activation: the FFNs' activations.
         norm_affine: LayerNorms with scale and shift.
+        ffn_init: the FFNs' kernel init, `"xavier"` or `"kaiming"` (see `ffn_initializer`).
 
     Call arguments:
         x: `(batch, length, hidden_dim)`.

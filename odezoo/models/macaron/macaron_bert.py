@@ -1,0 +1,204 @@
+"""Macaron-BERT: BERT-base whose encoder layers are Strang–Marchuk splitting steps (Lu et al., 2019,
+GLUE), in the authors' fairseq fork (`transformer_bert_base_macaron`, `transformer_classifier_*`)."""
+
+import math
+
+import keras
+from keras import layers, ops
+
+from odezoo.errors import check_integer
+from odezoo.models.macaron.macaron import MacaronTransformer
+from odezoo.models.macaron.macaron_layers import (
+    LAYER_NORM_EPSILON,
+    MacaronEncoderLayer,
+    PaddedNormal,
+    SinusoidalPositionEmbedding,
+    check_rate,
+)
+from odezoo.pretrained import PretrainedMixin
+
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+SEGMENT_PAD_ROW = 1  # fairseq's `Embedding(2, E, padding_idx=1)`: segment 1 (the first sentence) adds 0
+
+# models.md 2.3: `intermediate_dim` is BERT's d_ff, each Macaron FFN has half of it (fairseq: 1536).
+CONFIGS = {
+    "bert_base": {
+        "num_layers": 12,
+        "hidden_dim": 768,
+        "num_heads": 12,
+        "intermediate_dim": 3072,
+        "dropout": 0.1,
+        "attention_dropout": 0.1,
+        "activation_dropout": 0.0,
+    },
+}
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class MacaronBert(PretrainedMixin, keras.Model):
+    """BERT encoder whose layers are splitting schemes, with a masked-LM or a classification head.
+
+    `x_0 = Drop(sqrt(E) · Emb(tokens) + P(positions) + S(segments))`: fairseq's sinusoidal positions
+    (`SinusoidalPositionEmbedding`; the fork's BERT sets `encoder_learned_pos=False`), numbered from
+    `pad_id + 1` over the right-padded tokens, and a `(2, E)` segment table whose row 1 is fairseq's
+    padding row, always 0. Then `num_layers` pre-norm `MacaronEncoderLayer`s and a final LayerNorm,
+    every LayerNorm without scale and shift (`no_normalize_affine`). `scheme="strang"` (Macaron):
+
+        x = x + 1/2 · Drop(FFN_relu(LN(x)))     # width intermediate_dim / 2
+        x = x +       Drop(SelfAttn(LN(x)))
+        x = x + 1/2 · Drop(FFN_gelu(LN(x)))     # width intermediate_dim / 2
+
+    (the fork's first FFN is ReLU, its second GELU); `scheme="lie_trotter"` is BERT's layer, attention
+    then one GELU FFN of width `intermediate_dim`, factor 1. With these LayerNorms the Macaron model has
+    exactly `E` parameters per layer more than BERT (one more FFN output bias).
+
+    Heads on the final `h`: `num_classes=None`, masked-LM logits `LN_affine(GELU(h W + b)) · Embᵀ`
+    (fairseq's `mid_layer`, then the tied token embedding) at every position (the fork computes them at
+    the masked ones only), `(batch, length, vocabulary_size)`, without the pre-training checkpoint's
+    next-sentence `classifier` (E → 1); `num_classes=K`, the layer `head` on the `<cls>` position,
+    `h_0 W_c + b_c` `(batch, K)`, zero-initialised (K = 1: regression).
+    `from_pretrained(preset, num_classes=K)` keeps the encoder and puts a new head on it. Init as the
+    fork: embeddings `~ N(0, 1/E)` with zero padding rows, FFN kernels Kaiming-normal (`ffn_initializer`),
+    attention Xavier-uniform, biases 0 (the masked-LM Linear: Keras' Glorot-uniform where PyTorch's
+    default is Kaiming-uniform).
+
+    Inputs (keras-hub's names), int32 `(batch, length)`, right-padded: `token_ids` (fairseq's
+    dictionary: `<pad>` = 1, `<mask>` = 4, `<cls>` = 5 first), `segment_ids` (the fork's convention:
+    1 for the first sentence, 0 for the second) and `padding_mask` (1 at real tokens).
+
+    Args:
+        vocabulary_size: size of the dictionary.
+        num_layers: encoder layers.
+        hidden_dim: E.
+        num_heads: attention heads.
+        intermediate_dim: BERT's FFN width `d_ff`; each Macaron FFN has `d_ff / 2`.
+        scheme: `"strang"` (Macaron) or `"lie_trotter"` (BERT).
+        num_classes: `None` for the masked-LM head, else the classifier's outputs.
+        dropout: after the embeddings and on every sub-layer's output.
+        attention_dropout: on the attention weights.
+        activation_dropout: after the FFNs' activation (the fork: 0).
+        max_positions: longest input the sinusoid table holds (the fork: 384 pre-training, 256 GLUE).
+        pad_id: the padding token (fairseq: 1).
+
+    Example (`CONFIGS["bert_base"]` is the paper's BERT-base):
+        >>> model = MacaronBert(vocabulary_size=len(dictionary), num_classes=2, **CONFIGS["bert_base"])
+
+    Reference: https://arxiv.org/abs/1906.02762
+    """
+
+    TASK = "masked_lm"  # an instance with `num_classes` is a "text_classification" model
+    CITATION = MacaronTransformer.CITATION
+
+    def __init__(
+        self,
+        *,
+        vocabulary_size,
+        num_layers=12,
+        hidden_dim=768,
+        num_heads=12,
+        intermediate_dim=3072,
+        scheme="strang",
+        num_classes=None,
+        dropout=0.1,
+        attention_dropout=0.1,
+        activation_dropout=0.0,
+        max_positions=384,
+        pad_id=1,
+        dtype=None,
+        **kwargs,
+    ):
+        vocabulary_size = check_integer("vocabulary_size", vocabulary_size, 1)
+        num_layers = check_integer("num_layers", num_layers, 1)
+        hidden_dim = check_integer("hidden_dim", hidden_dim, 4)
+        pad_id = check_integer("pad_id", pad_id)
+        if pad_id >= vocabulary_size:
+            raise ValueError(
+                f"`pad_id` must be < vocabulary_size={vocabulary_size}. Received: pad_id={pad_id}"
+            )
+        if num_classes is not None:
+            num_classes = check_integer("num_classes", num_classes, 1)
+        check_rate("dropout", dropout)
+
+        # === Layers ===
+        embedding_init = PaddedNormal(hidden_dim**-0.5, pad_id)
+        self.token_embedding = layers.ReversibleEmbedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=embedding_init, name="token_embedding",
+            dtype=dtype,
+        )  # fmt: skip
+        self.position_embedding = SinusoidalPositionEmbedding(
+            hidden_dim, max_positions, pad_id, name="position_embedding", dtype=dtype
+        )
+        self.segment_embedding = layers.Embedding(
+            2, hidden_dim, embeddings_initializer=PaddedNormal(hidden_dim**-0.5, SEGMENT_PAD_ROW),
+            name="segment_embedding", dtype=dtype,
+        )  # fmt: skip
+        self.embedding_dropout = layers.Dropout(dropout, name="embedding_dropout", dtype=dtype)
+        self.encoder_layers = [
+            MacaronEncoderLayer(
+                num_heads,
+                intermediate_dim,
+                scheme=scheme,
+                normalize_before=True,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                activation_dropout=activation_dropout,
+                activation="gelu",
+                macaron_activation="relu",
+                norm_affine=False,
+                ffn_init="kaiming",
+                name=f"encoder_layer_{i}",
+                dtype=dtype,
+            )
+            for i in range(num_layers)
+        ]
+        self.encoder_norm = _norm("encoder_norm", False, dtype)
+        if num_classes is None:
+            self.mlm_dense = layers.Dense(hidden_dim, activation="gelu", name="mlm_dense", dtype=dtype)
+            self.mlm_norm = _norm("mlm_norm", True, dtype)
+        else:
+            self.head = layers.Dense(
+                num_classes, kernel_initializer="zeros", name="head", dtype=dtype
+            )  # fairseq's `classifier`, zero-initialised
+
+        # === Functional Model ===
+        inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES}
+        x = self._encode(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
+        if num_classes is None:
+            outputs = self.token_embedding(self.mlm_norm(self.mlm_dense(x)), reverse=True)
+        else:
+            outputs = self.head(x[:, 0])
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        self.TASK = "masked_lm" if num_classes is None else "text_classification"
+
+        # === Config ===
+        self.set_config(
+            dtype=dtype,
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            scheme=scheme,
+            num_classes=num_classes,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation_dropout=activation_dropout,
+            max_positions=max_positions,
+            pad_id=pad_id,
+        )
+
+    def _encode(self, token_ids, segment_ids, padding_mask):
+        """The final LayerNorm's output `(batch, length, E)` (see the class docstring)."""
+        x = self.token_embedding(token_ids) * math.sqrt(self.token_embedding.output_dim)
+        second_sentence = ops.cast(ops.not_equal(segment_ids, SEGMENT_PAD_ROW), x.dtype)[..., None]
+        x = x + self.position_embedding(padding_mask) + self.segment_embedding(segment_ids) * second_sentence
+        x = self.embedding_dropout(x)
+        for layer in self.encoder_layers:
+            x = layer(x, padding_mask=padding_mask)
+        return self.encoder_norm(x)
+
+
+def _norm(name, affine, dtype):
+    return layers.LayerNormalization(
+        epsilon=LAYER_NORM_EPSILON, center=affine, scale=affine, name=name, dtype=dtype
+    )
