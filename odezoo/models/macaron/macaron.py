@@ -12,12 +12,12 @@ from odezoo._compile import backend_compiled
 from odezoo.errors import OdezooError, check_integer, check_number
 from odezoo.models.macaron.macaron_decoding import fairseq_beam_search
 from odezoo.models.macaron.macaron_layers import (
-    LAYER_NORM_EPSILON,
     MacaronDecoderLayer,
     MacaronEncoderLayer,
     PaddedNormal,
     SinusoidalPositionEmbedding,
-    check_rate,
+    check_model_settings,
+    layer_norm,
 )
 from odezoo.models.macaron.macaron_tokenizer import TOKENIZER_FILE, MacaronTokenizer, check_sentences
 from odezoo.pretrained import PretrainedMixin
@@ -137,15 +137,9 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         dtype=None,
         **kwargs,
     ):
-        vocabulary_size = check_integer("vocabulary_size", vocabulary_size, 1)
-        num_layers = check_integer("num_layers", num_layers, 1)
-        hidden_dim = check_integer("hidden_dim", hidden_dim, 4)
-        pad_id = check_integer("pad_id", pad_id)
-        if pad_id >= vocabulary_size:
-            raise ValueError(
-                f"`pad_id` must be < vocabulary_size={vocabulary_size}. Received: pad_id={pad_id}"
-            )
-        check_rate("dropout", dropout)
+        vocabulary_size, num_layers, hidden_dim, pad_id = check_model_settings(
+            vocabulary_size, num_layers, hidden_dim, pad_id, dropout
+        )
 
         # === Layers ===
         embedding_init = PaddedNormal(hidden_dim**-0.5, pad_id)
@@ -188,7 +182,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             for i in range(num_layers)
         ]
         self.encoder_norm, self.decoder_norm = (
-            layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=name, dtype=dtype)
+            layer_norm(name, dtype=dtype)
             if normalize_before
             else None
             for name in ("encoder_norm", "decoder_norm")

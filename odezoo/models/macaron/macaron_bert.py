@@ -9,11 +9,11 @@ from keras import layers, ops
 from odezoo.errors import check_integer
 from odezoo.models.macaron.macaron import MacaronTransformer
 from odezoo.models.macaron.macaron_layers import (
-    LAYER_NORM_EPSILON,
     MacaronEncoderLayer,
     PaddedNormal,
     SinusoidalPositionEmbedding,
-    check_rate,
+    check_model_settings,
+    layer_norm,
 )
 from odezoo.pretrained import PretrainedMixin
 
@@ -107,17 +107,11 @@ class MacaronBert(PretrainedMixin, keras.Model):
         dtype=None,
         **kwargs,
     ):
-        vocabulary_size = check_integer("vocabulary_size", vocabulary_size, 1)
-        num_layers = check_integer("num_layers", num_layers, 1)
-        hidden_dim = check_integer("hidden_dim", hidden_dim, 4)
-        pad_id = check_integer("pad_id", pad_id)
-        if pad_id >= vocabulary_size:
-            raise ValueError(
-                f"`pad_id` must be < vocabulary_size={vocabulary_size}. Received: pad_id={pad_id}"
-            )
+        vocabulary_size, num_layers, hidden_dim, pad_id = check_model_settings(
+            vocabulary_size, num_layers, hidden_dim, pad_id, dropout
+        )
         if num_classes is not None:
             num_classes = check_integer("num_classes", num_classes, 1)
-        check_rate("dropout", dropout)
 
         # === Layers ===
         embedding_init = PaddedNormal(hidden_dim**-0.5, pad_id)
@@ -151,10 +145,10 @@ class MacaronBert(PretrainedMixin, keras.Model):
             )
             for i in range(num_layers)
         ]
-        self.encoder_norm = _norm("encoder_norm", False, dtype)
+        self.encoder_norm = layer_norm("encoder_norm", affine=False, dtype=dtype)
         if num_classes is None:
             self.mlm_dense = layers.Dense(hidden_dim, activation="gelu", name="mlm_dense", dtype=dtype)
-            self.mlm_norm = _norm("mlm_norm", True, dtype)
+            self.mlm_norm = layer_norm("mlm_norm", dtype=dtype)
         else:
             self.head = layers.Dense(
                 num_classes, kernel_initializer="zeros", name="head", dtype=dtype
@@ -197,8 +191,3 @@ class MacaronBert(PretrainedMixin, keras.Model):
             x = layer(x, padding_mask=padding_mask)
         return self.encoder_norm(x)
 
-
-def _norm(name, affine, dtype):
-    return layers.LayerNormalization(
-        epsilon=LAYER_NORM_EPSILON, center=affine, scale=affine, name=name, dtype=dtype
-    )

@@ -19,6 +19,26 @@ def check_rate(name, value):
         raise ValueError(f"`{name}` must be a rate in [0, 1). Received: {name}={value!r}")
 
 
+def check_model_settings(vocabulary_size, num_layers, hidden_dim, pad_id, dropout):
+    """The settings the Macaron models share, checked: `(vocabulary_size, num_layers, hidden_dim, pad_id)`
+    as ints, `pad_id < vocabulary_size`, `dropout` a rate."""
+    vocabulary_size = check_integer("vocabulary_size", vocabulary_size, 1)
+    num_layers = check_integer("num_layers", num_layers, 1)
+    hidden_dim = check_integer("hidden_dim", hidden_dim, 4)
+    pad_id = check_integer("pad_id", pad_id)
+    if pad_id >= vocabulary_size:
+        raise ValueError(f"`pad_id` must be < vocabulary_size={vocabulary_size}. Received: pad_id={pad_id}")
+    check_rate("dropout", dropout)
+    return vocabulary_size, num_layers, hidden_dim, pad_id
+
+
+def layer_norm(name, *, affine=True, dtype=None):
+    """fairseq's LayerNorm (eps 1e-5), with or without its scale and shift."""
+    return layers.LayerNormalization(
+        epsilon=LAYER_NORM_EPSILON, center=affine, scale=affine, name=name, dtype=dtype
+    )
+
+
 @keras.saving.register_keras_serializable(package="odezoo")
 class PaddedNormal(keras.initializers.Initializer):
     """fairseq's token-embedding init: every entry `~ N(0, stddev²)`, except the row `pad_id`, which is 0.
@@ -349,13 +369,7 @@ class _SplitLayer(keras.layers.Layer):
         )
 
     def _norm(self, name):
-        return layers.LayerNormalization(
-            epsilon=LAYER_NORM_EPSILON,
-            center=self.norm_affine,
-            scale=self.norm_affine,
-            name=name,
-            dtype=self.dtype_policy,
-        )
+        return layer_norm(name, affine=self.norm_affine, dtype=self.dtype_policy)
 
     def _attention(self, name):
         return MultiHeadAttention(self.num_heads, self.attention_dropout, name=name, dtype=self.dtype_policy)
