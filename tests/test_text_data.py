@@ -5,7 +5,14 @@ import pytest
 import tensorflow_datasets as tfds
 
 from odezoo import OdezooError
-from odezoo.data import dictionary_corpus, dictionary_pairs, dictionary_splits, iwslt14_files, wmt14_dataset
+from odezoo.data import (
+    dictionary_corpus,
+    dictionary_pairs,
+    dictionary_splits,
+    iwslt14_files,
+    wmt14_dataset,
+    wmt14_pairs,
+)
 from odezoo.data import text as text_module
 
 HEADER = """\
@@ -150,6 +157,8 @@ def test_wmt14_on_mock_data_both_directions():
         pairs = list(ds.as_numpy_iterator())
         reverse, _ = wmt14_dataset("test", direction="en-de")
         assert list(reverse.as_numpy_iterator()) == [(en, de) for de, en in pairs]
+        assert wmt14_pairs("test", limit=3) == [(de.decode(), en.decode()) for de, en in pairs[:3]]
+        assert wmt14_pairs("test", direction="en-de") == [(en.decode(), de.decode()) for de, en in pairs]
     assert count == len(pairs) == 5
     assert all(isinstance(s, bytes) for pair in pairs for s in pair)
 

@@ -9,3 +9,4 @@ from odezoo.data.text import dictionary_pairs as dictionary_pairs
 from odezoo.data.text import dictionary_splits as dictionary_splits
 from odezoo.data.text import iwslt14_files as iwslt14_files
 from odezoo.data.text import wmt14_dataset as wmt14_dataset
+from odezoo.data.text import wmt14_pairs as wmt14_pairs

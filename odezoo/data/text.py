@@ -167,3 +167,9 @@ def wmt14_dataset(split, *, direction="de-en", data_dir=None, download=True):
     _check("direction", direction, DIRECTIONS)
     ds, count = tfds_supervised("wmt14_translate/de-en", split, data_dir, download)
     return (ds if direction == "de-en" else ds.map(lambda de, en: (en, de))), count
+
+
+def wmt14_pairs(split, *, direction="de-en", data_dir=None, limit=0):
+    """The first `limit` (0: all) pairs of `wmt14_dataset` as `(source, target)` str tuples."""
+    ds, _ = wmt14_dataset(split, direction=direction, data_dir=data_dir)
+    return [(s.decode(), t.decode()) for s, t in (ds.take(limit) if limit else ds).as_numpy_iterator()]

@@ -243,7 +243,7 @@ def translation_pairs(tokenizer, dataset, split="test", *, limit=0, data_dir=Non
     the folder `prepare-iwslt14.sh` writes, whose lines are token lines: their texts are detokenised)
     or `wmt14` (TFDS; `data_dir` its data folder).
     """
-    from odezoo.data.text import dictionary_corpus, iwslt14_files, join_bpe, wmt14_dataset
+    from odezoo.data.text import dictionary_corpus, iwslt14_files, join_bpe, wmt14_pairs
 
     src, tgt = tokenizer.source_lang, tokenizer.target_lang
     stop = limit or None
@@ -263,8 +263,7 @@ def translation_pairs(tokenizer, dataset, split="test", *, limit=0, data_dir=Non
     elif dataset == "dictionary":
         pairs = dictionary_corpus(split, path=data_dir, direction=f"{src}-{tgt}")[:stop]
     else:
-        ds, _ = wmt14_dataset(split, direction=f"{src}-{tgt}", data_dir=data_dir)
-        pairs = [(s.decode(), t.decode()) for s, t in (ds.take(limit) if limit else ds).as_numpy_iterator()]
+        pairs = wmt14_pairs(split, direction=f"{src}-{tgt}", data_dir=data_dir, limit=limit)
     if not pairs:
         raise OdezooError(
             f"The {dataset} {split} split holds no sentence pairs: check the data (--data-dir)."
