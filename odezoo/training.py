@@ -58,6 +58,9 @@ def make_strategy(name="auto", tpu=""):
     return tf.distribute.get_strategy()
 
 
+STATE_FILE = "state.json"  # names the last checkpoint written; replaced atomically
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves weights, optimizer state and history after every epoch so a killed run resumes.
 
@@ -70,7 +73,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory):
         super().__init__()
         self.directory = Path(directory)
-        self.state_path = self.directory / "state.json"
+        self.state_path = self.directory / STATE_FILE
         self.history = []
         self._start = (0.0, 0.0)
 
@@ -104,6 +107,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         write_checkpoint(self.directory, self.model, "epoch", epoch + 1, self.history)
 
 
+def checkpointed_epoch(directory):
+    """The last epoch `EpochCheckpoint` finished in `directory` (0: none), without loading anything."""
+    state = Path(directory) / STATE_FILE
+    return json.loads(state.read_text())["epoch"] if state.is_file() else 0
+
+
 def write_checkpoint(directory, model, unit, index, history):
     """Writes `<unit>-NNNN.weights.h5` in full, then atomically replaces `state.json`, which names it
     (`{unit: index, "weights": file, "history": history}`), then removes older `<unit>-*` files: a kill
@@ -114,7 +123,7 @@ def write_checkpoint(directory, model, unit, index, history):
     name = f"{unit}-{index:04d}.weights.h5"
     check_free_space(directory, model, f"the {unit} {index} checkpoint", factor=3)
     model.save_weights(directory / name)
-    write_json_atomic(directory / "state.json", {unit: index, "weights": name, "history": history})
+    write_json_atomic(directory / STATE_FILE, {unit: index, "weights": name, "history": history})
     remove_other_checkpoints(directory, unit, name)
 
 

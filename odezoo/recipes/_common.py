@@ -11,7 +11,7 @@ from pathlib import Path
 
 from odezoo._files import check_folder
 from odezoo.errors import OdezooError
-from odezoo.training import check_strategy, write_json_atomic
+from odezoo.training import STATE_FILE, check_strategy, write_json_atomic
 
 # Settings a run may change when it resumes: they do not alter what the checkpoints hold.
 RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset", "eval_trajectories", "eval_times")
@@ -31,7 +31,7 @@ def start_run(workdir, config):
     values = dataclasses.asdict(config)
     workdir = Path(workdir)
     check_folder(workdir, "--workdir")
-    saved_path, state = workdir / "config.json", workdir / "checkpoints" / "state.json"
+    saved_path, state = workdir / "config.json", workdir / "checkpoints" / STATE_FILE
     present = sorted(p.name for p in workdir.iterdir() if p.name != LOCK_FILE) if workdir.is_dir() else []
     saved = _saved_config(saved_path)
     if present and (saved is None or set(saved) != set(values)):

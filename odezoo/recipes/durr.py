@@ -32,7 +32,7 @@ import numpy as np
 from odezoo.errors import OdezooError
 from odezoo.recipes._common import finish_run, start_run, train_command
 from odezoo.recipes.image_classification import check_positive
-from odezoo.training import write_checkpoint
+from odezoo.training import STATE_FILE, write_checkpoint
 
 DEGRADATIONS = ("noise", "jpeg")
 
@@ -165,7 +165,7 @@ def train(config, workdir, *, callbacks=()):
     )
     checkpoints = workdir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
-    state_path = checkpoints / "state.json"
+    state_path = checkpoints / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": 0, "history": []}
     if state["epoch"]:
         model.load_weights(checkpoints / state["weights"])

@@ -27,7 +27,7 @@ from odezoo.data.pde import get_equation, simulate
 from odezoo.errors import OdezooError
 from odezoo.recipes._common import finish_run, start_run
 from odezoo.recipes.image_classification import check_positive
-from odezoo.training import minimize, write_checkpoint
+from odezoo.training import STATE_FILE, minimize, write_checkpoint
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def train(config, workdir, *, callbacks=()):
     checkpoints = workdir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     model = build_model(config)
-    state_path = checkpoints / "state.json"
+    state_path = checkpoints / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"stage": 0, "history": []}
     if state["stage"]:
         model.load_weights(checkpoints / state["weights"])

@@ -35,7 +35,7 @@ from odezoo.models.macaron.macaron import CONFIGS, MacaronTransformer
 from odezoo.models.macaron.macaron_layers import SCHEMES
 from odezoo.recipes._common import finish_run, start_run, train_command
 from odezoo.recipes.image_classification import check_positive
-from odezoo.training import fit_resumable, make_strategy
+from odezoo.training import checkpointed_epoch, fit_resumable, make_strategy
 
 DATASETS = ("dictionary", "iwslt14", "wmt14")
 
@@ -105,9 +105,13 @@ class Config:
             )
 
 
+def _architecture(name):
+    """The recipe's settings of the paper's architecture `CONFIGS[name]` (every one is pre-norm)."""
+    return {k: v for k, v in CONFIGS[name].items() if k != "normalize_before"}
+
+
 def _paper(name, dataset, direction, **training):
-    architecture = {k: v for k, v in CONFIGS[name].items() if k != "normalize_before"}
-    return replace(Config(), dataset=dataset, direction=direction, **architecture, warmup_updates=8000,
+    return replace(Config(), dataset=dataset, direction=direction, **_architecture(name), warmup_updates=8000,
                    epochs=50, **training)  # fmt: skip
 
 
@@ -116,8 +120,7 @@ TRANSFORMER_DICTIONARY = replace(DICTIONARY, scheme="lie_trotter")
 IWSLT14 = _paper("iwslt14_small", "iwslt14", "de-en", bpe_merges=10000, max_tokens=4096)
 WMT14 = _paper("wmt14_base", "wmt14", "en-de", bpe_merges=32000, max_tokens=8192, weight_decay=0.0, beam=4,
                lenpen=0.6)  # fmt: skip
-WMT14_BIG = replace(WMT14, **{k: v for k, v in CONFIGS["wmt14_big"].items() if k != "normalize_before"},
-                    learning_rate=3e-3, max_tokens=4096)  # fmt: skip
+WMT14_BIG = replace(WMT14, **_architecture("wmt14_big"), learning_rate=3e-3, max_tokens=4096)
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -207,8 +210,7 @@ def train(config, workdir, *, callbacks=()):
     batches = token_batches(
         np.array(list(map(len, sources))), np.array(list(map(len, targets))), config.max_tokens
     )
-    state = workdir / "checkpoints" / "state.json"  # a resumed run goes on with the next epoch's order
-    first_epoch = json.loads(state.read_text())["epoch"] if state.is_file() else 0
+    first_epoch = checkpointed_epoch(workdir / "checkpoints")  # a resumed run: the next epoch's order
     dataset = _training_dataset(config, tokenizer, sources, targets, batches, first_epoch)
     with strategy.scope():
         model = MacaronTransformer(
@@ -350,8 +352,7 @@ def _training_pairs(config):
     elif config.dataset == "iwslt14":
         pairs = text.iwslt14_files(config.data_dir, "train", *config.direction.split("-"))
     else:
-        ds, _ = text.wmt14_dataset("train", direction=config.direction, data_dir=config.data_dir or None)
-        pairs = [(s.decode(), t.decode()) for s, t in ds.as_numpy_iterator()]
+        pairs = text.wmt14_pairs("train", direction=config.direction, data_dir=config.data_dir or None)
     return pairs[: config.limit or None]
 
 
