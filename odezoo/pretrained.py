@@ -40,6 +40,12 @@ class PretrainedMixin:
     # The preset folder `odezoo.load` built the model from (`None` for a model built in code): where
     # task hooks and model methods find the preset's assets, e.g. a translation preset's tokenizer.
     preset_folder = None
+    # Config keys added after configs were saved without them, with the value such a config meant
+    # (e.g. `{"padding": "same"}`): an old config builds the architecture it was saved with.
+    LEGACY_CONFIG = {}
+    # Config keys that change what the weights compute but no weight's shape, so a changed value
+    # would load the weights silently: key -> what changes, for the refusal of such an override.
+    WEIGHT_BOUND_CONFIG = {}
 
     @property
     def task(self):
@@ -64,9 +70,15 @@ class PretrainedMixin:
         }
 
     @classmethod
+    def complete_config(cls, config):
+        """`config` with the `LEGACY_CONFIG` value of each key it lacks (a config saved before the key)."""
+        return {**cls.LEGACY_CONFIG, **config}
+
+    @classmethod
     def from_config(cls, config):
-        """Builds the model from `get_config()`'s keyword arguments (the dtype policy deserialised)."""
-        config = dict(config)
+        """Builds the model from `get_config()`'s keyword arguments (the dtype policy deserialised; a
+        key the config predates takes its `LEGACY_CONFIG` value)."""
+        config = cls.complete_config(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
@@ -362,11 +374,21 @@ def load_folder(
             f"Preset {release or os.fspath(folder)!r} is a `{cls.__name__}`; call "
             f"`{cls.__name__}.from_pretrained` or `odezoo.load`."
         )
-    base = config["config"]
+    base = cls.complete_config(config["config"])
     unknown = sorted(set(overrides) - set(base))
     if unknown:
         raise OdezooError(
             f"Unknown config override(s) {unknown} for {cls.__name__}; it takes {sorted(base)}."
+        )
+    bound = [key for key in cls.WEIGHT_BOUND_CONFIG if key in overrides and overrides[key] != base[key]]
+    if load_weights and bound:
+        key = bound[0]
+        raise OdezooError(
+            f"The weights of preset {release or os.fspath(folder)!r} were trained with {key}={base[key]!r}; "
+            f"{key}={overrides[key]!r} computes something else with the same weights "
+            f"({cls.WEIGHT_BOUND_CONFIG[key]}). "
+            f"Load the preset without `{key}=` (it builds the {key} it was trained with), or pass "
+            "`load_weights=False` and train the model anew."
         )
     model = cls.from_config({**base, **overrides})
     model.preset_folder = folder.absolute()

@@ -42,16 +42,26 @@ def check_model(cls, init_kwargs, inputs, expected_shape, tmp_path):
     return model
 
 
-def reference_resnet(depth, num_classes, image_shape, width=16, mean=None, std=None):
+def reference_resnet(depth, num_classes, image_shape, width=16, mean=None, std=None, padding="symmetric"):
     """A pre-activation CIFAR ResNet (basic blocks) in plain Keras, `x + f(x)` with `Add`.
 
+    `padding="symmetric"` pads the input of every 3x3 convolution with `ZeroPadding2D(1)` and
+    convolves `"valid"`, as the official PyTorch code (`padding=1`); `"same"` is Keras' `"same"`.
     Layer names match `LMResNet` so weights can be copied by name.
     """
+
+    def conv(x, filters, size, stride, name):
+        explicit = padding == "symmetric" and size == 3
+        if explicit:
+            x = layers.ZeroPadding2D(1)(x)
+        return layers.Conv2D(
+            filters, size, stride, padding="valid" if explicit else "same", use_bias=False, name=name
+        )(x)
 
     def preact(x, filters, size, stride, name):
         x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
         x = layers.ReLU(name=f"{name}_relu")(x)
-        return layers.Conv2D(filters, size, stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        return conv(x, filters, size, stride, f"{name}_conv")
 
     n = (depth - 2) // 6
     inputs = keras.Input(image_shape)
@@ -60,7 +70,7 @@ def reference_resnet(depth, num_classes, image_shape, width=16, mean=None, std=N
         x = layers.Rescaling((1 / np.asarray(std)).tolist(), (-np.asarray(mean) / np.asarray(std)).tolist())(
             x
         )
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = conv(x, width, 3, 1, "stem_conv")
     for stage in range(3):
         filters = width * 2**stage
         for j in range(n):
@@ -79,3 +89,40 @@ def copy_weights_by_name(source, target):
     for layer in target.layers:
         if layer.weights:
             layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def conv2d_symmetric(x, kernel, stride):
+    """NumPy convolution (no bias) of `x` (batch, height, width, channels) with `kernel` (k, k, in, out),
+    zero-padded by `k // 2` pixels on each side as PyTorch's `padding=k // 2`: output pixel (i, j) sees
+    the input window whose top-left corner is (stride * i - k // 2, stride * j - k // 2)."""
+    k, pad = kernel.shape[0], kernel.shape[0] // 2
+    padded = np.pad(np.asarray(x, "float64"), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    height, width = ((size + 2 * pad - k) // stride + 1 for size in x.shape[1:3])
+    out = np.zeros((x.shape[0], height, width, kernel.shape[-1]))
+    for a in range(k):
+        for b in range(k):
+            window = padded[
+                :, a : a + stride * (height - 1) + 1 : stride, b : b + stride * (width - 1) + 1 : stride
+            ]
+            out += window @ np.asarray(kernel[a, b], "float64")
+    return out
+
+
+def check_symmetric_padding(model, images, atol=1e-5):
+    """Checks every 3x3 convolution after a BN-ReLU (layers `<name>_relu` -> `<name>_conv`, the blocks of
+    LMResNet, PreActResNet18 and WideResNet) against `conv2d_symmetric` of its input; returns how many
+    were strided (a check must see some)."""
+    names = {layer.name for layer in model.layers}
+    convs = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, layers.Conv2D)
+        and layer.kernel_size == (3, 3)
+        and layer.name.removesuffix("_conv") + "_relu" in names
+    ]
+    relus = [model.get_layer(layer.name.removesuffix("_conv") + "_relu") for layer in convs]
+    probe = keras.Model(model.inputs[0], [[relu.output, layer.output] for relu, layer in zip(relus, convs)])
+    for layer, (x, y) in zip(convs, probe(images, training=False)):
+        expected = conv2d_symmetric(np.asarray(x), layer.get_weights()[0], layer.strides[0])
+        np.testing.assert_allclose(np.asarray(y), expected, atol=atol, err_msg=layer.name)
+    return sum(layer.strides[0] != 1 for layer in convs)

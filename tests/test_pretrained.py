@@ -252,6 +252,34 @@ def test_layout_changing_override(folder):
         LMResNet.from_pretrained(folder, depth=14)
 
 
+def test_a_folder_saved_before_padding_existed_keeps_its_padding(tmp_path):
+    """A config without `padding` was trained with Keras' "same" padding: it loads so, and its weights are
+    refused for the official symmetric padding (same shapes, other outputs), saying why and what to do."""
+    model = LMResNet(**TINY, padding="same")
+    folder = model.save_pretrained(tmp_path / "old")
+    config = json.loads((folder / "config.json").read_text())
+    del config["config"]["padding"]
+    (folder / "config.json").write_text(json.dumps(config))
+    pretrained_module.write_metadata(folder, pretrained_module.read_metadata(folder))
+    loaded = LMResNet.from_pretrained(folder)
+    assert loaded.padding == "same"
+    np.testing.assert_array_equal(np.asarray(loaded(X)), np.asarray(model(X)))
+    message = (
+        f"The weights of preset '{folder}' were trained with padding='same'; padding='symmetric' computes "
+        "something else with the same weights (padding='symmetric' pads every 3x3 convolution by one pixel "
+        "on each side, also the strided ones, as the official PyTorch code does; padding='same' (Keras', "
+        "what configs saved without a `padding` key mean) pads a stride-2 convolution of an even-sized "
+        "input 0 pixels before and 1 after, which shifts its windows by one pixel). Load the preset without "
+        "`padding=` (it builds the padding it was trained with), or pass `load_weights=False` and train the "
+        "model anew."
+    )
+    with pytest.raises(OdezooError) as error:
+        LMResNet.from_pretrained(folder, padding="symmetric")
+    assert str(error.value) == message
+    assert LMResNet.from_pretrained(folder, padding="symmetric", load_weights=False).padding == "symmetric"
+    assert LMResNet.from_pretrained(folder, padding="same").padding == "same"
+
+
 def test_new_head_keeps_the_trunk(folder):
     original = LMResNet.from_pretrained(folder)
     tuned = LMResNet.from_pretrained(folder, num_classes=7)

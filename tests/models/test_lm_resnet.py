@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from odezoo import LMResNet, OdezooError
+from odezoo.models._conv import conv
 from odezoo.models.lm_resnet.lm_resnet_layers import StochasticDepth
-from odezoo.testing import check_model, copy_weights_by_name, reference_resnet
+from odezoo.testing import check_model, check_symmetric_padding, copy_weights_by_name, reference_resnet
 
 TINY = {"depth": 14, "num_classes": 5, "image_shape": (16, 16, 3), "width": 4}
 
@@ -28,17 +29,56 @@ def test_features_without_head(images):
     assert model(images).shape == (2, 4 * TINY["width"])
 
 
-def test_k_zero_is_the_plain_resnet(images):
-    """k_n = 0 (s_n = 1): LM-ResNet equals the Euler scheme, and a ResNet written by hand."""
-    lm = LMResNet(**TINY)
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+def test_k_zero_is_the_plain_resnet(images, padding):
+    """k_n = 0 (s_n = 1): LM-ResNet equals the Euler scheme, and a ResNet written by hand (for
+    "symmetric": `ZeroPadding2D(1)` + "valid" before every 3x3 convolution, the official code's)."""
+    lm = LMResNet(**TINY, padding=padding)
     _set_k(lm, 0.0)
-    euler = LMResNet(**TINY, scheme="euler")
+    euler = LMResNet(**TINY, scheme="euler", padding=padding)
     euler.set_weights(lm.get_weights())
-    reference = reference_resnet(14, 5, (16, 16, 3), width=4)
+    reference = reference_resnet(14, 5, (16, 16, 3), width=4, padding=padding)
     copy_weights_by_name(lm, reference)
     expected = np.asarray(reference(images, training=False))
     np.testing.assert_allclose(np.asarray(lm(images, training=False)), expected, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(euler(images, training=False)), expected)
+
+
+@pytest.mark.parametrize(
+    "padding,expected",
+    [
+        # windows of rows/columns (-1, 0, 1) and (1, 2, 3): 0+1+4+5, 1+2+3+5+6+7, 4+5+8+9+12+13, ...
+        ("symmetric", [[10, 24], [51, 90]]),
+        # Keras "same": windows (0, 1, 2) and (2, 3, 4): 0+1+2+4+5+6+8+9+10, 2+3+6+7+10+11, ...
+        ("same", [[45, 39], [66, 50]]),
+    ],
+)
+def test_stride_2_padding_by_hand(padding, expected):
+    """A 3x3 all-ones kernel, stride 2, on the 4x4 image 0..15: the sums of the windows by hand."""
+    x = keras.Input((4, 4, 1))
+    layer = keras.Model(x, conv(x, 1, 3, 2, padding=padding, name="c", dtype=None))
+    layer.get_layer("c").set_weights([np.ones((3, 3, 1, 1), "float32")])
+    image = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    np.testing.assert_array_equal(np.asarray(layer(image))[0, :, :, 0], expected)
+
+
+def test_every_convolution_pads_one_pixel_on_each_side(images):
+    """Each 3x3 convolution of a block, the strided ones included, against NumPy with 1-pixel padding."""
+    assert check_symmetric_padding(LMResNet(**TINY), images) == 2
+    assert check_symmetric_padding(LMResNet(**{**TINY, "depth": 29, "block_type": "bottleneck"}), images) == 2
+    with pytest.raises(AssertionError, match="stage2_block1_1_conv"):  # the check sees Keras' "same"
+        check_symmetric_padding(LMResNet(**TINY, padding="same"), images)
+
+
+def test_same_padding_changes_the_outputs_of_the_same_weights(images):
+    """The legacy padding of presets saved before `padding` existed computes something else."""
+    symmetric, same = LMResNet(**TINY), LMResNet(**TINY, padding="same")
+    copy_weights_by_name(symmetric, same)
+    difference = np.abs(
+        np.asarray(symmetric(images, training=False)) - np.asarray(same(images, training=False))
+    )
+    assert difference.max() > 1e-3
+    assert not any(isinstance(layer, keras.layers.ZeroPadding2D) for layer in same.layers)
 
 
 @pytest.mark.parametrize("k", [1.0, -0.37])
@@ -144,6 +184,7 @@ def test_stochastic_depth_is_unbiased():
         ({"depth": 32, "block_type": "bottleneck"}, "9n + 2"),
         ({"depth": 20, "scheme": "rk4"}, "Received: scheme='rk4'"),
         ({"depth": 20, "death_rate": 1.0}, "Received: death_rate=1.0"),
+        ({"depth": 20, "padding": "valid"}, "Received: padding='valid'"),
         ({"depth": 20, "mean": [0.5]}, "Give both `mean` and `std`"),
         ({"depth": 20, "image_shape": (32, 32)}, "Received: image_shape=(32, 32)"),
     ],

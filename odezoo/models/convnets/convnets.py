@@ -2,29 +2,18 @@
 
 Each is a residual network read as forward Euler, `x_{t+1} = x_t + f_t(x_t)` (SmallCNN is the
 plain feed-forward case); YOPO perturbs only the first layer `f_0`, named `first_layer` here.
-Inputs are float images in [0, 1] (normalisation, if any, happens inside the model).
+Inputs are float images in [0, 1] (normalisation, if any, happens inside the model). The residual
+networks pad every 3x3 convolution by one pixel on each side, as the official code does (`padding`).
 """
 
 import keras
 from keras import layers
 
 from odezoo.errors import OdezooError
+from odezoo.models._conv import PADDING_CHANGE, check_padding, conv
 from odezoo.models._inputs import image_inputs
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.image_classification import check_num_classes
-
-
-def _conv(filters, kernel, stride, name, dtype, padding="same"):
-    return layers.Conv2D(
-        filters,
-        kernel,
-        strides=stride,
-        padding=padding,
-        use_bias=False,
-        name=name,
-        dtype=dtype,
-        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
-    )
 
 
 def _bn_relu(x, name, dtype):
@@ -32,17 +21,17 @@ def _bn_relu(x, name, dtype):
     return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
 
 
-def _preact_block(x, filters, stride, name, dtype, dropout=0.0):
+def _preact_block(x, filters, stride, name, padding, dtype, dropout=0.0):
     """Pre-activation block `x + conv(relu(bn(conv(relu(bn(x))))))`, projected when the shape changes."""
     pre = _bn_relu(x, f"{name}_1", dtype)
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv(filters, 1, stride, f"{name}_proj", dtype)(pre)
-    y = _conv(filters, 3, stride, f"{name}_1_conv", dtype)(pre)
+        shortcut = conv(pre, filters, 1, stride, padding=padding, name=f"{name}_proj", dtype=dtype)
+    y = conv(pre, filters, 3, stride, padding=padding, name=f"{name}_1_conv", dtype=dtype)
     y = _bn_relu(y, f"{name}_2", dtype)
     if dropout:
         y = layers.Dropout(dropout, name=f"{name}_drop", dtype=dtype)(y)
-    y = _conv(filters, 3, 1, f"{name}_2_conv", dtype)(y)
+    y = conv(y, filters, 3, 1, padding=padding, name=f"{name}_2_conv", dtype=dtype)
     return layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
 
 
@@ -89,28 +78,68 @@ class SmallCNN(_Classifier):
 class PreActResNet18(_Classifier):
     """Pre-activation ResNet-18 (He et al. 2016, CIFAR layout): conv3x3 64, four stages of two
     pre-activation blocks (64, 128, 256, 512; strides 1, 2, 2, 2), global average pool, dense.
-    f0 = `conv1` (3 -> 64, no bias)."""
+    f0 = `conv1` (3 -> 64, no bias).
 
-    def __init__(self, *, num_classes=10, image_shape=(32, 32, 3), mean=None, std=None, dtype=None, **kwargs):
+    YOPO's official network pools the last stage's output directly; `final_bn_relu=True` adds a
+    BN-ReLU before the pooling (the usual pre-activation head, and what configs saved without the
+    key had). The recipes (`odezoo.recipes.adversarial`, `preact_resnet18_*`) use the default, the
+    official network.
+
+    Args:
+        num_classes: size of the classifier head (layer `"head"`, logits).
+        image_shape: `(height, width, channels)` of the input.
+        mean: per-channel mean subtracted from the input, or `None`.
+        std: per-channel standard deviation dividing the input, or `None`.
+        padding: `"symmetric"` (the official code's `padding=1` on every 3x3 convolution) or
+            `"same"` (Keras': a stride-2 convolution of an even-sized input pads 0 before and 1
+            after; what configs saved without the key had).
+        final_bn_relu: whether a BN-ReLU follows the last stage.
+    """
+
+    LEGACY_CONFIG = {"padding": "same", "final_bn_relu": True}
+    WEIGHT_BOUND_CONFIG = {"padding": PADDING_CHANGE}
+
+    def __init__(
+        self,
+        *,
+        num_classes=10,
+        image_shape=(32, 32, 3),
+        mean=None,
+        std=None,
+        padding="symmetric",
+        final_bn_relu=False,
+        dtype=None,
+        **kwargs,
+    ):
         check_num_classes(num_classes)
+        check_padding(padding)
+        if not isinstance(final_bn_relu, bool):
+            raise ValueError(
+                f"`final_bn_relu` must be True or False. Received: final_bn_relu={final_bn_relu!r}"
+            )
         inputs, x = image_inputs(image_shape, mean, std, dtype)
-        x = _conv(64, 3, 1, "conv1", dtype)(x)
+        x = conv(x, 64, 3, 1, padding=padding, name="conv1", dtype=dtype)
         for stage, filters in enumerate((64, 128, 256, 512)):
             for block in range(2):
                 stride = 2 if stage > 0 and block == 0 else 1
-                x = _preact_block(x, filters, stride, f"stage{stage + 1}_block{block + 1}", dtype)
-        x = _bn_relu(x, "final", dtype)
+                x = _preact_block(x, filters, stride, f"stage{stage + 1}_block{block + 1}", padding, dtype)
+        if final_bn_relu:
+            x = _bn_relu(x, "final", dtype)
         x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
         x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
         config = {"num_classes": num_classes, "image_shape": image_shape, "mean": mean, "std": std}
-        self._finish(inputs, x, dtype, kwargs, **config)
+        self._finish(inputs, x, dtype, kwargs, **config, padding=padding, final_bn_relu=final_bn_relu)
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class WideResNet(_Classifier):
     """Wide ResNet (Zagoruyko & Komodakis 2016): conv3x3 16, three stages of `(depth - 4) / 6`
     pre-activation blocks of width 16k, 32k, 64k (strides 1, 2, 2), BN-ReLU, pool, dense.
-    WRN-34-10 (`depth=34, widen_factor=10`) is YOPO's CIFAR-10 network. f0 = `conv1`."""
+    WRN-34-10 (`depth=34, widen_factor=10`) is YOPO's CIFAR-10 network. f0 = `conv1`. `padding`: as
+    in `PreActResNet18` (`"symmetric"`, the official code's, by default)."""
+
+    LEGACY_CONFIG = {"padding": "same"}
+    WEIGHT_BOUND_CONFIG = {"padding": PADDING_CHANGE}
 
     def __init__(
         self,
@@ -122,26 +151,27 @@ class WideResNet(_Classifier):
         image_shape=(32, 32, 3),
         mean=None,
         std=None,
+        padding="symmetric",
         dtype=None,
         **kwargs,
     ):
         if (depth - 4) % 6 or depth < 10:
             raise ValueError(f"`depth` must be 6n + 4 (n >= 1), e.g. 16, 28, 34. Received: depth={depth}")
         check_num_classes(num_classes)
+        check_padding(padding)
         inputs, x = image_inputs(image_shape, mean, std, dtype)
-        x = _conv(16, 3, 1, "conv1", dtype)(x)
+        x = conv(x, 16, 3, 1, padding=padding, name="conv1", dtype=dtype)
         for stage, width in enumerate((16, 32, 64)):
             for block in range((depth - 4) // 6):
                 stride = 2 if stage > 0 and block == 0 else 1
-                x = _preact_block(
-                    x, width * widen_factor, stride, f"stage{stage + 1}_block{block + 1}", dtype, dropout
-                )
+                name = f"stage{stage + 1}_block{block + 1}"
+                x = _preact_block(x, width * widen_factor, stride, name, padding, dtype, dropout)
         x = _bn_relu(x, "final", dtype)
         x = layers.GlobalAveragePooling2D(name="pool", dtype=dtype)(x)
         x = layers.Dense(num_classes, name="head", dtype=dtype)(x)
         self._finish(
             inputs, x, dtype, kwargs, depth=depth, widen_factor=widen_factor, dropout=dropout,
-            num_classes=num_classes, image_shape=image_shape, mean=mean, std=std,
+            num_classes=num_classes, image_shape=image_shape, mean=mean, std=std, padding=padding,
         )  # fmt: skip
 
 

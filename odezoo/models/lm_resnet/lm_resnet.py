@@ -5,6 +5,7 @@ import keras
 from keras import layers
 
 from odezoo.errors import OdezooError
+from odezoo.models._conv import PADDING_CHANGE, check_padding, conv
 from odezoo.models._inputs import image_inputs
 from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
 from odezoo.pretrained import PretrainedMixin
@@ -45,7 +46,9 @@ class LMResNet(PretrainedMixin, keras.Model):
 
     Blocks are pre-activation (BN-ReLU-conv), in three stages of widths
     `width, 2 width, 4 width` and strides 1, 2, 2; the stem is one 3x3 conv; the
-    head is BN-ReLU-global average pool-dense. Inputs are float images in [0, 1];
+    head is BN-ReLU-global average pool-dense. Every 3x3 convolution is padded by one
+    pixel on each side, also the stride-2 ones, as in the official code (`padding`).
+    Inputs are float images in [0, 1];
     `mean`/`std` normalisation happens inside the model, so exported artifacts take
     the same inputs.
 
@@ -61,6 +64,12 @@ class LMResNet(PretrainedMixin, keras.Model):
             `i / (N - 1) * death_rate` during training (official value 0.5; 0 = off).
         mean: per-channel mean subtracted from the input, or `None`.
         std: per-channel standard deviation dividing the input, or `None`.
+        padding: `"symmetric"` (the official code's `padding=1`: one pixel on each
+            side of every 3x3 convolution) or `"same"` (Keras' padding: a stride-2
+            convolution of an even-sized input pads 0 before and 1 after). `"same"`
+            is what configs saved without this key (presets published before it)
+            were trained with, and they load with it; their weights cannot be
+            loaded with the other padding.
 
     Example:
         >>> model = odezoo.LMResNet.from_pretrained("lm_resnet20_fashion_mnist")
@@ -77,6 +86,8 @@ class LMResNet(PretrainedMixin, keras.Model):
   booktitle={International Conference on Machine Learning (ICML)},
   year={2018}
 }"""
+    LEGACY_CONFIG = {"padding": "same"}
+    WEIGHT_BOUND_CONFIG = {"padding": PADDING_CHANGE}
 
     def __init__(
         self,
@@ -90,11 +101,13 @@ class LMResNet(PretrainedMixin, keras.Model):
         death_rate=0.0,
         mean=None,
         std=None,
+        padding="symmetric",
         dtype=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
         check_architecture(depth=depth, scheme=scheme, block_type=block_type)
+        check_padding(padding)
         convs, expansion = BLOCK_TYPES[block_type]
         if not 0.0 <= death_rate < 1.0:
             raise ValueError(f"`death_rate` must be in [0, 1). Received: death_rate={death_rate}")
@@ -104,7 +117,7 @@ class LMResNet(PretrainedMixin, keras.Model):
 
         # === Functional Model ===
         inputs, x = image_inputs(image_shape, mean, std, dtype)
-        x = _conv(width, 3, 1, "stem_conv", dtype)(x)
+        x = conv(x, width, 3, 1, padding=padding, name="stem_conv", dtype=dtype)
         previous = x  # u_{-1} := u_0
         for stage in range(3):
             filters = width * 2**stage
@@ -112,12 +125,12 @@ class LMResNet(PretrainedMixin, keras.Model):
                 index = stage * blocks_per_stage + j
                 stride = 2 if stage > 0 and j == 0 else 1
                 name = f"stage{stage + 1}_block{j + 1}"
-                residual = residual_fn(x, filters, stride, name, dtype)
+                residual = residual_fn(x, filters, stride, name, padding, dtype)
                 if death_rate > 0.0:
                     rate = index / max(num_blocks - 1, 1) * death_rate
                     residual = StochasticDepth(rate, name=f"{name}_drop", dtype=dtype)(residual)
                 if stride != 1 or x.shape[-1] != filters * expansion:
-                    shortcut = _preact_conv(x, filters * expansion, 1, stride, f"{name}_proj", dtype)
+                    shortcut = _preact_conv(x, filters * expansion, 1, stride, f"{name}_proj", padding, dtype)
                     x, previous = layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, residual]), shortcut
                 elif index == 0:
                     x, previous = layers.Add(name=f"{name}_add", dtype=dtype)([x, residual]), x
@@ -143,36 +156,23 @@ class LMResNet(PretrainedMixin, keras.Model):
             death_rate=death_rate,
             mean=None if mean is None else [float(v) for v in mean],
             std=None if std is None else [float(v) for v in std],
+            padding=padding,
         )
 
 
-def _conv(filters, kernel_size, stride, name, dtype):
-    # Official init: N(0, sqrt(2 / (k * k * out_channels))), no bias.
-    return layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=stride,
-        padding="same",
-        use_bias=False,
-        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
-        name=name,
-        dtype=dtype,
-    )
-
-
-def _preact_conv(x, filters, kernel_size, stride, name, dtype):
+def _preact_conv(x, filters, kernel_size, stride, name, padding, dtype):
     """BN -> ReLU -> conv; also the projection shortcut `P` of a shape-changing block."""
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn", dtype=dtype)(x)
     x = layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
-    return _conv(filters, kernel_size, stride, f"{name}_conv", dtype)(x)
+    return conv(x, filters, kernel_size, stride, padding=padding, name=f"{name}_conv", dtype=dtype)
 
 
-def _basic_residual(x, filters, stride, name, dtype):
-    x = _preact_conv(x, filters, 3, stride, f"{name}_1", dtype)
-    return _preact_conv(x, filters, 3, 1, f"{name}_2", dtype)
+def _basic_residual(x, filters, stride, name, padding, dtype):
+    x = _preact_conv(x, filters, 3, stride, f"{name}_1", padding, dtype)
+    return _preact_conv(x, filters, 3, 1, f"{name}_2", padding, dtype)
 
 
-def _bottleneck_residual(x, filters, stride, name, dtype):
-    x = _preact_conv(x, filters, 1, 1, f"{name}_1", dtype)
-    x = _preact_conv(x, filters, 3, stride, f"{name}_2", dtype)
-    return _preact_conv(x, filters * 4, 1, 1, f"{name}_3", dtype)
+def _bottleneck_residual(x, filters, stride, name, padding, dtype):
+    x = _preact_conv(x, filters, 1, 1, f"{name}_1", padding, dtype)
+    x = _preact_conv(x, filters, 3, stride, f"{name}_2", padding, dtype)
+    return _preact_conv(x, filters * 4, 1, 1, f"{name}_3", padding, dtype)

@@ -14,6 +14,7 @@ PRESETS = {
             "block_type": "basic",
             "width": 16,
             "death_rate": 0.0,
+            "padding": "same",  # trained before the official symmetric padding (issue 13)
         },
         "description": "LM-ResNet-20 (linear two-step scheme) trained on Fashion-MNIST.",
         "sha256": "59f7011e00c3316b85b4462c227cb82ff5435192af8996c3fec6992ea2fe73db",
@@ -30,6 +31,7 @@ PRESETS = {
             "block_type": "basic",
             "width": 16,
             "death_rate": 0.0,
+            "padding": "same",  # trained before the official symmetric padding (issue 13)
         },
         "description": "Pre-activation ResNet-20 (Euler scheme), LM-ResNet-20's baseline, on Fashion-MNIST.",
         "sha256": "07394593203f3d2127489461a3d8a482d12248e6653a1cf16c70ff578e7ba5a8",
