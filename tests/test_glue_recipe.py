@@ -1,0 +1,54 @@
+"""The GLUE recipe end to end on `tfds.testing.mock_data`: a tiny masked-LM MacaronBert preset with its
+tokenizer fine-tuned, resumed, and the preset it writes loaded and evaluated by `odezoo eval`."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sacremoses")
+pytest.importorskip("sklearn")
+
+import tensorflow_datasets as tfds  # noqa: E402
+from test_cli import run  # noqa: E402
+from test_glue import tiny_preset  # noqa: E402
+
+import odezoo  # noqa: E402
+from odezoo.recipes import glue  # noqa: E402
+
+
+@pytest.mark.slow
+def test_mrpc_recipe_on_mock_data_writes_a_preset_that_evaluates_and_resumes(tmp_path, capsys):
+    """MRPC (pairs, symmetric, one binary logit): the encoder weights move from the base's, the head
+    is new; a second run with one more epoch resumes from the first's checkpoint; the preset loads and
+    `odezoo eval` reproduces the metrics it records."""
+    base = tiny_preset(tmp_path / "tiny_bert", tmp_path)
+    config = replace(glue.MRPC, base=str(base), epochs=1, batch_size=4, limit=6, max_positions=12)
+    with tfds.testing.mock_data(num_examples=6):
+        summary = glue.train(config, tmp_path / "run")
+        first = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+        summary = glue.train(replace(config, epochs=2), tmp_path / "run")
+        history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+        assert [h["epoch"] for h in history] == [1, 2] and history[0] == first[0]
+        assert set(summary["validation"]) == {"f1", "accuracy"}
+
+        folder = tmp_path / "run" / "tiny_bert_glue_mrpc"
+        assert summary["preset_dir"] == str(folder)
+        model = odezoo.load(folder)
+        assert model.TASK == "text_classification" and model.num_classes == 1
+        encoder = odezoo.load(base)
+        moved = [
+            not np.allclose(w, encoder.get_layer("encoder_layer_0").get_weights()[i])
+            for i, w in enumerate(model.get_layer("encoder_layer_0").get_weights())
+        ]
+        assert any(moved)
+        metadata = json.loads((folder / "metadata.json").read_text())
+        assert metadata["dataset"] == "glue/mrpc" and metadata["recipe"] == "macaron_bert_base_glue_mrpc"
+        capsys.readouterr()  # the training's log
+        code, out, _ = run(capsys, "eval", folder, "--limit", 6)
+        assert code == 0
+        result = json.loads(out)
+        recorded = {m["metric"]: m["value"] for m in metadata["metrics"]}
+        assert result["f1"] == pytest.approx(recorded["f1"]) and result["split"] == "validation"
+        assert model.task.headline(metadata) == f"{recorded['f1']:.4f} f1 (glue/mrpc validation)"
