@@ -35,6 +35,18 @@ class Option:
         return value
 
 
+def data_options(dataset, split, data_dir="TensorFlow Datasets data folder"):
+    """The options of an evaluation on a data set, with these help texts: `--dataset`, `--split`,
+    `--limit`, `--batch-size`, `--data-dir`."""
+    return (
+        Option("dataset", dataset),
+        Option("split", split),
+        Option("limit", "first N examples only (0: all)", int, minimum=0),
+        Option("batch_size", "evaluation batch size", int, minimum=1),
+        Option("data_dir", data_dir),
+    )
+
+
 class Task:
     """What a task owns. Subclasses set the class attributes and override the hooks that apply."""
 

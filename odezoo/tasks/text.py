@@ -12,7 +12,7 @@ model shares: the input contract, the export check, the card entries, and transl
 import numpy as np
 
 from odezoo.errors import OdezooError
-from odezoo.tasks.base import Option, Task, metric
+from odezoo.tasks.base import Option, Task, data_options, metric
 
 TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
 
@@ -129,12 +129,9 @@ class Translation(_TextTask):
         Option("lenpen", "length penalty exponent of beam search (default 1.0)", float),
     )
     eval_options = (
-        Option("dataset", f"data set, one of {', '.join(TRANSLATION_DATASETS)} (default: the preset's)"),
-        Option("split", "data split (default: test)"),
-        Option("limit", "first N examples only (0: all)", int, minimum=0),
-        Option("batch_size", "evaluation batch size", int, minimum=1),
-        Option(
-            "data_dir",
+        *data_options(
+            f"data set, one of {', '.join(TRANSLATION_DATASETS)} (default: the preset's)",
+            "data split (default: test)",
             "iwslt14: the prepare-iwslt14.sh output folder; wmt14: the TFDS data folder; dictionary: "
             "the Ding de-en file",
         ),
@@ -350,12 +347,9 @@ class TextClassification(_EncoderTask):
     pipeline_tag = "text-classification"
     description = "token ids -> class logits (a masked-LM encoder with a new head)"
     head_layer = "head"
-    eval_options = (
-        Option("dataset", "data set: glue/<task> (default: the preset's)"),
-        Option("split", "data split (default: validation; MNLI: validation_matched)"),
-        Option("limit", "first N examples only (0: all)", int, minimum=0),
-        Option("batch_size", "evaluation batch size", int, minimum=1),
-        Option("data_dir", "TensorFlow Datasets data folder"),
+    eval_options = data_options(
+        "data set: glue/<task> (default: the preset's)",
+        "data split (default: validation; MNLI: validation_matched)",
     )
 
     def changes_head(self, config, overrides):
