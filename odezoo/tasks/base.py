@@ -78,8 +78,10 @@ class Task:
 
     # --- fine-tuning ---
     def changes_head(self, config, overrides) -> bool:
-        """Whether `overrides` of a preset's `config` replace the task head (the trunk is then loaded)."""
-        return False
+        """Whether `overrides` of a preset's `config` replace the task head (the trunk is then loaded): a
+        task with a `head_layer` replaces it when `num_classes` changes."""
+        old = config.get("num_classes")
+        return self.head_layer is not None and overrides.get("num_classes", old) != old
 
     # --- export ---
     def export_pair(self, model, metadata, quantize=None):

@@ -101,9 +101,6 @@ class ImageClassification(Task):
         attacked = f", {robust['value']:.2%} under {robust['attack'].split(',')[0]}" if robust else ""
         return f"{accuracy['value']:.2%} test accuracy{attacked}"
 
-    def changes_head(self, config, overrides):
-        return overrides.get("num_classes", config.get("num_classes")) != config.get("num_classes")
-
     def sample_inputs(self, model, metadata, count=64):
         """Bundled Fashion-MNIST sample images when they fit the model, else uniform noise."""
         shape = tuple(model.inputs[0].shape[1:])

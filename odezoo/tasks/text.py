@@ -352,9 +352,6 @@ class TextClassification(_EncoderTask):
         "data split (default: validation; MNLI: validation_matched)",
     )
 
-    def changes_head(self, config, overrides):
-        return overrides.get("num_classes", config.get("num_classes")) != config.get("num_classes")
-
     def evaluate(self, model, metadata, *, dataset=None, split=None, limit=0, batch_size=32, data_dir=None):
         """`evaluate_glue` with the preset's tokenizer, on the preset's GLUE task by default."""
         from odezoo.data.glue import glue_task
