@@ -53,7 +53,8 @@ def test_tasks_match_the_tfds_builders(name):
 def test_metrics_against_values_by_hand():
     """CoLA: TP 2, FN 1, FP 1, TN 2 -> MCC (4 - 1) / sqrt(3^4) = 1/3 (one logit: class 1 where > 0).
     MRPC: TP 2, FP 1, FN 1 -> F1 4/6, accuracy 2/4. STS-B: Pearson 5.5 / sqrt(5 · 8.75), Spearman
-    1 - 6 · 2 / (4 · 15) = 0.8. MNLI: arg-max of 3 logits, 2 of 3 right."""
+    1 - 6 · 2 / (4 · 15) = 0.8. MNLI: arg-max of 3 logits, 2 of 3 right. QQP predicting no duplicate:
+    F1 0 (not undefined)."""
     cola = glue_metrics("cola", [1, 1, 0, 0, 1, 0], [[2.0], [-1.0], [-3.0], [0.5], [1.0], [-2.0]])
     assert cola == {"matthews_corr": pytest.approx(1 / 3)}
     mrpc = glue_metrics("mrpc", [1, 0, 1, 1], [[0, 1], [0, 1], [1, 0], [0, 1]])
@@ -62,6 +63,7 @@ def test_metrics_against_values_by_hand():
     assert stsb == {"pearson": pytest.approx(5.5 / (5 * 8.75) ** 0.5), "spearman": pytest.approx(0.8)}
     mnli = glue_metrics("mnli", [0, 2, 1], [[3, 1, 0], [0, 1, 2], [1, 0, 0]])
     assert mnli == {"accuracy": pytest.approx(2 / 3)}
+    assert glue_metrics("qqp", [1, 0], [[-1.0], [-2.0]]) == {"f1": 0.0, "accuracy": 0.5}  # no positive
 
 
 def test_pairs_and_sentences_are_encoded_as_the_fork():

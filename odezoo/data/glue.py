@@ -151,7 +151,7 @@ def glue_metrics(task, labels, outputs):
         predictions = outputs.argmax(-1)
     measures = {
         "accuracy": lambda: accuracy_score(labels, predictions),
-        "f1": lambda: f1_score(labels, predictions),
+        "f1": lambda: f1_score(labels, predictions, zero_division=0.0),
         "matthews_corr": lambda: matthews_corrcoef(labels, predictions),
     }
     return {name: float(measures[name]()) for name in task.metrics}
