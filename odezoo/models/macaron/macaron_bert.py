@@ -68,7 +68,9 @@ class MacaronBert(PretrainedMixin, keras.Model):
 
     Inputs (keras-hub's names), int32 `(batch, length)`, right-padded: `token_ids` (fairseq's
     dictionary: `<pad>` = 1, `<mask>` = 4, `<cls>` = 5 first), `segment_ids` (the fork's convention:
-    1 for the first sentence, 0 for the second) and `padding_mask` (1 at real tokens).
+    1 for the first sentence, 0 for the second) and `padding_mask` (1 at real tokens), at most
+    `max_positions` real tokens; `pack_inputs(*encode_examples(...)[:2])` builds them from sentences
+    with the preset's tokenizer (`preset_tokenizer()`).
 
     Args:
         vocabulary_size: size of the dictionary.
