@@ -335,6 +335,22 @@ def _broadcast_from_chief(strategy, variables):
         variable.assign(tf.cast(strategy.experimental_local_results(value)[0], variable.dtype))
 
 
+def epoch_dataset(batches_of_epoch, make_batch, output_signature, *, first_epoch=0):
+    """An endless `tf.data.Dataset` of `make_batch(rows)` for every `rows` that `batches_of_epoch(epoch)`
+    gives, epoch after epoch from `first_epoch`: a resumed run draws the order its next epoch would have
+    had (draw each epoch's order from the seed and the epoch's number)."""
+    import tensorflow as tf
+
+    def generate():
+        epoch = first_epoch
+        while True:
+            for rows in batches_of_epoch(epoch):
+                yield make_batch(rows)
+            epoch += 1
+
+    return tf.data.Dataset.from_generator(generate, output_signature=output_signature).prefetch(2)
+
+
 def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=()):
     """Cosine decay from `rate` to 0 over the run, or, given `milestones` (epochs), `rate` divided
     by 10 at each milestone (PyTorch's MultiStepLR, as the official YOPO / LM-ResNet code uses)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odezoo.data._tfds import tfds_supervised
+from odezoo.data._tfds import tfds_split
 from odezoo.errors import OdezooError
 
 SAMPLE_FILE = Path(__file__).resolve().parent / "fashion_mnist_sample.npz"
@@ -92,7 +92,7 @@ def load_split(name, split, *, data_dir=None, download=True):
             return _from_arrays(f["images"], f["labels"])
     if name == "fashion_mnist":
         return _fashion_mnist(split, data_dir)
-    return tfds_supervised(name, split, data_dir, download)
+    return tfds_split(name, split, data_dir, download)
 
 
 def image_dataset(
@@ -171,7 +171,7 @@ def _from_arrays(images, labels):
 
 def _fashion_mnist(split, data_dir):
     try:
-        return tfds_supervised("fashion_mnist", split, data_dir, download=False)
+        return tfds_split("fashion_mnist", split, data_dir, download=False)
     except OdezooError:  # not prepared in TFDS: read the raw files
         pass
     prefix = "train" if split == "train" else "t10k"

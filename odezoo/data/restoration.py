@@ -127,9 +127,9 @@ def clean_images(dataset, split="test", *, channels, limit=0, data_dir=None, dow
         ds, count = image_dataset(dataset, split, batch_size=256, limit=limit, data_dir=data_dir)
         return ds.unbatch().map(lambda image, _: to_channels(image, channels)), count
     if dataset == DIV2K:
-        from odezoo.data._tfds import tfds_supervised
+        from odezoo.data._tfds import tfds_split
 
-        ds, count = tfds_supervised(DIV2K, "validation" if split == "test" else split, data_dir, download)
+        ds, count = tfds_split(DIV2K, "validation" if split == "test" else split, data_dir, download)
         ds = ds.map(lambda _, hr: to_channels(tf.cast(hr, tf.float32) / 255.0, channels))
     elif dataset == SKIMAGE_PHOTOS or Path(dataset).is_dir():
         images = (

@@ -9,7 +9,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from odezoo.data._tfds import tfds_supervised
+from odezoo.data._tfds import tfds_split
 from odezoo.errors import OdezooError
 
 DEBIAN_DICTIONARY = Path("/usr/share/trans/de-en")
@@ -165,7 +165,7 @@ def wmt14_dataset(split, *, direction="de-en", data_dir=None, download=True):
     """WMT14 De–En from TFDS (`wmt14_translate/de-en`; splits train, validation, test):
     `(tf.data.Dataset of (source, target) tf.string, number of pairs)`."""
     _check("direction", direction, DIRECTIONS)
-    ds, count = tfds_supervised("wmt14_translate/de-en", split, data_dir, download)
+    ds, count = tfds_split("wmt14_translate/de-en", split, data_dir, download)
     return (ds if direction == "de-en" else ds.map(lambda de, en: (en, de))), count
 
 

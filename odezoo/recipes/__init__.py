@@ -9,7 +9,7 @@ each name to `(train function, default Config)`; `ALIASES` keeps the names of ea
 import difflib
 
 from odezoo.errors import OdezooError
-from odezoo.recipes import adversarial, durr, image_classification, mean_field, pde, translation
+from odezoo.recipes import adversarial, durr, glue, image_classification, mean_field, pde, translation
 
 _CONFIGS = [
     (image_classification.train, image_classification.FASHION_MNIST),
@@ -30,6 +30,7 @@ _CONFIGS = [
         translation.DICTIONARY, translation.TRANSFORMER_DICTIONARY, translation.IWSLT14, translation.WMT14,
         translation.WMT14_BIG,
     )),
+    *((glue.train, config) for config in glue.CONFIGS),
 ]
 RECIPES = {config.preset_name(): (train, config) for train, config in _CONFIGS}
 ALIASES = {

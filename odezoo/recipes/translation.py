@@ -35,7 +35,7 @@ from odezoo.models.macaron.macaron import CONFIGS, MacaronTransformer
 from odezoo.models.macaron.macaron_layers import SCHEMES
 from odezoo.recipes._common import finish_run, start_run, train_command
 from odezoo.recipes.image_classification import check_positive
-from odezoo.training import checkpointed_epoch, fit_resumable, make_strategy
+from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
 DATASETS = ("dictionary", "iwslt14", "wmt14")
 
@@ -295,19 +295,17 @@ def _training_dataset(config, tokenizer, sources, targets, batches, first_epoch=
 
     dictionary = tokenizer.dictionary
 
-    def generate():
-        epoch = first_epoch
-        while True:
-            for b in np.random.default_rng([config.seed, epoch]).permutation(len(batches)):
-                rows = batches[b]
-                pairs = [sources[i] for i in rows], [targets[i] for i in rows]
-                yield batch_arrays(*pairs, dictionary.PAD_ID, dictionary.EOS_ID)
-            epoch += 1
+    def batches_of_epoch(epoch):
+        return (batches[b] for b in np.random.default_rng([config.seed, epoch]).permutation(len(batches)))
+
+    def make_batch(rows):
+        pairs = [sources[i] for i in rows], [targets[i] for i in rows]
+        return batch_arrays(*pairs, dictionary.PAD_ID, dictionary.EOS_ID)
 
     ids = tf.TensorSpec((None, None), tf.int32)
     names = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
     signature = ({name: ids for name in names}, ids, tf.TensorSpec((None, None), tf.float32))
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+    return epoch_dataset(batches_of_epoch, make_batch, signature, first_epoch=first_epoch)
 
 
 def prepare_corpus(config):

@@ -35,6 +35,18 @@ class Option:
         return value
 
 
+def data_options(dataset, split, data_dir="TensorFlow Datasets data folder"):
+    """The options of an evaluation on a data set, with these help texts: `--dataset`, `--split`,
+    `--limit`, `--batch-size`, `--data-dir`."""
+    return (
+        Option("dataset", dataset),
+        Option("split", split),
+        Option("limit", "first N examples only (0: all)", int, minimum=0),
+        Option("batch_size", "evaluation batch size", int, minimum=1),
+        Option("data_dir", data_dir),
+    )
+
+
 class Task:
     """What a task owns. Subclasses set the class attributes and override the hooks that apply."""
 
@@ -66,8 +78,10 @@ class Task:
 
     # --- fine-tuning ---
     def changes_head(self, config, overrides) -> bool:
-        """Whether `overrides` of a preset's `config` replace the task head (the trunk is then loaded)."""
-        return False
+        """Whether `overrides` of a preset's `config` replace the task head (the trunk is then loaded): a
+        task with a `head_layer` replaces it when `num_classes` changes."""
+        old = config.get("num_classes")
+        return self.head_layer is not None and overrides.get("num_classes", old) != old
 
     # --- export ---
     def export_pair(self, model, metadata, quantize=None):

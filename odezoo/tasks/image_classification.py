@@ -4,7 +4,7 @@ an L-inf PGD attack."""
 import numpy as np
 
 from odezoo.errors import OdezooError
-from odezoo.tasks.base import Option, Task, metric
+from odezoo.tasks.base import Option, Task, data_options, metric
 
 # Default L-inf budgets of robust evaluation (models.md 5.2): (eps, step, steps); PGD-40 on MNIST-like data.
 ATTACKS = {
@@ -18,12 +18,8 @@ TOLERANCES = {"saved_model": 1e-4, "tflite": 1e-4, "onnx": 1e-4, "float16": 0.1,
 MIN_TOP1_AGREEMENT = 0.95  # share of sample inputs whose top-1 class matches Keras
 INPUT_RANGE = (0.0, 1.0)
 # Options of every evaluation on the zoo's image data sets (`odezoo.data.images`).
-IMAGE_DATA_OPTIONS = (
-    Option("dataset", "data set (default: the preset's)"),
-    Option("split", "data split (default: test; 'sample' = the 1,000 bundled test images)"),
-    Option("limit", "first N examples only (0: all)", int, minimum=0),
-    Option("batch_size", "evaluation batch size", int, minimum=1),
-    Option("data_dir", "TensorFlow Datasets data folder"),
+IMAGE_DATA_OPTIONS = data_options(
+    "data set (default: the preset's)", "data split (default: test; 'sample' = the 1,000 bundled test images)"
 )
 
 
@@ -104,9 +100,6 @@ class ImageClassification(Task):
         robust = metric(metadata, "robust_accuracy")
         attacked = f", {robust['value']:.2%} under {robust['attack'].split(',')[0]}" if robust else ""
         return f"{accuracy['value']:.2%} test accuracy{attacked}"
-
-    def changes_head(self, config, overrides):
-        return overrides.get("num_classes", config.get("num_classes")) != config.get("num_classes")
 
     def sample_inputs(self, model, metadata, count=64):
         """Bundled Fashion-MNIST sample images when they fit the model, else uniform noise."""

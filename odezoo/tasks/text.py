@@ -12,7 +12,7 @@ model shares: the input contract, the export check, the card entries, and transl
 import numpy as np
 
 from odezoo.errors import OdezooError
-from odezoo.tasks.base import Option, Task, metric
+from odezoo.tasks.base import Option, Task, data_options, metric
 
 TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
 
@@ -94,12 +94,21 @@ class _TextTask(Task):
             f"differs from Keras by {diff:.3g} (tolerance {tolerance:g}), top-1 agreement {top1:.0%}",
         )
 
+    headline_digits = 2
+
+    def headline_record(self, metadata):
+        """The `metadata["metrics"]` record of the headline: the first named `headline_metric`."""
+        return metric(metadata, self.headline_metric)
+
     def headline(self, metadata):
-        m = metric(metadata, self.headline_metric)
-        return "—" if m is None else f"{m['value']:.2f} {self.headline_metric} ({m['dataset']} {m['split']})"
+        m = self.headline_record(metadata)
+        if m is None:
+            return "—"
+        return f"{m['value']:.{self.headline_digits}f} {m['metric']} ({m['dataset']} {m['split']})"
 
     def card_quotes(self, metadata):
-        return [f"{metric(metadata, self.headline_metric)['value']:.2f}", *super().card_quotes(metadata)]
+        value = self.headline_record(metadata)["value"]
+        return [f"{value:.{self.headline_digits}f}", *super().card_quotes(metadata)]
 
     def golden(self, model, stored):
         """Teacher-forced logits of the stored inputs: `stored` holds one array per model input, by
@@ -120,12 +129,9 @@ class Translation(_TextTask):
         Option("lenpen", "length penalty exponent of beam search (default 1.0)", float),
     )
     eval_options = (
-        Option("dataset", f"data set, one of {', '.join(TRANSLATION_DATASETS)} (default: the preset's)"),
-        Option("split", "data split (default: test)"),
-        Option("limit", "first N examples only (0: all)", int, minimum=0),
-        Option("batch_size", "evaluation batch size", int, minimum=1),
-        Option(
-            "data_dir",
+        *data_options(
+            f"data set, one of {', '.join(TRANSLATION_DATASETS)} (default: the preset's)",
+            "data split (default: test)",
             "iwslt14: the prepare-iwslt14.sh output folder; wmt14: the TFDS data folder; dictionary: "
             "the Ding de-en file",
         ),
@@ -309,19 +315,94 @@ def evaluate_translation(
     }
 
 
-class MaskedLM(_TextTask):
+class _EncoderTask(_TextTask):
+    """Tasks of a BERT encoder (`MacaronBert`): the id checks, and sequences within its positions."""
+
+    def check_inputs(self, model, x):
+        x = check_token_ids(model, x)
+        names = [t.name for t in model.inputs]
+        mask = x["padding_mask"] if isinstance(x, dict) else x[names.index("padding_mask")]
+        longest = int(mask.sum(-1).max(initial=0))
+        if longest > model.max_positions:
+            raise OdezooError(
+                f"{model.name} takes at most {model.max_positions} tokens per sequence (max_positions); "
+                f"received a sequence of {longest}. Shorten it (encode_examples truncates)."
+            )
+        return x
+
+
+class MaskedLM(_EncoderTask):
     name = "masked_lm"
     pipeline_tag = "fill-mask"
     description = "token ids with mask tokens -> logits over the vocabulary"
     headline_metric = "masked_accuracy"
 
 
-class TextClassification(_TextTask):
+class TextClassification(_EncoderTask):
+    """Sequence classification (and STS-B's regression) on GLUE: `odezoo eval PRESET --dataset
+    glue/<task>` scores a validation split with the task's metrics (`odezoo.data.glue.glue_metrics`).
+    `from_pretrained(preset, num_classes=K)` keeps the encoder and puts a new `head` on it."""
+
     name = "text_classification"
     pipeline_tag = "text-classification"
     description = "token ids -> class logits (a masked-LM encoder with a new head)"
-    headline_metric = "glue_score"
     head_layer = "head"
+    eval_options = data_options(
+        "data set: glue/<task> (default: the preset's)",
+        "data split (default: validation; MNLI: validation_matched)",
+    )
 
-    def changes_head(self, config, overrides):
-        return overrides.get("num_classes", config.get("num_classes")) != config.get("num_classes")
+    def evaluate(self, model, metadata, *, dataset=None, split=None, limit=0, batch_size=32, data_dir=None):
+        """`evaluate_glue` with the preset's tokenizer, on the preset's GLUE task by default."""
+        from odezoo.data.glue import glue_task
+
+        dataset = dataset or metadata.get("dataset")
+        if not dataset:
+            raise OdezooError(f"{model.name} does not record its data set; pass --dataset glue/<task>.")
+        task = glue_task(dataset)
+        return evaluate_glue(
+            model, model.preset_tokenizer(), task, split=split or task.validation[0], limit=limit,
+            batch_size=batch_size, data_dir=data_dir,
+        )  # fmt: skip
+
+    headline_digits = 4  # GLUE's metrics are fractions (accuracy, F1, correlations)
+
+    def headline_record(self, metadata):
+        """The first metric the recipe recorded (the task's headline metric on the first split)."""
+        return next(iter(metadata.get("metrics", [])), None)
+
+
+def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data_dir=None):
+    """Scores `model` on a labelled split of a GLUE task (`odezoo.data.glue.GlueTask`): its examples
+    encoded as the fork does (`macaron_bert.encode_examples`, truncated to the model's positions), the
+    outputs read as `glue_metrics` reads them.
+
+    Returns:
+        `{"dataset", "split", "num_examples", "truncated"}` and the task's metrics.
+    """
+    from odezoo.data.glue import glue_examples, glue_metrics
+    from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs
+
+    outputs = int(model.outputs[0].shape[-1])
+    fits = outputs == task.num_classes or (outputs == 1 and task.num_classes == 2)  # 2: one binary logit
+    if not fits:
+        raise OdezooError(
+            f"{model.name} has {outputs} outputs but {task.dataset} has {task.num_classes} classes"
+            f"{' (1: a regression score)' if task.is_regression else ''}; fine-tune it with "
+            f"num_classes={task.num_classes} first."
+        )
+    examples, labels = glue_examples(task, split, limit=limit, data_dir=data_dir)
+    ids, firsts, truncated = encode_examples(tokenizer, task.check_examples(examples), model.max_positions)
+    order = np.argsort([len(i) for i in ids], kind="stable")  # batches of similar length
+    logits = np.zeros((len(ids), outputs), "float32")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        inputs = pack_inputs([ids[i] for i in rows], [firsts[i] for i in rows], tokenizer.dictionary.PAD_ID)
+        logits[rows] = np.asarray(model(inputs, training=False))
+    return {
+        "dataset": task.dataset,
+        "split": split,
+        "num_examples": len(examples),
+        "truncated": truncated,
+        **glue_metrics(task, labels, logits),
+    }

@@ -2,7 +2,7 @@
 (Lu, Li, He, Sun, Dong, Qin, Wang, Liu, 2019), in fairseq's translation model."""
 
 import math
-from functools import lru_cache, partial
+from functools import partial
 
 import keras
 import numpy as np
@@ -19,7 +19,7 @@ from odezoo.models.macaron.macaron_layers import (
     check_model_settings,
     layer_norm,
 )
-from odezoo.models.macaron.macaron_tokenizer import TOKENIZER_FILE, MacaronTokenizer, check_sentences
+from odezoo.models.macaron.macaron_tokenizer import check_sentences, preset_tokenizer
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
@@ -574,19 +574,9 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         return tokens, np.array([[score for _, score in hypotheses] for hypotheses in kept], "float32")
 
     def preset_tokenizer(self):
-        """The `MacaronTokenizer` saved in the preset folder this model was loaded from (`preset_folder`,
-        set by `odezoo.load`), read once per folder; raises saying what to pass where there is none."""
-        folder = self.preset_folder
-        if folder is None or not (folder / TOKENIZER_FILE).is_file():
-            where = (
-                "was built in code" if folder is None else f"comes from {folder}, without {TOKENIZER_FILE}"
-            )
-            raise OdezooError(
-                f"{self.name} {where}: there is no preset tokenizer. Pass tokenizer=MacaronTokenizer.load("
-                "folder) (a folder a MacaronTokenizer was saved to) or MacaronTokenizer.from_files(dict_txt, "
-                "bpe_codes)."
-            )
-        return _load_tokenizer(folder)
+        """The `MacaronTokenizer` saved in the preset folder this model was loaded from (see
+        `macaron_tokenizer.preset_tokenizer`)."""
+        return preset_tokenizer(self)
 
     def translate(
         self, sentences, *, tokenizer=None, beam=5, lenpen=1.0, max_len_a=0.0, max_len_b=200, batch_size=32,
@@ -642,11 +632,6 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             for i, translation in zip(rows, tokenizer.decode(tokens, detokenize=not tokenized)):
                 translations[i] = translation
         return translations
-
-
-@lru_cache(maxsize=8)
-def _load_tokenizer(folder):
-    return MacaronTokenizer.load(folder)
 
 
 class _Method(keras.layers.Layer):

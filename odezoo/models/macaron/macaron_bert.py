@@ -4,9 +4,10 @@ GLUE), in the authors' fairseq fork (`transformer_bert_base_macaron`, `transform
 import math
 
 import keras
+import numpy as np
 from keras import layers, ops
 
-from odezoo.errors import check_integer
+from odezoo.errors import OdezooError, check_integer
 from odezoo.models.macaron.macaron import MacaronTransformer
 from odezoo.models.macaron.macaron_layers import (
     MacaronEncoderLayer,
@@ -15,10 +16,13 @@ from odezoo.models.macaron.macaron_layers import (
     check_model_settings,
     layer_norm,
 )
+from odezoo.models.macaron.macaron_tokenizer import preset_tokenizer
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 SEGMENT_PAD_ROW = 1  # fairseq's `Embedding(2, E, padding_idx=1)`: segment 1 (the first sentence) adds 0
+BERT_SYMBOLS = {4: "<mask>", 5: "<cls>"}  # after fairseq's four specials (models.md 2.4b)
+CLS_ID = 5
 
 # models.md 2.3: `intermediate_dim` is BERT's d_ff, each Macaron FFN has half of it (fairseq: 1536).
 CONFIGS = {
@@ -64,7 +68,9 @@ class MacaronBert(PretrainedMixin, keras.Model):
 
     Inputs (keras-hub's names), int32 `(batch, length)`, right-padded: `token_ids` (fairseq's
     dictionary: `<pad>` = 1, `<mask>` = 4, `<cls>` = 5 first), `segment_ids` (the fork's convention:
-    1 for the first sentence, 0 for the second) and `padding_mask` (1 at real tokens).
+    1 for the first sentence, 0 for the second) and `padding_mask` (1 at real tokens), at most
+    `max_positions` real tokens; `pack_inputs(*encode_examples(...)[:2])` builds them from sentences
+    with the preset's tokenizer (`preset_tokenizer()`).
 
     Args:
         vocabulary_size: size of the dictionary.
@@ -181,6 +187,11 @@ class MacaronBert(PretrainedMixin, keras.Model):
             pad_id=pad_id,
         )
 
+    def preset_tokenizer(self):
+        """The `MacaronTokenizer` of the preset folder this model was loaded from (its dictionary has
+        `<mask>` = 4 and `<cls>` = 5); see `macaron_tokenizer.preset_tokenizer`."""
+        return preset_tokenizer(self)
+
     def _encode(self, token_ids, segment_ids, padding_mask):
         """The final LayerNorm's output `(batch, length, E)` (see the class docstring)."""
         x = self.token_embedding(token_ids) * math.sqrt(self.token_embedding.output_dim)
@@ -191,3 +202,53 @@ class MacaronBert(PretrainedMixin, keras.Model):
             x = layer(x, padding_mask=padding_mask)
         return self.encoder_norm(x)
 
+
+def encode_examples(tokenizer, examples, max_positions):
+    """The fork's input of each example (a tuple of one or two sentences): `<cls> s1 </s>` or
+    `<cls> s1 </s> s2 </s>` in `tokenizer`'s BERT dictionary, at most `max_positions` tokens.
+
+    A longer example loses tokens from the end of its longer sentence (of the second on a tie), one at
+    a time (BERT's `_truncate_seq_pair`; how the fork truncates is NOT FOUND).
+
+    Returns:
+        `(token id lists, lengths of the first segment (<cls>, s1, </s>), number of examples truncated)`.
+    """
+    dictionary = tokenizer.dictionary
+    found = {i: dictionary.symbols[i] if i < len(dictionary) else None for i in BERT_SYMBOLS}
+    if found != BERT_SYMBOLS:
+        raise OdezooError(
+            f"A BERT dictionary holds {BERT_SYMBOLS} after fairseq's four specials; this tokenizer's "
+            f"holds {found}. Use the tokenizer of a Macaron-BERT preset."
+        )
+    ids, firsts, truncated = [], [], 0
+    for example in examples:
+        parts = [dictionary.encode_line(tokenizer.tokenize(s), append_eos=False).tolist() for s in example]
+        budget = max_positions - 1 - len(parts)  # <cls> and one </s> per sentence
+        if budget < len(parts):
+            raise OdezooError(
+                f"max_positions={max_positions} leaves no room for {len(parts)} sentence(s) after <cls> "
+                "and </s>."
+            )
+        truncated += sum(map(len, parts)) > budget
+        while sum(map(len, parts)) > budget:
+            max(reversed(parts), key=len).pop()  # the longer; on a tie, the second
+        sequence = [CLS_ID, *parts[0], dictionary.EOS_ID]
+        firsts.append(len(sequence))
+        for part in parts[1:]:
+            sequence += [*part, dictionary.EOS_ID]
+        ids.append(sequence)
+    return ids, firsts, truncated
+
+
+def pack_inputs(ids, first_lengths, pad_id=1):
+    """The model's inputs of token id lists (`encode_examples`), right-padded to the longest:
+    `segment_ids` 1 over the first segment and the padding, 0 over the second sentence."""
+    width = max(map(len, ids))
+    token_ids = np.full((len(ids), width), pad_id, "int32")
+    segment_ids = np.full((len(ids), width), SEGMENT_PAD_ROW, "int32")
+    padding_mask = np.zeros((len(ids), width), "int32")
+    for row, (sequence, first) in enumerate(zip(ids, first_lengths)):
+        token_ids[row, : len(sequence)] = sequence
+        segment_ids[row, first : len(sequence)] = 0
+        padding_mask[row, : len(sequence)] = 1
+    return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}

@@ -10,6 +10,7 @@ paper.
 import io
 import json
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,22 @@ def check_sentences(sentences):
             f"{sentences!r:.200}{' (wrap one sentence in a list)' if isinstance(sentences, str) else ''}"
         )
     return list(sentences)
+
+
+def preset_tokenizer(model):
+    """The `MacaronTokenizer` saved in the preset folder `model` was loaded from (`preset_folder`, set
+    by `odezoo.load`), read once per folder; raises saying what to pass where there is none."""
+    folder = model.preset_folder
+    if folder is None or not (folder / TOKENIZER_FILE).is_file():
+        where = "was built in code" if folder is None else f"comes from {folder}, without {TOKENIZER_FILE}"
+        raise OdezooError(
+            f"{model.name} {where}: there is no preset tokenizer. Pass tokenizer=MacaronTokenizer.load("
+            "folder) (a folder a MacaronTokenizer was saved to) or MacaronTokenizer.from_files(dict_txt, "
+            "bpe_codes)."
+        )
+    return _load_tokenizer(folder)
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(folder):
+    return MacaronTokenizer.load(folder)

@@ -1,0 +1,79 @@
+"""The GLUE recipe end to end on `tfds.testing.mock_data`: a tiny masked-LM MacaronBert preset with its
+tokenizer fine-tuned, resumed, and the preset it writes loaded and evaluated by `odezoo eval`."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sacremoses")
+pytest.importorskip("sklearn")
+
+import tensorflow_datasets as tfds  # noqa: E402
+from test_cli import run  # noqa: E402
+from test_glue import tiny_preset  # noqa: E402
+
+import odezoo  # noqa: E402
+from odezoo.data.glue import glue_task  # noqa: E402
+from odezoo.recipes import RECIPES, glue  # noqa: E402
+
+RECIPES_OF_GLUE = {name: config for name, (train, config) in RECIPES.items() if train is glue.train}
+
+
+@pytest.mark.slow
+def test_mrpc_recipe_on_mock_data_writes_a_preset_that_evaluates_and_resumes(tmp_path, capsys):
+    """MRPC (pairs, symmetric, one binary logit): the encoder weights move from the base's, the head
+    is new; a second run with one more epoch resumes from the first's checkpoint; the preset loads and
+    `odezoo eval` reproduces the metrics it records."""
+    base = tiny_preset(tmp_path / "tiny_bert", tmp_path)
+    config = replace(glue.MRPC, base=str(base), epochs=1, batch_size=4, limit=6, max_positions=12)
+    with tfds.testing.mock_data(num_examples=6):
+        summary = glue.train(config, tmp_path / "run")
+        first = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+        summary = glue.train(replace(config, epochs=2), tmp_path / "run")
+        history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+        assert [h["epoch"] for h in history] == [1, 2] and history[0] == first[0]
+        assert set(summary["validation"]) == {"f1", "accuracy"}
+
+        folder = tmp_path / "run" / "tiny_bert_glue_mrpc"
+        assert summary["preset_dir"] == str(folder)
+        model = odezoo.load(folder)
+        assert model.TASK == "text_classification" and model.num_classes == 1
+        encoder = odezoo.load(base)
+        moved = [
+            not np.allclose(w, encoder.get_layer("encoder_layer_0").get_weights()[i])
+            for i, w in enumerate(model.get_layer("encoder_layer_0").get_weights())
+        ]
+        assert any(moved)
+        metadata = json.loads((folder / "metadata.json").read_text())
+        assert metadata["dataset"] == "glue/mrpc" and metadata["recipe"] == "macaron_bert_base_glue_mrpc"
+        capsys.readouterr()  # the training's log
+        code, out, _ = run(capsys, "eval", folder, "--limit", 6)
+        assert code == 0
+        result = json.loads(out)
+        recorded = {m["metric"]: m["value"] for m in metadata["metrics"]}
+        assert result["f1"] == pytest.approx(recorded["f1"]) and result["split"] == "validation"
+        assert model.task.headline(metadata) == f"{recorded['f1']:.4f} f1 (glue/mrpc validation)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", sorted(set(RECIPES_OF_GLUE) - {"macaron_bert_base_glue_mrpc"}))
+def test_every_glue_recipe_runs_on_mock_data_from_the_command_line(recipe, tmp_path, capsys):
+    """`odezoo train <recipe> --set base=FOLDER ...`: one epoch on 8 mock examples, then the preset's
+    metrics are the task's, on its validation split(s) (MNLI: both, the recipe's first)."""
+    config = RECIPES_OF_GLUE[recipe]
+    base = tiny_preset(tmp_path / "tiny_bert", tmp_path)
+    settings = {"base": base, "epochs": 1, "batch_size": 4, "limit": 8, "max_positions": 12}
+    argv = ["train", recipe, *(f"--set={k}={v}" for k, v in settings.items()), "--workdir", tmp_path / "run"]
+    with tfds.testing.mock_data(num_examples=8):
+        code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    summary = json.loads(out[out.index("{\n") :])
+    task = glue_task(config.task)
+    splits = [s for s in summary if s != "preset_dir"]
+    assert splits[0] == (config.validation or task.validation[0])
+    assert sorted(splits) == sorted(task.validation)
+    assert all(set(summary[s]) == set(task.metrics) for s in splits)
+    metadata = json.loads((tmp_path / "run" / summary["preset_dir"] / "metadata.json").read_text())
+    assert metadata["recipe"] == recipe and metadata["metrics"][0]["metric"] == task.metrics[0]
