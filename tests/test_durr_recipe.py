@@ -16,17 +16,18 @@ from odezoo.recipes.durr import DEBLOCK, DENOISE, _UnitStage, train
 SMOKE = replace(
     DENOISE, features=4, depth=3, policy_features=2, policy_depth=2, patch_size=16, batch_size=4,
     steps_per_epoch=3, unit_steps=2, unit_epochs=1, policy_epochs=2, max_steps=3, replay_size=50,
-    target_update=2, limit=2, eval_levels="25,65",
+    target_update=2, limit=2, eval_levels="25,65", step_table="",
 )  # fmt: skip
 
 
 def test_recipes_are_named_after_their_presets():
     assert [c.preset_name() for c in (DENOISE, DEBLOCK)] == [
-        "durr_denoise_skimage_photos",
-        "durr_deblock_skimage_photos",
+        "durr_denoise_gray",
+        "durr_deblock_jpeg",
     ]
     assert all(RECIPES[c.preset_name()][1] == c for c in (DENOISE, DEBLOCK))
-    assert replace(DENOISE, channels=3, seed=1).preset_name() == "durr_color_denoise_skimage_photos_seed1"
+    assert replace(DENOISE, channels=3, seed=1).preset_name() == "durr_denoise_color_seed1"
+    assert replace(DEBLOCK, dataset="div2k").preset_name() == "durr_deblock_jpeg_div2k"
 
 
 def test_the_step_table_gives_each_level_its_steps():
@@ -34,7 +35,7 @@ def test_the_step_table_gives_each_level_its_steps():
     levels = np.array([5.0, 15.0, 20.0, 30.0, 45.0, 70.0])
     fake = type("S", (), {"table": config.table(), "config": config})()
     assert _UnitStage.steps_for(fake, levels).tolist() == [4, 4, 6, 6, 9, 9]
-    fixed = type("S", (), {"table": [], "config": DENOISE})()
+    fixed = type("S", (), {"table": [], "config": replace(DENOISE, unit_steps=8)})()
     assert _UnitStage.steps_for(fixed, levels).tolist() == [8] * 6
 
 
@@ -60,7 +61,7 @@ def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path, change
 @pytest.mark.slow
 def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
     summary = train(SMOKE, tmp_path / "once")
-    folder = tmp_path / "once" / "durr_denoise_skimage_photos"
+    folder = tmp_path / "once" / "durr_denoise_gray"
     meta = json.loads((folder / "metadata.json").read_text())
     assert [(m["sigma"], m["split"], m["num_examples"]) for m in meta["metrics"]] == [
         (25.0, "test", 2), (65.0, "test", 2),
@@ -78,6 +79,6 @@ def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
         train(SMOKE, tmp_path / "twice", callbacks=[stop_after_the_first_epoch])
     resumed = train(SMOKE, tmp_path / "twice")  # stage 2 starts afresh either way: the same weights
     assert resumed["psnr_25"] == pytest.approx(summary["psnr_25"], abs=1e-4)
-    again = odezoo.load(tmp_path / "twice" / "durr_denoise_skimage_photos")
+    again = odezoo.load(tmp_path / "twice" / "durr_denoise_gray")
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)

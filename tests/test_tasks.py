@@ -9,7 +9,7 @@ from odezoo import OdezooError
 from odezoo.cli import build_parser
 from odezoo.data.restoration import add_noise
 from odezoo.tasks import TASKS, all_tasks, get_task
-from odezoo.tasks.image_restoration import psnr
+from odezoo.tasks.image_restoration import psnr, ssim
 from odezoo.tasks.text import check_token_ids
 
 
@@ -31,6 +31,22 @@ def _identity(shape, name="identity"):
     return keras.Model(inputs, keras.layers.Identity()(inputs), name=name)
 
 
+def test_ssim_is_wang_et_al_with_a_gaussian_window():
+    """Against scikit-image's implementation with the same window (Gaussian, sigma 1.5, 11 wide)."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(0, 1, (2, 32, 40, 1)).astype("float32")
+    restored = np.clip(clean + rng.normal(0, [[[[0.05]]], [[[0.2]]]], clean.shape), 0, 1).astype("float32")
+    expected = [
+        structural_similarity(c[..., 0], r[..., 0], data_range=1.0, gaussian_weights=True, sigma=1.5,
+                              use_sample_covariance=False)
+        for c, r in zip(clean, restored)
+    ]  # fmt: skip
+    np.testing.assert_allclose(ssim(clean, restored), expected, atol=2e-3)
+    np.testing.assert_allclose(ssim(clean, clean), [1.0, 1.0], atol=1e-6)
+
+
 def test_psnr_is_ten_log10_of_one_over_the_mse():
     clean = np.zeros((2, 4, 4, 1))
     restored = clean + np.array([0.1, 0.01])[:, None, None, None]
@@ -48,6 +64,10 @@ def test_restoration_evaluation_scores_the_identity_as_the_clipped_noisy_input()
     assert result["degraded_psnr"] < result["psnr"] < 23  # the restored images are clipped to [0, 1]
     metadata = {"metrics": [{"metric": "psnr", "value": 31.234, "split": "test", "sigma": 25}]}
     assert task.headline(metadata) == "31.23 dB PSNR (test, sigma 25)"
+    for flag, option in (("--steps", {"steps": 2}), ("--max-steps", {"max_steps": 2})):
+        with pytest.raises(OdezooError, match=f"^{flag} applies to models that choose their depth; identity "
+                                              "has a fixed one.$"):  # fmt: skip
+            task.evaluate(_identity((28, 28, 1)), {"dataset": "fashion_mnist"}, split="sample", **option)
 
 
 def test_restoration_export_check_fails_on_drift():

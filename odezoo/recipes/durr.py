@@ -44,7 +44,7 @@ class Config:
     degradation: str = "noise"  # "noise" (Gaussian, sigma on 0..255) or "jpeg" (quality)
     level_low: float = 15.0  # training levels: uniform in [level_low, level_high]
     level_high: float = 50.0
-    eval_levels: str = "25,15,35,50,65"  # the first is the headline; 65 lies beyond the training range
+    eval_levels: str = "25,15,50,60,65,75"  # the first is the headline; 60..75 lie beyond training
     dataset: str = "skimage_photos"
     channels: int = 1
     features: int = 64
@@ -52,15 +52,15 @@ class Config:
     policy_features: int = 16
     policy_depth: int = 4
     patch_size: int = 40
-    batch_size: int = 32
-    steps_per_epoch: int = 200
-    unit_steps: int = 8  # stage 1's unfoldings (one ablation of the paper used 8)
-    step_table: str = ""  # "level:steps,...": per-level unfoldings instead of unit_steps
-    unit_epochs: int = 20
+    batch_size: int = 16
+    steps_per_epoch: int = 100
+    unit_steps: int = 4  # stage 1's unfoldings where `step_table` is empty
+    step_table: str = "15:3,25:4,35:5,50:6"  # "level:steps,...": per-level unfoldings
+    unit_epochs: int = 12
     learning_rate: float = 1e-3
-    policy_epochs: int = 10
-    policy_learning_rate: float = 1e-4
-    max_steps: int = 20
+    policy_epochs: int = 6
+    policy_learning_rate: float = 3e-4
+    max_steps: int = 12
     gamma: float = 1.0
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
@@ -72,13 +72,14 @@ class Config:
     preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
-        """`durr_denoise_skimage_photos`, `durr_deblock_skimage_photos`; `_color` for 3 channels,
-        `_seed<k>` when k > 0."""
+        """`durr_denoise_gray`, `durr_deblock_jpeg`; `_color` for 3 channels, `_<dataset>` for data
+        other than the bundled photographs, `_seed<k>` when k > 0."""
         if self.preset:
             return self.preset
-        kind = "denoise" if self.degradation == "noise" else "deblock"
-        colour = "_color" if self.channels == 3 else ""
-        return f"durr{colour}_{kind}_{self.dataset}" + (f"_seed{self.seed}" if self.seed else "")
+        kind = ("denoise_" + ("color" if self.channels == 3 else "gray") if self.degradation == "noise"
+                else "deblock_jpeg" + ("_color" if self.channels == 3 else ""))  # fmt: skip
+        data = "" if self.dataset == "skimage_photos" else f"_{self.dataset}"
+        return f"durr_{kind}{data}" + (f"_seed{self.seed}" if self.seed else "")
 
     def table(self):
         """`[(level, steps), ...]` of `step_table`, sorted by level (empty: `unit_steps` for all)."""
@@ -130,7 +131,10 @@ class Config:
 
 
 DENOISE = Config()
-DEBLOCK = replace(DENOISE, degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5")
+DEBLOCK = replace(
+    DENOISE, degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5",
+    step_table="10:6,20:5,30:4,40:3",
+)  # fmt: skip
 
 
 def train(config, workdir, *, callbacks=()):

@@ -2,8 +2,9 @@
 by PSNR against the clean image, for additive Gaussian noise of standard deviation `sigma / 255`
 (not clipped) or JPEG compression at a quality (`odezoo.data.restoration`).
 
-A restoration model may choose its depth per image: it then has `restore(images, *, max_steps=None)`
-returning `(restored images, steps taken per image)`, which `predict` and `evaluate` use and report.
+A restoration model may choose its depth per image: it then has `restore(images, *, max_steps=None,
+steps=None)` returning `(restored images, steps taken per image)`, which `predict` and `evaluate` use
+and report (`steps` fixes the depth instead).
 It may also set `min_image_size`, the smallest height and width it accepts.
 """
 
@@ -20,6 +21,7 @@ PSNR_METRIC = "psnr"
 # one pixel in 1e11, while an image on the 0..255 scale is refused.
 OVERSHOOT = 2.0
 MAX_STEPS_OPTION = Option("max_steps", "cap on the steps of a model that chooses its depth", int, minimum=0)
+STEPS_OPTION = Option("steps", "a fixed number of steps instead of the model's own choice", int, minimum=0)
 
 
 def psnr(clean, restored):
@@ -30,15 +32,25 @@ def psnr(clean, restored):
         return 10.0 * np.log10(1.0 / mse)
 
 
-def restore(model, images, max_steps=None):
+def ssim(clean, restored):
+    """Structural similarity of images in [0, 1], per image (`tf.image.ssim`: 11x11 Gaussian window
+    of sigma 1.5, the constants of Wang et al. 2004; colour images averaged over channels)."""
+    import tensorflow as tf
+
+    clean, restored = tf.constant(clean, tf.float32), tf.constant(restored, tf.float32)
+    return tf.image.ssim(clean, restored, max_val=1.0).numpy()
+
+
+def restore(model, images, max_steps=None, steps=None):
     """`(restored images, steps per image or None)`: `model.restore` for a model that chooses its
     depth, else `model.predict`."""
     if hasattr(model, "restore"):
-        return model.restore(images, max_steps=max_steps)
-    if max_steps is not None:
-        raise OdezooError(
-            f"--max-steps applies to models that choose their depth; {model.name} has a fixed one."
-        )
+        return model.restore(images, max_steps=max_steps, steps=steps)
+    for flag, value in (("--max-steps", max_steps), ("--steps", steps)):
+        if value is not None:
+            raise OdezooError(
+                f"{flag} applies to models that choose their depth; {model.name} has a fixed one."
+            )
     return model.predict(images, verbose=0), None
 
 
@@ -49,6 +61,7 @@ class ImageRestoration(Task):
     predict_options = (
         Option("out", "folder for the restored PNG files (default: restored/)"),
         MAX_STEPS_OPTION,
+        STEPS_OPTION,
     )
     eval_options = (
         *IMAGE_DATA_OPTIONS,
@@ -58,6 +71,7 @@ class ImageRestoration(Task):
         Option("quality", "JPEG quality 1..100: evaluate deblocking instead of denoising", int, minimum=1),
         Option("seed", "seed of the noise", int, minimum=0),
         MAX_STEPS_OPTION,
+        STEPS_OPTION,
     )
 
     def check_inputs(self, model, x):
@@ -70,7 +84,7 @@ class ImageRestoration(Task):
             )
         return x
 
-    def predict(self, model, metadata, inputs, *, out="restored", max_steps=None):
+    def predict(self, model, metadata, inputs, *, out="restored", max_steps=None, steps=None):
         """Restores image files and writes each as `<out>/<name>.png` (with the steps taken, for a model
         that chooses its depth)."""
         from pathlib import Path
@@ -92,21 +106,21 @@ class ImageRestoration(Task):
         folder.mkdir(parents=True, exist_ok=True)
         results = []
         for path, image in zip(inputs, images):
-            restored, steps = restore(model, image[None] if fixed else image, max_steps)
+            restored, taken = restore(model, image[None] if fixed else image, max_steps, steps)
             target = folder / f"{Path(path).stem}.png"
             pixels = np.round(np.clip(restored[0], 0.0, 1.0) * 255).astype("uint8")
             tf.io.write_file(str(target), tf.io.encode_png(pixels))
             results.append({"input": str(path), "output": str(target)})
-            if steps is not None:
-                results[-1]["steps"] = int(steps[0])
+            if taken is not None:
+                results[-1]["steps"] = int(taken[0])
         return results
 
     def evaluate(
         self, model, metadata, *, dataset=None, split="test", limit=0, batch_size=64, data_dir=None,
-        sigma=None, quality=None, seed=0, max_steps=None,
+        sigma=None, quality=None, seed=0, max_steps=None, steps=None,
     ):  # fmt: skip
-        """Mean PSNR of the degraded and of the restored images against the clean ones (and the mean
-        steps taken, for a model that chooses its depth)."""
+        """Mean PSNR of the degraded and of the restored images against the clean ones, the restored
+        images' mean SSIM (and the mean steps taken, for a model that chooses its depth)."""
         from odezoo.data.restoration import check_degradation, clean_images
 
         dataset = dataset or metadata.get("dataset")
@@ -125,13 +139,15 @@ class ImageRestoration(Task):
         channels = model.inputs[0].shape[-1]
         ds, count = clean_images(dataset, split, channels=channels, limit=limit, data_dir=data_dir)
         fixed = ds.element_spec.shape.is_fully_defined()
-        degraded_psnr, restored_psnr, all_steps = [], [], []
+        degraded_psnr, restored_psnr, restored_ssim, all_steps = [], [], [], []
         for index, images in enumerate(ds.batch(batch_size if fixed else 1).as_numpy_iterator()):
             degraded = degrade(images, **level, seed=seed + index)
-            restored, steps = restore(model, self.check_inputs(model, degraded), max_steps)
+            restored, taken = restore(model, self.check_inputs(model, degraded), max_steps, steps)
             degraded_psnr.append(psnr(images, degraded))
-            restored_psnr.append(psnr(images, np.clip(restored, 0.0, 1.0)))
-            all_steps.append([] if steps is None else steps)
+            restored = np.clip(restored, 0.0, 1.0)
+            restored_psnr.append(psnr(images, restored))
+            restored_ssim.append(ssim(images, restored))
+            all_steps.append([] if taken is None else taken)
         result = {
             "dataset": dataset,
             "split": split,
@@ -139,6 +155,7 @@ class ImageRestoration(Task):
             **level,
             "degraded_psnr": float(np.mean(np.concatenate(degraded_psnr))),
             PSNR_METRIC: float(np.mean(np.concatenate(restored_psnr))),
+            "ssim": float(np.mean(np.concatenate(restored_ssim))),
         }
         steps = np.concatenate(all_steps)
         return {**result, "mean_steps": float(np.mean(steps))} if len(steps) else result

@@ -91,6 +91,19 @@ def test_a_policy_that_stops_takes_no_step_and_one_that_continues_takes_all():
     assert model.restore(x)[1].tolist() == [model.max_steps] * 3  # the config's cap
 
 
+def test_a_fixed_depth_takes_exactly_its_steps_whatever_the_policy():
+    x = noisy()
+    model = randomise(DURR(num_steps=3, **TINY))
+    constant_policy(model, stop=True)
+    restored, steps = model.restore(x, steps=3)
+    assert steps.tolist() == [3, 3, 3]
+    np.testing.assert_allclose(restored, np.asarray(model(x)), atol=1e-6)
+    np.testing.assert_array_equal(model.restore(x, steps=0)[0], x)
+    with pytest.raises(OdezooError, match=r"Give `steps` \(a fixed depth\) or `max_steps` \(a cap on the "
+                       r"policy's choice\), not both\. Received: steps=2, max_steps=4"):
+        model.restore(x, steps=2, max_steps=4)
+
+
 def test_each_image_stops_on_its_own():
     """A unit that adds 0.1 per step and a policy that continues while the mean of `x_t` is below 0.5:
     images starting at 0.05, 0.32 and 0.9 stop after 5, 2 and 0 steps (3 under a cap of 3)."""
@@ -187,6 +200,11 @@ def test_eval_takes_a_noise_level_or_a_jpeg_quality(capsys, folder, tmp_path):
     assert main([*common, "--sigma", "50", "--max-steps", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["sigma"] == 50 and result["mean_steps"] == 1 and 13 < result["degraded_psnr"] < 15
+    assert main([*common, "--sigma", "50", "--steps", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mean_steps"] == 2 and 0 < result["ssim"] < 1
+    assert main([*common, "--sigma", "50", "--steps", "2", "--max-steps", "1"]) == 2
+    assert "Give `steps` (a fixed depth) or `max_steps`" in capsys.readouterr().err
     assert main([*common, "--sigma", "50", "--quality", "10"]) == 2
     assert "Give --sigma (noise) or --quality (JPEG), not both" in capsys.readouterr().err
     assert main([*common, "--quality", "101"]) == 2

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from odezoo.errors import check_integer
+from odezoo.errors import OdezooError, check_integer
 from odezoo.models._inputs import image_inputs
 from odezoo.models.durr.durr_layers import Unfolding
 from odezoo.pretrained import PretrainedMixin
@@ -115,23 +115,32 @@ class DURR(PretrainedMixin, keras.Model):
         """The receptive field of one step, `2 * depth + 1` pixels: smaller images are refused."""
         return 2 * self.depth + 1
 
-    def restore(self, images, *, max_steps=None):
+    def restore(self, images, *, max_steps=None, steps=None):
         """Restores `images` acting greedily with the policy: each image takes steps until its
-        `q_stop >= q_continue`, at most `max_steps` (default: the config's).
+        `q_stop >= q_continue`, at most `max_steps` (default: the config's). With `steps`, every
+        image takes exactly that many steps and the policy is not asked (the fixed-depth restorer).
 
         Returns:
             `(restored images, steps taken per image)` as NumPy arrays.
         """
         x0 = self.check_inputs(images).astype(self.compute_dtype)
+        if steps is not None:
+            if max_steps is not None:
+                raise OdezooError(
+                    "Give `steps` (a fixed depth) or `max_steps` (a cap on the policy's choice), not both. "
+                    f"Received: steps={steps!r}, max_steps={max_steps!r}"
+                )
+            steps = check_integer("steps", steps)
         max_steps = self.max_steps if max_steps is None else check_integer("max_steps", max_steps)
         x = x0.copy()
-        steps = np.zeros(len(x0), "int64")
+        taken = np.zeros(len(x0), "int64")
         active = np.arange(len(x0))
-        for _ in range(max_steps):
-            q = ops.convert_to_numpy(self.policy(x[active], x0[active]))
-            active = active[q[:, 0] < q[:, 1]]
-            if not len(active):
-                break
+        for _ in range(max_steps if steps is None else steps):
+            if steps is None:
+                q = ops.convert_to_numpy(self.policy(x[active], x0[active]))
+                active = active[q[:, 0] < q[:, 1]]
+                if not len(active):
+                    break
             x[active] = ops.convert_to_numpy(self.unit(x[active], x0[active]))
-            steps[active] += 1
-        return x, steps
+            taken[active] += 1
+        return x, taken
