@@ -178,6 +178,16 @@ class ImageRestoration(Task):
             images = super().sample_inputs(model, metadata, count)
         return add_noise(images, NOISE_SIGMA, 0)
 
+    def export_parts(self, model, metadata, quantize=None):
+        """A model that chooses its depth exports `step` (`step_model`: one step `(x, x0) -> x_next`, to
+        run in a loop of one's own) and `restore` (`restore_model`: the whole policy-driven loop in
+        the graph, `x0 -> (restored, steps)`); a fixed-depth model exports itself."""
+        if not hasattr(model, "restore_model"):
+            return super().export_parts(model, metadata, quantize)
+        sample = self.sample_inputs(model, metadata)
+        step, restore = model.step_model(), model.restore_model()
+        return {"step": (step, step, {"x": sample, "x0": sample}), "restore": (restore, restore, sample)}
+
     def agreement(self, expected, actual, fmt):
         """Max |difference| of the restored images, and the PSNR of the artifact's output against Keras'."""
         diff = float(np.max(np.abs(actual - expected)))

@@ -99,15 +99,18 @@ def test_a_fixed_depth_takes_exactly_its_steps_whatever_the_policy():
     assert steps.tolist() == [3, 3, 3]
     np.testing.assert_allclose(restored, np.asarray(model(x)), atol=1e-6)
     np.testing.assert_array_equal(model.restore(x, steps=0)[0], x)
-    with pytest.raises(OdezooError, match=r"Give `steps` \(a fixed depth\) or `max_steps` \(a cap on the "
-                       r"policy's choice\), not both\. Received: steps=2, max_steps=4"):
+    with pytest.raises(
+        OdezooError,
+        match=r"Give `steps` \(a fixed depth\) or `max_steps` \(a cap on the "
+        r"policy's choice\), not both\. Received: steps=2, max_steps=4",
+    ):
         model.restore(x, steps=2, max_steps=4)
 
 
-def test_each_image_stops_on_its_own():
-    """A unit that adds 0.1 per step and a policy that continues while the mean of `x_t` is below 0.5:
-    images starting at 0.05, 0.32 and 0.9 stop after 5, 2 and 0 steps (3 under a cap of 3)."""
-    model = DURR(**TINY)
+def mean_policy(model):
+    """A unit that adds 0.1 per step and a policy that continues while the mean of `x_t` is below 0.5
+    (`q_stop = mean`, `q_continue = 1 - mean`): images starting at 0.05, 0.32 and 0.9 stop after 5, 2
+    and 0 steps."""
     last = model.unit.convs[-1]
     last.set_weights([np.zeros(last.kernel.shape), np.full(last.bias.shape, 0.1)])
     passes = {}
@@ -116,13 +119,33 @@ def test_each_image_stops_on_its_own():
         kernel[1, 1, 0, 0] = 1.0
         passes[conv.name] = (kernel, np.zeros(conv.bias.shape))
     head = np.zeros(model.policy.head.kernel.shape)
-    head[0] = [1.0, -1.0]  # q_stop = mean, q_continue = 1 - mean
+    head[0] = [1.0, -1.0]
     set_policy(model, {**passes, "q": (head, [0.0, 1.0])})
-    x = np.concatenate([np.full((1, 16, 16, 1), v, "float32") for v in (0.05, 0.32, 0.9)])
-    restored, steps = model.restore(x, max_steps=10)
+    return model
+
+
+STARTS = np.concatenate([np.full((1, 16, 16, 1), v, "float32") for v in (0.05, 0.32, 0.9)])
+
+
+def test_each_image_stops_on_its_own():
+    model = mean_policy(DURR(**TINY))
+    restored, steps = model.restore(STARTS, max_steps=10)
     assert steps.tolist() == [5, 2, 0]
     np.testing.assert_allclose(restored[:, 0, 0, 0], [0.55, 0.52, 0.9], atol=1e-5)
-    assert model.restore(x, max_steps=3)[1].tolist() == [3, 2, 0]
+    assert model.restore(STARTS, max_steps=3)[1].tolist() == [3, 2, 0]
+
+
+def test_the_restore_model_stops_each_image_where_restore_does():
+    """`restore_model` (the loop in the graph, for export) against `restore`."""
+    model = mean_policy(DURR(**TINY))
+    restored, steps = (np.asarray(v) for v in model.restore_model(max_steps=10)(STARTS))
+    assert steps.tolist() == [5, 2, 0]
+    np.testing.assert_allclose(restored, model.restore(STARTS, max_steps=10)[0], atol=1e-6)
+    assert np.asarray(model.restore_model(max_steps=3)(STARTS)[1]).tolist() == [3, 2, 0]
+    x = noisy()
+    np.testing.assert_allclose(
+        np.asarray(model.step_model()({"x": x, "x0": x})), np.asarray(model.unit(x, x)), atol=1e-6
+    )
 
 
 def test_any_size_and_colour():
@@ -225,10 +248,27 @@ def test_a_preset_folder_keeps_the_unit_and_the_policy(tmp_path):
 
 @pytest.mark.export
 @pytest.mark.parametrize("fmt", ["saved_model", "tflite", "onnx"])
-def test_the_fixed_unfolding_exports(tmp_path, fmt):
+def test_the_step_and_the_restore_loop_export_and_match_keras(folder, tmp_path, fmt):
     from odezoo.export import export_preset
 
-    folder = randomise(DURR(num_steps=2, **TINY)).save_pretrained(
-        tmp_path / "durr", metadata={"preset": "durr"}
+    report = export_preset(str(folder), fmt, output_dir=tmp_path)
+    assert set(report["parts"]) == {"step", "restore"}
+    assert report["parts"]["step"]["max_abs_diff"] <= 1e-4
+    restored, steps = report["parts"]["restore"]["outputs"].values()
+    assert restored["max_abs_diff"] <= 1e-4 and steps["max_abs_diff"] == 0
+
+
+@pytest.mark.export
+def test_the_exported_restore_loop_stops_each_image_on_its_own(tmp_path):
+    import tensorflow as tf
+
+    from odezoo.export import export_model
+
+    model = mean_policy(DURR(**TINY))
+    report = export_model(
+        model.restore_model(max_steps=10), tmp_path / "restore", "saved_model", sample=STARTS
     )
-    assert export_preset(str(folder), fmt, output_dir=tmp_path / "out")["max_abs_diff"] <= 1e-4
+    loaded = tf.saved_model.load(report["path"])
+    restored, steps = loaded.serve(STARTS)
+    assert steps.numpy().tolist() == [5, 2, 0]
+    np.testing.assert_allclose(restored.numpy(), model.restore(STARTS, max_steps=10)[0], atol=1e-6)

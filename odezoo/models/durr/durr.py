@@ -7,7 +7,7 @@ from keras import ops
 
 from odezoo.errors import OdezooError, check_integer
 from odezoo.models._inputs import image_inputs
-from odezoo.models.durr.durr_layers import Unfolding
+from odezoo.models.durr.durr_layers import GreedyStopping, Unfolding
 from odezoo.pretrained import PretrainedMixin
 
 
@@ -114,6 +114,20 @@ class DURR(PretrainedMixin, keras.Model):
     def min_image_size(self):
         """The receptive field of one step, `2 * depth + 1` pixels: smaller images are refused."""
         return 2 * self.depth + 1
+
+    def step_model(self):
+        """One step as a model of its own: `{"x": x, "x0": x0} -> x + g_θ(x, x0)` (export: run it in a
+        loop of one's own)."""
+        x = keras.Input((None, None, self.channels), name="x", dtype=self.compute_dtype)
+        x0 = keras.Input((None, None, self.channels), name="x0", dtype=self.compute_dtype)
+        return keras.Model({"x": x, "x0": x0}, self.unit(x, x0), name=f"{self.name}_step")
+
+    def restore_model(self, max_steps=None):
+        """`restore` as one model, its loop in the graph: `x0 -> (restored images, steps per image)`
+        (export: the whole restoration in one SavedModel)."""
+        x0 = keras.Input((None, None, self.channels), name="x0", dtype=self.compute_dtype)
+        loop = GreedyStopping(self.unit, self.policy, self.max_steps if max_steps is None else max_steps)
+        return keras.Model(x0, loop(x0), name=f"{self.name}_restore")
 
     def restore(self, images, *, max_steps=None, steps=None):
         """Restores `images` acting greedily with the policy: each image takes steps until its

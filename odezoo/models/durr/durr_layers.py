@@ -64,8 +64,8 @@ class RestorationUnit(_ConvStackOnPair):
     def call(self, x, x0):
         return x + self.increment(x, x0)
 
-    def compute_output_shape(self, input_shape, x0_shape=None):
-        return input_shape
+    def compute_output_shape(self, x_shape, x0_shape=None):
+        return x_shape
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -91,8 +91,8 @@ class StoppingPolicy(_ConvStackOnPair):
     def call(self, x, x0):
         return self.head(self.pool(self.stack(x, x0)))
 
-    def compute_output_shape(self, input_shape, x0_shape=None):
-        return (input_shape[0], 2)
+    def compute_output_shape(self, x_shape, x0_shape=None):
+        return (x_shape[0], 2)
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -141,3 +141,34 @@ class Unfolding(layers.Layer):
             "policy_features": policy.features,
             "policy_depth": policy.depth,
         }
+
+
+class GreedyStopping(layers.Layer):
+    """`DURR.restore` as one graph (for export): from `x = x0`, while some image is active and fewer
+    than `max_steps` steps are taken, an image whose policy says `q_stop >= q_continue` becomes
+    inactive for good, and every active image takes a step `x <- unit(x, x0)`. Returns the restored
+    images and the steps each took. Holds the model's own unit and policy (shared weights)."""
+
+    def __init__(self, unit, policy, max_steps, **kwargs):
+        super().__init__(**kwargs)
+        self.unit, self.policy, self.max_steps = unit, policy, int(max_steps)
+
+    def call(self, x0):
+        def cond(t, x, steps, active):
+            return ops.logical_and(t < self.max_steps, ops.any(active))
+
+        def body(t, x, steps, active):
+            q = self.policy(x, x0)
+            active = ops.logical_and(active, q[:, 0] < q[:, 1])
+            x = ops.where(ops.reshape(active, (-1, 1, 1, 1)), self.unit(x, x0), x)
+            return t + 1, x, steps + ops.cast(active, "int32"), active
+
+        batch = ops.shape(x0)[0]
+        start = (
+            ops.convert_to_tensor(0, "int32"),
+            x0,
+            ops.zeros((batch,), "int32"),
+            ops.ones((batch,), "bool"),
+        )
+        _, x, steps, _ = ops.while_loop(cond, body, start)
+        return x, steps
