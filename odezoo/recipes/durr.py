@@ -413,7 +413,8 @@ def _evaluate(model, config):
         )  # fmt: skip
         metrics.append({
             "dataset": config.dataset, "split": "test", "metric": "psnr", "value": result["psnr"],
-            kind: level, "degraded_psnr": result["degraded_psnr"], "mean_steps": result["mean_steps"],
+            kind: level, "ssim": result["ssim"], "degraded_psnr": result["degraded_psnr"],
+            "mean_steps": result["mean_steps"],
             "num_examples": result["num_examples"],
             "command": f"odezoo eval {config.preset_name()} --dataset {config.dataset} {flag} {level:g}",
         })  # fmt: skip

@@ -59,7 +59,7 @@ class ImageRestoration(Task):
     pipeline_tag = "image-to-image"
     description = "a degraded float image in [0, 1] -> the restored image"
     predict_options = (
-        Option("out", "folder for the restored PNG files (default: restored/)"),
+        Option("out", "folder for the restored PNG files (default: restored/), or a .png file for one image"),
         MAX_STEPS_OPTION,
         STEPS_OPTION,
     )
@@ -85,8 +85,9 @@ class ImageRestoration(Task):
         return x
 
     def predict(self, model, metadata, inputs, *, out="restored", max_steps=None, steps=None):
-        """Restores image files and writes each as `<out>/<name>.png` (with the steps taken, for a model
-        that chooses its depth)."""
+        """Restores image files and writes each as `<out>/<name>.png`, or as the file `out` itself when
+        it ends in `.png` and one image is given (with the steps taken, for a model that chooses its
+        depth). An input file is never overwritten."""
         from pathlib import Path
 
         import tensorflow as tf
@@ -96,18 +97,32 @@ class ImageRestoration(Task):
 
         if not inputs:
             raise OdezooError(f"Give image files to restore: `odezoo predict {model.name} noisy.png`.")
-        check_folder(out, "--out")
+        if Path(out).suffix.lower() == ".png":
+            if len(inputs) != 1:
+                raise OdezooError(
+                    f"--out {out} names one file but {len(inputs)} images were given; give a folder for "
+                    "several images."
+                )
+            check_folder(Path(out).parent, "--out")
+            targets = [Path(out)]
+        else:
+            check_folder(out, "--out")
+            targets = [Path(out) / f"{Path(path).stem}.png" for path in inputs]
+        sources = {Path(path).resolve() for path in inputs}
+        clash = next((t for t in targets if t.resolve() in sources), None)
+        if clash is not None:
+            raise OdezooError(
+                f"Writing {clash} would overwrite an input image; choose another --out (a folder or a file)."
+            )
         shape = tuple(model.inputs[0].shape[1:])
         fixed = None not in shape[:2]
         images = (
             read_images(inputs, shape) if fixed else [read_image(path, shape[-1])[None] for path in inputs]
         )
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
         results = []
-        for path, image in zip(inputs, images):
+        for path, image, target in zip(inputs, images, targets):
             restored, taken = restore(model, image[None] if fixed else image, max_steps, steps)
-            target = folder / f"{Path(path).stem}.png"
             pixels = np.round(np.clip(restored[0], 0.0, 1.0) * 255).astype("uint8")
             tf.io.write_file(str(target), tf.io.encode_png(pixels))
             results.append({"input": str(path), "output": str(target)})

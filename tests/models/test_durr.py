@@ -205,6 +205,28 @@ def test_predict_writes_the_restored_files_and_the_steps_taken(capsys, folder, t
     assert result["steps"] == 2 and result["output"] == str(tmp_path / "out" / "noisy.png")
     assert tf.io.decode_png(tf.io.read_file(result["output"])).shape == (20, 30, 1)
 
+    assert (
+        main(["predict", str(folder), str(tmp_path / "noisy.png"), "--out", str(tmp_path / "restored.png")])
+        == 0
+    )
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["output"] == str(tmp_path / "restored.png") and result["steps"] == 3
+    assert tf.io.decode_png(tf.io.read_file(result["output"])).shape == (20, 30, 1)
+    before = (tmp_path / "noisy.png").read_bytes()
+    for out, message in (
+        (tmp_path, f"Writing {tmp_path / 'noisy.png'} would overwrite an input image; choose another --out"),
+        (tmp_path / "noisy.png", "would overwrite an input image"),
+    ):
+        assert main(["predict", str(folder), str(tmp_path / "noisy.png"), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert (tmp_path / "noisy.png").read_bytes() == before
+    assert main(["predict", str(folder), str(tmp_path / "noisy.png"), str(tmp_path / "restored.png"),
+                 "--out", str(tmp_path / "both.png")]) == 2  # fmt: skip
+    assert (
+        "--out " + str(tmp_path / "both.png") + " names one file but 2 images were given"
+        in capsys.readouterr().err
+    )
+
     (tmp_path / "bad.png").write_text("not an image")
     assert main(["predict", str(folder), str(tmp_path / "bad.png")]) == 2
     assert "Cannot read image" in capsys.readouterr().err
