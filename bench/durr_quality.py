@@ -177,5 +177,18 @@ def main():
         figure(args.figure, kept, figure_level, kind, table, model.name)
 
 
+def require_bm3d():
+    """The BM3D baseline: Tampere University's `bm3d` package, free for non-commercial use only, so
+    not a dependency of odezoo; install it yourself to run this benchmark."""
+    try:
+        import bm3d  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "This benchmark compares with BM3D: `pip install bm3d` (Tampere University's package; its "
+            "licence allows non-commercial use only, so odezoo does not depend on it)."
+        ) from None
+
+
 if __name__ == "__main__":
+    require_bm3d()
     main()

@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from durr_quality import require_bm3d  # noqa: E402
 
 import odezoo  # noqa: E402
 from odezoo.data.restoration import add_noise  # noqa: E402
@@ -81,4 +82,5 @@ def main():
 
 
 if __name__ == "__main__":
+    require_bm3d()
     main()

@@ -41,7 +41,11 @@ def test_names():
     assert NAMES, "no preset registered"
     for name in NAMES:
         assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", name)
-        assert name.endswith(get_preset(name).dataset) or get_preset(name).dataset in name
+        preset = get_preset(name)
+        if preset.task == "image_restoration":  # named by what they restore: durr_denoise_gray, ...
+            assert re.fullmatch(r"[a-z0-9]+_(denoise|deblock)_[a-z0-9_]+", name), name
+        else:
+            assert name.endswith(preset.dataset) or preset.dataset in name
 
 
 @pytest.mark.parametrize("name", NAMES)
