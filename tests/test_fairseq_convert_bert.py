@@ -195,6 +195,19 @@ def test_converted_model_matches_the_forks_equations(arch, bert_files, tmp_path,
     assert np.abs(expected).max() > 1  # the outputs are not trivially small
 
 
+def test_embed_out_may_be_absent(bert_files, tmp_path, fairseq_meters):  # noqa: F811
+    """models.md 2.4b lists no `embed_out`; the fork's `FairseqBertModel` registers the shared embedding
+    under that name too. Either way the logits are the token embedding's."""
+    checkpoint, dictionary, codes, state = bert_files
+    without = {k: v for k, v in state.items() if k != "embed_out"}
+    other = save_checkpoint(tmp_path / "no_embed_out.pt", fairseq_meters, without, bert_args())
+    logits = []
+    for path, name in ((checkpoint, "with"), (other, "without")):
+        convert_fairseq(path, dictionary, tmp_path / name, bpe_codes=codes)
+        logits.append(np.asarray(odezoo.load(tmp_path / name).predict(INPUTS, verbose=0)))
+    np.testing.assert_array_equal(*logits)
+
+
 def test_preset_holds_the_forks_dictionary_and_fastbpe_tokenizer(bert_files, tmp_path):
     from odezoo.pretrained import read_metadata
 
