@@ -193,10 +193,10 @@ class _Pairs(list):
             )
         self.append((None, key, None))
 
-    def assign(self, bookkeeping, description):
+    def assign(self, left_out, description):
         """Loads every pair into its variable, after refusing a state dict with weights no pair takes
-        (other than the keys `bookkeeping`) or an array whose shape does not fit."""
-        known = {key for _, key, _ in self} | set(bookkeeping)
+        (but the keys `left_out` on purpose) or an array whose shape does not fit."""
+        known = {key for _, key, _ in self} | set(left_out)
         unused = sorted(set(self.state) - known - set(filter(_BOOKKEEPING.fullmatch, self.state)))
         if unused:
             raise OdezooError(
