@@ -75,10 +75,14 @@ def build_parser():
     p.add_argument("--private", action="store_true")
 
     p = sub.add_parser("convert", help="write a preset folder from another framework's checkpoint")
-    p.add_argument("framework", choices=["fairseq"], help="fairseq: Macaron Net translation models")
+    p.add_argument(
+        "framework", choices=["fairseq"], help="fairseq: Macaron Net translation models and Macaron-BERT"
+    )
     p.add_argument("checkpoint", help="the checkpoint file (checkpoint_*.pt)")
-    p.add_argument("--dict", required=True, dest="dictionary", help="the joined dict.txt it was trained with")
-    p.add_argument("--bpe-codes", help="subword-nmt codes of its data (for a dictionary of @@ subwords)")
+    p.add_argument("--dict", required=True, dest="dictionary", help="the dict.txt it was trained with")
+    p.add_argument(
+        "--bpe-codes", help="subword-nmt or fastBPE codes of its data (for a dictionary of @@ subwords)"
+    )
     p.add_argument("--out", required=True, help="the preset folder to write")
     return parser
 

@@ -390,7 +390,7 @@ def test_bad_inputs_get_one_clear_message(files, tmp_path, fairseq_meters, capsy
             dictionary,
             r"arch is 'transformer_wmt_en_de'; the converter knows the Macaron architectures "
             r"transformer_iwslt_de_en_macaron_v2, transformer_wmt_en_de_macaron_v2, "
-            r"transformer_wmt_en_de_big_t2t_macaron\.",
+            r"transformer_wmt_en_de_big_t2t_macaron, transformer_bert_base_macaron, ",
         ),
         (
             checkpoint,

@@ -123,3 +123,24 @@ def test_translate(tokenizer):
         rf"{len(tokenizer.dictionary)}: use the tokenizer saved with the model's preset\.",
     ):
         model.translate(sentences, tokenizer=other)
+
+
+FASTBPE_CODES = "t h 10\nth e</w> 8\na n 5\nan d</w> 4\n"  # `fast learnbpe` output: `a b count`, no header
+
+
+def test_fastbpe_codes_segment_as_fast_applybpe():
+    """fastBPE's codes merge in file order with `</w>` on a word's last symbol (subword-nmt's format 0.2,
+    which a headerless file is not read as): the segmentations below follow fastBPE's merge rule by hand.
+    `escape=False` is the BERT fork's `tokenizer.perl -no-escape`."""
+    from odezoo.models.macaron.macaron_tokenizer import subword_nmt_codes
+
+    tokenizer = MacaronTokenizer(Dictionary(), FASTBPE_CODES, escape=False, source_lang="en")
+    assert tokenizer.tokenize("The band and then them") == "the b@@ and and th@@ e@@ n th@@ e@@ m"
+    assert subword_nmt_codes(FASTBPE_CODES) == "#version: 0.2\nt h\nth e</w>\na n\nan d</w>\n"
+    for codes in ("#version: 0.2\nt h\n", "t h\nth e\n"):  # subword-nmt's own codes are kept
+        assert subword_nmt_codes(codes) == codes
+    moses = {escape: MacaronTokenizer(Dictionary(), escape=escape, source_lang="en") for escape in (0, 1)}
+    assert moses[False].tokenize("Don't & go") == "don 't & go"
+    assert moses[True].tokenize("Don't & go") == "don &apos;t &amp; go"
+    with pytest.raises(OdezooError, match=r"BPE codes line 2 is 'th e</w>', not fastBPE's `a b count`"):
+        subword_nmt_codes("t h 10\nth e</w>\n")

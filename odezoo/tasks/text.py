@@ -316,7 +316,31 @@ def evaluate_translation(
 
 
 class _EncoderTask(_TextTask):
-    """Tasks of a BERT encoder (`MacaronBert`): the id checks, and sequences within its positions."""
+    """Tasks of a BERT encoder (`MacaronBert`): the id checks, sequences within its positions, and export
+    samples laid out as the fork's inputs."""
+
+    def sample_inputs(self, model, metadata, count=8, length=16):
+        """`count` inputs by name as `encode_examples` and `pack_inputs` lay them out: `<cls>`, one
+        sentence (even rows) or two (odd rows, the second with segment id 0), `</s>` after each, random
+        ids after the specials; `length` tokens (at most `max_positions`), 3 fewer per row down to 4,
+        right-padded."""
+        from odezoo.models.macaron.macaron_bert import CLS_ID, pack_inputs
+        from odezoo.models.macaron.macaron_tokenizer import Dictionary
+
+        rng = np.random.default_rng(0)
+        longest = min(length, model.max_positions)
+        ids, firsts = [], []
+        for row in range(count):
+            size = max(longest - 3 * (row % 4), 4)  # <cls>, the words and one </s> per sentence
+            low = min(CLS_ID + 1, model.vocabulary_size - 1)
+            words = rng.integers(low, model.vocabulary_size, size - 2 - row % 2).tolist()
+            first = words[: len(words) // 2] if row % 2 else words
+            sequence = [CLS_ID, *first, Dictionary.EOS_ID]
+            firsts.append(len(sequence))
+            if row % 2:
+                sequence += [*words[len(first) :], Dictionary.EOS_ID]
+            ids.append(sequence)
+        return pack_inputs(ids, firsts, model.pad_id)
 
     def check_inputs(self, model, x):
         x = check_token_ids(model, x)

@@ -15,7 +15,7 @@ from test_macaron import _attention, _randomize, _w  # the translation model's N
 from odezoo.errors import OdezooError
 from odezoo.models import MacaronBert
 from odezoo.models.macaron.macaron_bert import CONFIGS
-from odezoo.models.macaron.macaron_layers import MacaronEncoderLayer
+from odezoo.models.macaron.macaron_layers import MacaronEncoderLayer, erf_gelu
 
 TINY = {"vocabulary_size": 20, "num_layers": 2, "hidden_dim": 8, "num_heads": 2, "intermediate_dim": 16,
         "max_positions": 16, "dropout": 0.0, "attention_dropout": 0.0}  # fmt: skip
@@ -108,6 +108,16 @@ def _reference(model, x, macaron=(_relu, 0.5), attention_factor=1.0, main=(_gelu
     return z @ table.T
 
 
+def test_erf_gelu_is_the_exact_gelu():
+    """The fork's `x/2 · (1 + erf(x/√2))` is Keras' exact `gelu` to float32 rounding, 1e-6 (it only avoids
+    the `Erfc` op ONNX lacks; below x = -5 its `1 + erf` cancels to 0, as in the fork's PyTorch), unlike
+    the tanh approximation, which is off by up to 5e-4."""
+    x = np.linspace(-8, 8, 100_001).astype("float32")
+    exact = np.asarray(keras.activations.gelu(x, approximate=False))
+    assert np.abs(np.asarray(erf_gelu(x)) - exact).max() <= 1e-6  # measured: 9.5e-7, 1 ulp at x = 8
+    assert np.abs(np.asarray(keras.activations.gelu(x, approximate=True)) - exact).max() > 1e-4
+
+
 @pytest.mark.parametrize("scheme", ["strang", "lie_trotter"])
 def test_forward_follows_the_equations_relu_attention_gelu_with_half_steps(scheme):
     """FFN(ReLU)/2 → attention → FFN(GELU)/2 (BERT: attention → FFN(GELU)), logits tied to the token
@@ -121,7 +131,7 @@ def test_forward_follows_the_equations_relu_attention_gelu_with_half_steps(schem
         swapped = _reference(model, X, macaron=(_gelu, 0.5), main=(_relu, 0.5))
         assert np.abs(swapped - out).max() > 1e-3
         assert np.abs(_reference(model, X, attention_factor=0.5, main=(_gelu, 1.0)) - out).max() > 1e-3
-        assert [layer.ffn.activation for layer in model.encoder_layers] == ["gelu"] * 2
+        assert [layer.ffn.activation for layer in model.encoder_layers] == [erf_gelu] * 2
         assert model.encoder_layers[0].ffn.intermediate_dim == 8  # each FFN d_ff / 2
     else:
         assert not hasattr(model.encoder_layers[0], "macaron_ffn")

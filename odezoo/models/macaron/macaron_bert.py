@@ -14,6 +14,7 @@ from odezoo.models.macaron.macaron_layers import (
     PaddedNormal,
     SinusoidalPositionEmbedding,
     check_model_settings,
+    erf_gelu,
     layer_norm,
 )
 from odezoo.models.macaron.macaron_tokenizer import preset_tokenizer
@@ -142,7 +143,7 @@ class MacaronBert(PretrainedMixin, keras.Model):
                 dropout=dropout,
                 attention_dropout=attention_dropout,
                 activation_dropout=activation_dropout,
-                activation="gelu",
+                activation=erf_gelu,
                 macaron_activation="relu",
                 norm_affine=False,
                 ffn_init="kaiming",
@@ -153,7 +154,7 @@ class MacaronBert(PretrainedMixin, keras.Model):
         ]
         self.encoder_norm = layer_norm("encoder_norm", affine=False, dtype=dtype)
         if num_classes is None:
-            self.mlm_dense = layers.Dense(hidden_dim, activation="gelu", name="mlm_dense", dtype=dtype)
+            self.mlm_dense = layers.Dense(hidden_dim, activation=erf_gelu, name="mlm_dense", dtype=dtype)
             self.mlm_norm = layer_norm("mlm_norm", dtype=dtype)
         else:
             self.head = layers.Dense(
@@ -195,7 +196,7 @@ class MacaronBert(PretrainedMixin, keras.Model):
     def _encode(self, token_ids, segment_ids, padding_mask):
         """The final LayerNorm's output `(batch, length, E)` (see the class docstring)."""
         x = self.token_embedding(token_ids) * math.sqrt(self.token_embedding.output_dim)
-        second_sentence = ops.cast(ops.not_equal(segment_ids, SEGMENT_PAD_ROW), x.dtype)[..., None]
+        second_sentence = ops.expand_dims(ops.cast(ops.not_equal(segment_ids, SEGMENT_PAD_ROW), x.dtype), -1)
         x = x + self.position_embedding(padding_mask) + self.segment_embedding(segment_ids) * second_sentence
         x = self.embedding_dropout(x)
         for layer in self.encoder_layers:

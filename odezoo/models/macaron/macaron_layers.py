@@ -32,6 +32,14 @@ def check_model_settings(vocabulary_size, num_layers, hidden_dim, pad_id, dropou
     return vocabulary_size, num_layers, hidden_dim, pad_id
 
 
+@keras.saving.register_keras_serializable(package="odezoo")
+def erf_gelu(x):
+    """The exact GELU as the BERT fork writes it, `x/2 · (1 + erf(x/√2))`: Keras' `gelu` by another
+    formula. TensorFlow lowers Keras' `gelu` to an `Erfc` op, which ONNX lacks (tf2onnx writes it
+    anyway: an invalid model); this one has `Erf`, which ONNX and LiteRT run."""
+    return 0.5 * x * (1.0 + ops.erf(x * ops.cast(1 / math.sqrt(2.0), x.dtype)))
+
+
 def layer_norm(name, *, affine=True, dtype=None):
     """fairseq's LayerNorm (eps 1e-5), with or without its scale and shift."""
     return layers.LayerNormalization(
@@ -212,7 +220,7 @@ class MultiHeadAttention(keras.layers.Layer):
         scores = ops.einsum("bqhd,bkhd->bhqk", q, k)
         allowed = None
         if key_mask is not None:
-            allowed = ops.cast(key_mask, "bool")[:, None, None, :]
+            allowed = ops.expand_dims(ops.cast(key_mask, "bool"), (1, 2))  # not [:, None]: LiteRT lacks it
         if causal:
             query_positions = cache_update_index + ops.arange(ops.shape(q)[1])
             past = ops.arange(ops.shape(k)[1])[None, :] <= query_positions[:, None]
@@ -252,7 +260,7 @@ class FeedForward(keras.layers.Layer):
 
     Args:
         intermediate_dim: the inner width.
-        activation: a Keras activation name (`"relu"`; `"gelu"` is the erf GELU).
+        activation: a Keras activation (`"relu"`; `erf_gelu` is the exact GELU).
         activation_dropout: dropout rate after the activation (fairseq's `relu_dropout`).
         init: `"xavier"` (fairseq's translation code) or `"kaiming"` (the BERT fork).
     """

@@ -1,5 +1,6 @@
 """Macaron Net's text pipeline: fairseq 0.6's `Dictionary` (`dict.txt`) and the IWSLT14 tokenizer of
-`prepare-iwslt14.sh` (Moses tokenisation, lowercase, subword-nmt BPE), saved as preset assets.
+`prepare-iwslt14.sh` (Moses tokenisation, lowercase, subword-nmt BPE), saved as preset assets. The BERT
+fork's pipeline is the same with Moses' `-no-escape` and fastBPE codes (`subword_nmt_codes`).
 
 Presets trained here use the same pipeline, with BPE codes learned by subword-nmt on the training
 corpus, not SentencePiece: one pipeline then serves the converted checkpoints (whose dictionaries are
@@ -118,19 +119,23 @@ class Dictionary:
 
 class MacaronTokenizer:
     """Sentences to fairseq ids and back, as IWSLT14 was prepared (`prepare-iwslt14.sh`):
-    Moses tokenisation (`sacremoses`, `tokenizer.perl -l <lang>`: escaping on, no aggressive dash
-    splitting), lowercasing, subword-nmt BPE (`apply_bpe.py -c codes`), then the joined `Dictionary`.
+    Moses tokenisation (`sacremoses`, `tokenizer.perl -l <lang>`: escaping on unless `escape=False`, no
+    aggressive dash splitting), lowercasing, BPE (`apply_bpe.py -c codes`), then the joined `Dictionary`.
     Back: symbols up to `</s>`, `@@ ` removed, Moses detokenisation (the text stays lowercase).
 
     Sources are tokenised as `source_lang`, outputs detokenised as `target_lang`.
 
     Args:
         dictionary: the joined `Dictionary`.
-        bpe_codes: the text of subword-nmt BPE codes (`None`: no BPE, the dictionary holds words).
-        lowercase, source_lang, target_lang: the pipeline's settings.
+        bpe_codes: the text of subword-nmt or fastBPE codes (see `subword_nmt_codes`; `None`: no BPE,
+            the dictionary holds words).
+        lowercase, escape, source_lang, target_lang: the pipeline's settings (`escape=False`:
+            `tokenizer.perl -no-escape`, as the BERT fork).
     """
 
-    def __init__(self, dictionary, bpe_codes=None, *, lowercase=True, source_lang="de", target_lang="en"):
+    def __init__(
+        self, dictionary, bpe_codes=None, *, lowercase=True, escape=True, source_lang="de", target_lang="en"
+    ):
         try:
             from sacremoses import MosesDetokenizer, MosesTokenizer
             from subword_nmt.apply_bpe import BPE
@@ -141,9 +146,9 @@ class MacaronTokenizer:
 
         self.dictionary = dictionary
         self.bpe_codes = bpe_codes
-        self.lowercase = bool(lowercase)
+        self.lowercase, self.escape = bool(lowercase), bool(escape)
         self.source_lang, self.target_lang = source_lang, target_lang
-        self._bpe = None if bpe_codes is None else BPE(io.StringIO(bpe_codes))
+        self._bpe = None if bpe_codes is None else BPE(io.StringIO(subword_nmt_codes(bpe_codes)))
         self._moses = {
             lang: (MosesTokenizer(lang), MosesDetokenizer(lang)) for lang in (source_lang, target_lang)
         }
@@ -178,6 +183,7 @@ class MacaronTokenizer:
             "dictionary": DICTIONARY_FILE,
             "bpe_codes": None if self.bpe_codes is None else BPE_CODES_FILE,
             "lowercase": self.lowercase,
+            "escape": self.escape,
             "source_lang": self.source_lang,
             "target_lang": self.target_lang,
         }
@@ -228,7 +234,7 @@ class MacaronTokenizer:
         return tokenizer
 
     def _moses_line(self, sentence, lang):
-        line = " ".join(self._moses[lang][0].tokenize(sentence, escape=True))
+        line = " ".join(self._moses[lang][0].tokenize(sentence, escape=self.escape))
         return line.lower() if self.lowercase else line
 
     def _segment(self, line):
@@ -245,7 +251,8 @@ class MacaronTokenizer:
     def detokenize(self, line, lang=None):
         """A line of subword tokens as text: `@@ ` removed, Moses-detokenised (`lang`: `target_lang` if
         `None`)."""
-        return self._moses[lang or self.target_lang][1].detokenize(join_bpe(line).split(), unescape=True)
+        moses = self._moses[lang or self.target_lang][1]
+        return moses.detokenize(join_bpe(line).split(), unescape=self.escape)
 
     def to_ids(self, sentence):
         """The int32 ids of `sentence`, ending with `</s>`."""
@@ -272,6 +279,24 @@ class MacaronTokenizer:
         Moses-tokenised and, with `lowercase`, lowercased)."""
         lines = (self.dictionary.decode(row) for row in np.atleast_2d(ids))
         return [self.detokenize(line) if detokenize else join_bpe(line) for line in lines]
+
+
+def subword_nmt_codes(codes):
+    """BPE codes as subword-nmt reads them. fastBPE's (`a b count` per line, no header) become
+    `#version: 0.2` and the pairs: fastBPE merges in the codes' order as subword-nmt does and marks a
+    word's end on its last symbol (`e</w>`), which is subword-nmt's format 0.2 (a file without the
+    header is read as 0.1, whose `</w>` is a symbol of its own). subword-nmt's codes stay as they are."""
+    lines = codes.rstrip("\n").split("\n")
+    fields = [line.strip("\r\n ").split(" ") for line in lines]
+    if lines[0].startswith("#version:") or all(len(f) != 3 for f in fields):
+        return codes
+    for number, (line, pair) in enumerate(zip(lines, fields), 1):
+        if len(pair) != 3 or not pair[2].isdigit():
+            raise OdezooError(
+                f"BPE codes line {number} is {line!r:.100}, not fastBPE's `a b count` as other lines are: "
+                "pass subword-nmt codes (`a b`) or fastBPE codes, one format throughout."
+            )
+    return "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b, _ in fields)
 
 
 def check_sentences(sentences):
