@@ -178,8 +178,6 @@ class Translation(_TextTask):
 
     max_decoding_length = 200  # fairseq's default --max-len-b: the exported cache's positions
     unexportable = {
-        "tflite": "the converter has no builtin kernel for the StridedSlice that reads the decoder's "
-        "key/value cache (measured with TF 2.21)",
         "onnx": "tf2onnx leaves an XlaDynamicUpdateSlice node (the cache update) that is not ONNX, and "
         "onnxruntime rejects the encoder's head-split Reshape (measured with tf2onnx 1.17)",
     }
