@@ -85,11 +85,10 @@ class AdversarialTrainer(keras.Model):
     `"yopo"` (YOPO-m-n, gradients summed over the m passes, so scale the learning rate by 1/m as
     the paper does; `first_layer_rule` picks f0's gradient, see below); `"trades"` /
     `"trades_yopo"` (CE(clean) + beta KL(clean || adv), adversary by PGD-k or by YOPO's inner loop
-    on the KL). The wrapped model is `self.model`;
-    `first_layer` names the end of f0 for YOPO (e.g. the first conv, or its ReLU). The loss and
-    metrics `fit` reports are on the training adversary's examples (clean ones for natural and
-    TRADES). Under a `tf.distribute` strategy each replica's loss is divided by the replica count,
-    as Keras does, since the replicas' gradients are summed.
+    on the KL). The wrapped model is `self.model`; `first_layer` names the end of f0 for YOPO (e.g.
+    the first conv, or its ReLU). The loss and metrics `fit` reports are on the training adversary's
+    examples (clean ones for natural and TRADES). Under a `tf.distribute` strategy each replica's
+    loss is divided by the replica count, as Keras does, since the replicas' gradients are summed.
 
     YOPO's gradient for f0's weights `W0` (models.md 5.1). Pass `j = 1..m` runs the full network at
     `x + eta_{j-1}`, giving the costate `p_j = -dl_j/dz` and the full-pass gradient
@@ -98,7 +97,8 @@ class AdversarialTrainer(keras.Model):
 
     - `"paper"` (default; the rule the published weights used): `sum_j h_j` (`G_j` discarded);
     - `"official"` (the authors' code under its pinned PyTorch 1.0.1, whose in-place gradient
-      accumulation makes the restore of `conv1.weight.grad` a no-op): `sum_j (h_j + G_j)`;
+      accumulation makes the restore of `conv1.weight.grad` a no-op from the second batch on):
+      `sum_j (h_j + G_j)`;
     - `"official_torch2"` (the same code under PyTorch >= 2, where `zero_grad` sets gradients to
       None): `sum_j h_j + sum_{j>=2} G_j` for f0's kernels, `sum_j (h_j + G_j)` for its other
       variables (biases).
