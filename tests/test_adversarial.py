@@ -5,14 +5,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from odezoo.adversarial import AdversarialTrainer, Attack, pgd, project, robust_evaluate, split_model
+from odezoo.adversarial import (
+    FIRST_LAYER_RULES,
+    AdversarialTrainer,
+    Attack,
+    pgd,
+    project,
+    robust_evaluate,
+    split_model,
+)
 from odezoo.errors import OdezooError
 
 
-def tiny_cnn(seed=0):
+def tiny_cnn(seed=0, first_bias=False):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv1")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=first_bias, name="conv1")(inputs)
     x = keras.layers.ReLU(name="relu1")(x)
     x = keras.layers.Conv2D(6, 3, name="conv2")(x)
     x = keras.layers.ReLU()(x)
@@ -78,6 +86,82 @@ def test_rest_gradient_over_m_passes_is_the_sum_of_m_separate_gradients():
         eta = new_eta
     for got, ref in zip(rest_grads, total):
         np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _yopo_gradients_by_hand(model, x, y, eta, *, m, n, eps, step):
+    """Per pass j of YOPO-m-n, with explicit tapes: the full-pass gradients `(G_j of f0, G_j of g)`
+    at `x + eta_{j-1}` and the Hamiltonian part `h_j = d/dW0 <dl_j/dz, f0(clip(x + eta_j))>`, eta_j
+    being n ascent steps on that linearised loss from eta_{j-1}."""
+    first, rest = split_model(model, "relu1")
+    full_first, full_rest, hamiltonian = [], [], []
+    for _ in range(m):
+        with tf.GradientTape() as tape:
+            z = first(x + eta, training=True)
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(y, rest(z, training=True), from_logits=True)
+            )
+        grads = tape.gradient(loss, [*first.trainable_variables, *rest.trainable_variables, z])
+        dz = grads.pop()
+        full_first.append(grads[: len(first.trainable_variables)])
+        full_rest.append(grads[len(first.trainable_variables) :])
+        for _ in range(n):
+            with tf.GradientTape() as tape:
+                tape.watch(eta)
+                value = tf.reduce_sum(first(tf.clip_by_value(x + eta, 0.0, 1.0), training=True) * dz)
+            eta = project(x, eta + step * tf.sign(tape.gradient(value, eta)), eps)
+        with tf.GradientTape() as tape:
+            value = tf.reduce_sum(first(tf.clip_by_value(x + eta, 0.0, 1.0), training=True) * dz)
+        hamiltonian.append(tape.gradient(value, first.trainable_variables))
+    return first, rest, full_first, full_rest, hamiltonian
+
+
+@pytest.mark.parametrize("rule", FIRST_LAYER_RULES)
+def test_first_layer_update_is_the_hamiltonian_part_plus_the_full_pass_gradients_of_its_rule(rule):
+    """One YOPO-3-2 step under SGD(1) applies `W - W_new` = sum_j h_j for f0 under the paper's rule,
+    plus sum_j G_j under "official", plus G_2 + G_3 for the kernel and sum_j G_j for the bias under
+    "official_torch2"; g always gets sum_j G_j (models.md 5.1). The random start is replayed from the
+    seed; h_j and G_j come from `_yopo_gradients_by_hand`."""
+    model = tiny_cnn(first_bias=True)
+    x, y = batch()
+    m, n, eps, step = 3, 2, 0.1, 0.02
+    tf.random.set_seed(5)
+    eta0 = tf.random.uniform(x.shape, -eps, eps)
+    first, rest, full_first, full_rest, hamiltonian = _yopo_gradients_by_hand(
+        model, tf.constant(x), y, eta0, m=m, n=n, eps=eps, step=step
+    )
+    kept = {  # the passes (from 0) whose full-pass gradient f0's kernel and bias take
+        "paper": ((), ()),
+        "official": (range(m), range(m)),
+        "official_torch2": (range(1, m), range(m)),
+    }[rule]
+    want = {}
+    for i, variable in enumerate(first.trainable_variables):
+        passes = kept[variable.name == "bias"]
+        want[variable.path] = sum(h[i] for h in hamiltonian) + sum(full_first[j][i] for j in passes)
+    for i, variable in enumerate(rest.trainable_variables):
+        want[variable.path] = sum(g[i] for g in full_rest)
+    assert {v.name for v in first.trainable_variables} == {"kernel", "bias"}
+    # the three rules differ in every f0 variable by more than the tolerance
+    assert all(float(tf.reduce_max(tf.abs(g))) > 1e-3 for g in full_first[0])
+
+    trainer = AdversarialTrainer(
+        model, method="yopo", attack=Attack(eps, step, m=m, n=n), first_layer="relu1", first_layer_rule=rule
+    )
+    trainer.compile(optimizer=keras.optimizers.SGD(1.0), run_eagerly=True)
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    tf.random.set_seed(5)  # the trainer draws the same eta0
+    trainer.train_on_batch(x, y)
+    for variable in model.trainable_variables:
+        applied = before[variable.path] - variable.numpy()
+        np.testing.assert_allclose(applied, want[variable.path], rtol=1e-5, atol=1e-6, err_msg=variable.path)
+
+
+def test_first_layer_rules_other_than_the_papers_are_yopo_only_and_unknown_ones_refused():
+    with pytest.raises(OdezooError, match=r"Unknown first_layer_rule 'pytorch'; choose one of \('paper'"):
+        AdversarialTrainer(tiny_cnn(), method="yopo", attack=Attack(0.1, 0.01), first_layer="relu1",
+                           first_layer_rule="pytorch")  # fmt: skip
+    with pytest.raises(OdezooError, match="'yopo' only. Received: method='pgd', first_layer_rule='official'"):
+        AdversarialTrainer(tiny_cnn(), method="pgd", attack=Attack(0.1, 0.01), first_layer_rule="official")
 
 
 def test_every_inner_step_stays_in_the_ball_and_the_box():

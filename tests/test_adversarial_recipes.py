@@ -8,6 +8,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -58,9 +59,17 @@ def test_milestone_schedule_divides_by_ten_at_each_milestone():
     assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(40)) == pytest.approx(0.0, abs=1e-7)
 
 
+class RecordRule(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.rule = self.model.first_layer_rule  # the AdversarialTrainer's
+
+
 def test_yopo_recipe_on_mock_data_writes_a_robust_preset(tmp_path):
+    """The official code's first-layer rule, set as a recipe setting, reaches the trainer and the card."""
+    record = RecordRule()
     with tfds.testing.mock_data(num_examples=8):
-        summary = train(SMOKE, tmp_path)
+        summary = train(replace(SMOKE, first_layer_rule="official"), tmp_path, callbacks=[record])
+    assert record.rule == "official"
     folder = tmp_path / "small_cnn_yopo2_1_fashion_mnist"
     assert summary["preset_dir"] == str(folder)
     assert summary["train_seconds"] > 0 and summary["train_cpu_seconds"] > 0
@@ -68,9 +77,11 @@ def test_yopo_recipe_on_mock_data_writes_a_robust_preset(tmp_path):
     assert model.outputs[0].shape[-1] == 10
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["train_command"] == (
-        "odezoo train small_cnn_yopo5_3_fashion_mnist --set m=2 --set n=1 --set epochs=1 --set batch_size=4 "
-        "--set limit=8 --workdir DIR"
+        "odezoo train small_cnn_yopo5_3_fashion_mnist --set m=2 --set n=1 --set first_layer_rule=official "
+        "--set epochs=1 --set batch_size=4 --set limit=8 --workdir DIR"
     )
+    described = "YOPO-2-1 adversarially trained (eps 0.1, step 0.01, first-layer rule official)"
+    assert described in meta["description"]
     robust = {m["metric"]: m for m in meta["metrics"]}
     assert set(robust) == {"accuracy", "robust_accuracy"}
     assert robust["robust_accuracy"]["attack"].startswith("PGD-40, L-inf eps=0.1, step=0.01")
@@ -85,6 +96,10 @@ def test_bad_recipe_settings_are_refused(tmp_path):
         train(replace(SMOKE, step=0.5), tmp_path)
     with pytest.raises(OdezooError, match="Unknown architecture 'vgg'"):
         train(replace(SMOKE, architecture="vgg"), tmp_path)
+    with pytest.raises(OdezooError, match="Unknown first_layer_rule 'torch'"):
+        train(replace(SMOKE, first_layer_rule="torch"), tmp_path)
+    with pytest.raises(OdezooError, match="'yopo' only. Received: method='pgd', first_layer_rule='official'"):
+        train(replace(SMOKE, method="pgd", first_layer_rule="official"), tmp_path)
     assert not (tmp_path / "checkpoints").exists()
 
 

@@ -7,7 +7,9 @@ from odezoo.adversarial.attacks import fgsm as fgsm
 from odezoo.adversarial.attacks import pgd as pgd
 from odezoo.adversarial.attacks import project as project
 from odezoo.adversarial.attacks import robust_evaluate as robust_evaluate
+from odezoo.adversarial.trainer import FIRST_LAYER_RULES as FIRST_LAYER_RULES
 from odezoo.adversarial.trainer import METHODS as METHODS
 from odezoo.adversarial.trainer import AdversarialTrainer as AdversarialTrainer
 from odezoo.adversarial.trainer import Attack as Attack
+from odezoo.adversarial.trainer import check_first_layer_rule as check_first_layer_rule
 from odezoo.adversarial.trainer import split_model as split_model

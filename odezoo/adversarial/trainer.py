@@ -16,6 +16,19 @@ from odezoo.adversarial.attacks import check_budget, cross_entropy, pgd, project
 from odezoo.errors import OdezooError
 
 METHODS = ("natural", "pgd", "free", "yopo", "trades", "trades_yopo")
+FIRST_LAYER_RULES = ("paper", "official", "official_torch2")
+
+
+def check_first_layer_rule(rule, method):
+    """Raises `OdezooError` unless `rule` is one of `FIRST_LAYER_RULES`, and `"paper"` for methods
+    other than YOPO (the only one that trains f0 on the Hamiltonian)."""
+    if rule not in FIRST_LAYER_RULES:
+        raise OdezooError(f"Unknown first_layer_rule {rule!r}; choose one of {FIRST_LAYER_RULES}.")
+    if rule != "paper" and method != "yopo":
+        raise OdezooError(
+            f"first_layer_rule applies to method 'yopo' only. Received: method={method!r}, "
+            f"first_layer_rule={rule!r}"
+        )
 
 
 def _per_replica(loss):
@@ -23,6 +36,11 @@ def _per_replica(loss):
     import tensorflow as tf
 
     return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _add(sums, grads):
+    """`sums + grads` elementwise, a `None` gradient (variable not reached) counting as 0."""
+    return [s if g is None else s + g for s, g in zip(sums, grads)]
 
 
 def split_model(model, first_layer):
@@ -64,16 +82,31 @@ class AdversarialTrainer(keras.Model):
     Methods (models.md 5.1-5.3): `"natural"`; `"pgd"` (PGD-k adversary in inference mode, loss
     CE(adv) + CE(clean)); `"free"` (each batch replayed m times, one backward updating both the
     weights and eta; eta starts at 0 on every batch, where Shafahi et al. carry it over);
-    `"yopo"` (YOPO-m-n, gradients summed over the m passes, so scale the learning
-    rate by 1/m as the paper does); `"trades"` / `"trades_yopo"` (CE(clean) + beta KL(clean || adv),
-    adversary by PGD-k or by YOPO's inner loop on the KL). The wrapped model is `self.model`;
-    `first_layer` names the end of f0 for YOPO (e.g. the first conv, or its ReLU). The loss and
-    metrics `fit` reports are on the training adversary's examples (clean ones for natural and
-    TRADES). Under a `tf.distribute` strategy each replica's loss is divided by the replica count,
-    as Keras does, since the replicas' gradients are summed.
+    `"yopo"` (YOPO-m-n, gradients summed over the m passes, so scale the learning rate by 1/m as
+    the paper does; `first_layer_rule` picks f0's gradient, see below); `"trades"` /
+    `"trades_yopo"` (CE(clean) + beta KL(clean || adv), adversary by PGD-k or by YOPO's inner loop
+    on the KL). The wrapped model is `self.model`; `first_layer` names the end of f0 for YOPO (e.g.
+    the first conv, or its ReLU). The loss and metrics `fit` reports are on the training adversary's
+    examples (clean ones for natural and TRADES). Under a `tf.distribute` strategy each replica's
+    loss is divided by the replica count, as Keras does, since the replicas' gradients are summed.
+
+    YOPO's gradient for f0's weights `W0` (models.md 5.1). Pass `j = 1..m` runs the full network at
+    `x + eta_{j-1}`, giving the costate `p_j = -dl_j/dz` and the full-pass gradient
+    `G_j = dl_j/dW0`; its n inner steps move eta to `eta_j`, where the Hamiltonian part is
+    `h_j = -d/dW0 <f0(clip(x + eta_j)), p_j>`. The step applies, by `first_layer_rule`:
+
+    - `"paper"` (default; the rule the published weights used): `sum_j h_j` (`G_j` discarded);
+    - `"official"` (the authors' code under its pinned PyTorch 1.0.1, whose in-place gradient
+      accumulation makes the restore of `conv1.weight.grad` a no-op from the second batch on):
+      `sum_j (h_j + G_j)`;
+    - `"official_torch2"` (the same code under PyTorch >= 2, where `zero_grad` sets gradients to
+      None): `sum_j h_j + sum_{j>=2} G_j` for f0's kernels, `sum_j (h_j + G_j)` for its other
+      variables (biases).
     """
 
-    def __init__(self, model, *, method, attack, first_layer=None, beta=1.0, **kwargs):
+    def __init__(
+        self, model, *, method, attack, first_layer=None, beta=1.0, first_layer_rule="paper", **kwargs
+    ):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise OdezooError(f"Unknown method {method!r}; choose one of {METHODS}.")
@@ -84,7 +117,9 @@ class AdversarialTrainer(keras.Model):
             )
         if method in ("yopo", "trades_yopo") and first_layer is None:
             raise OdezooError(f"Method {method!r} needs `first_layer`, the name of the layer that ends f0.")
+        check_first_layer_rule(first_layer_rule, method)
         self.model, self.method, self.attack, self.beta = model, method, attack, float(beta)
+        self.first_layer_rule = first_layer_rule
         self.first, self.rest = split_model(model, first_layer) if first_layer else (None, None)
         self.calls = {"full": 0, "first": 0}  # gradient passes, counted when run eagerly
         self.built = True  # its variables are the (built) wrapped model's
@@ -151,36 +186,42 @@ class AdversarialTrainer(keras.Model):
             self.calls["full"] += 1
         return loss, logits
 
-    def yopo_perturbation(self, x, y, eta, accumulate=None):
+    def yopo_perturbation(self, x, y, eta):
         """YOPO-m-n's adversary from the start `eta` (models.md 5.1, steps 2.1-2.5).
 
         Returns `(eta, rest_grads, first_grads, loss, logits)`: the gradients of g summed over the m
-        full passes and those of f0 from the Hamiltonian at each pass's new eta, also summed.
-        `accumulate=False` skips the weight gradients (TRADES-YOPO builds only the adversary).
+        full passes, `sum_j dl_j/dtheta_g`, and those of f0 under `first_layer_rule` (class docstring).
         """
         import tensorflow as tf
 
         a = self.attack
         first_vars, rest_vars = self.first.trainable_variables, self.rest.trainable_variables
+        full_first = self.first_layer_rule != "paper"
         rest_grads = [tf.zeros_like(v) for v in rest_vars]
         first_grads = [tf.zeros_like(v) for v in first_vars]
-        for _ in range(a.m):
+        for j in range(a.m):
             with tf.GradientTape() as tape:
                 z = self.first(x + eta, training=True)
                 logits = self.rest(z, training=True)
                 loss = cross_entropy(y, logits)
                 scaled = _per_replica(loss)
-            *grads, dz = tape.gradient(scaled, [*rest_vars, z])
+            *grads, dz = tape.gradient(scaled, [*rest_vars, *(first_vars if full_first else []), z])
             self.calls["full"] += 1
-            rest_grads = [s + (0.0 if g is None else g) for s, g in zip(rest_grads, grads)]
+            rest_grads = _add(rest_grads, grads[: len(rest_vars)])
+            if full_first:  # the official code's rules: f0 also takes this pass's G_j
+                full = zip(first_vars, grads[len(rest_vars) :])
+                first_grads = _add(first_grads, [g if self._takes_full_pass(v, j) else None for v, g in full])
             p = -dz  # the costate at the first layer's output, held fixed below
             eta = self._first_layer_steps(x, eta, p, training=True)
             with tf.GradientTape() as tape:
-                hamiltonian = self._hamiltonian(x, eta, p, training=True)
-            if accumulate is not False:
-                grads = tape.gradient(hamiltonian, first_vars)  # of -H, negated below: <dl/dz, f0(.)>
-                first_grads = [s - (0.0 if g is None else g) for s, g in zip(first_grads, grads)]
+                minus_h = -self._hamiltonian(x, eta, p, training=True)  # = <dl/dz, f0(.)>
+            first_grads = _add(first_grads, tape.gradient(minus_h, first_vars))
         return eta, rest_grads, first_grads, loss, logits
+
+    def _takes_full_pass(self, variable, j):
+        """Whether f0's `variable` takes the full-pass gradient of pass `j` (from 0) under the
+        official rules: all passes, except the first for kernels under `"official_torch2"`."""
+        return self.first_layer_rule == "official" or j > 0 or variable.name != "kernel"
 
     def _hamiltonian(self, x, eta, p, training):
         """`H = <f0(clip(x + eta)), p>`; counted as one first-layer pass."""

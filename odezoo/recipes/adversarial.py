@@ -13,13 +13,15 @@ Learning rates, from 150-step trials and first runs: PGD-10 and Free 0.02 (0.05 
 natural 0.05, YOPO-5-3 the PGD rate times 2/m (a first run at 0.05 * 4/m = 0.04, i.e. 0.2 times the mean
 gradient once the 5 passes are summed, stayed at chance for a whole epoch), YOPO-3-5 times 1/m (at 2/m
 it reached 33 % training accuracy in epoch 1, then collapsed to a constant prediction for good).
+YOPO's first layer takes the paper's gradient (`first_layer_rule="paper"`, which the published weights
+used); `--set first_layer_rule=official` trains it as the authors' code does (`AdversarialTrainer`).
 """
 
 from dataclasses import dataclass, replace
 
 import keras
 
-from odezoo.adversarial import METHODS, AdversarialTrainer, Attack
+from odezoo.adversarial import METHODS, AdversarialTrainer, Attack, check_first_layer_rule
 from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.convnets import build_classifier, check_architecture
@@ -40,6 +42,9 @@ class Config:
     steps: int = 10  # PGD-k / TRADES-k: k
     m: int = 5  # YOPO: full passes per batch; Free: replays of each batch
     n: int = 3  # YOPO: first-layer steps per full pass
+    # YOPO: f0's gradient, "paper" (Hamiltonian only), "official" or "official_torch2" (plus the
+    # full-pass gradients, as the authors' code does under PyTorch 1.x / >= 2); AdversarialTrainer
+    first_layer_rule: str = "paper"
     beta: float = 1.0  # TRADES weight of KL(clean || adv)
     epochs: int = 4
     batch_size: int = 128
@@ -86,6 +91,7 @@ class Config:
         check_architecture(self.architecture)
         get_dataset(self.dataset)
         self.attack()
+        check_first_layer_rule(self.first_layer_rule, self.method)
         self.milestone_epochs()
         check_positive(self, "epochs", "batch_size")
         check_positive(self, "limit", "weight_decay", "beta", minimum=0)
@@ -160,7 +166,12 @@ def train(config, workdir, *, callbacks=()):
     with strategy.scope():
         model = build_model(config)
         trainer = AdversarialTrainer(
-            model, method=config.method, attack=attack, first_layer=model.first_layer, beta=config.beta
+            model,
+            method=config.method,
+            attack=attack,
+            first_layer=model.first_layer,
+            beta=config.beta,
+            first_layer_rule=config.first_layer_rule,
         )
         schedule = learning_rate_schedule(
             config.learning_rate, epochs=config.epochs, steps_per_epoch=steps_per_epoch, milestones=milestones
@@ -214,11 +225,12 @@ def train(config, workdir, *, callbacks=()):
 def _describe(config):
     net = {"small_cnn": "SmallCNN", "preact_resnet18": "PreAct-ResNet-18", "wrn34_10": "WRN-34-10"}
     budget = f"eps {config.eps:g}, step {config.step:g}"
+    rule = "" if config.first_layer_rule == "paper" else f", first-layer rule {config.first_layer_rule}"
     how = {
         "natural": "trained naturally",
         "pgd": f"PGD-{config.steps} adversarially trained ({budget})",
         "free": f"Free-{config.m} adversarially trained (eps {config.eps:g})",
-        "yopo": f"YOPO-{config.m}-{config.n} adversarially trained ({budget})",
+        "yopo": f"YOPO-{config.m}-{config.n} adversarially trained ({budget}{rule})",
         "trades": f"TRADES-{config.steps} trained ({budget}, beta {config.beta:g})",
         "trades_yopo": f"TRADES+YOPO-{config.m}-{config.n} trained ({budget}, beta {config.beta:g})",
     }
