@@ -58,13 +58,13 @@ class Config:
     step_table: str = "15:3,25:4,35:5,50:6"  # "level:steps,...": per-level unfoldings
     unit_epochs: int = 12
     learning_rate: float = 1e-3
-    policy_epochs: int = 6
+    policy_epochs: int = 40
     policy_learning_rate: float = 3e-4
     max_steps: int = 12
     gamma: float = 1.0
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
-    replay_size: int = 2000
+    replay_size: int = 10000
     target_update: int = 100
     limit: int = 0  # images per split (0: all); for smoke tests
     seed: int = 0
