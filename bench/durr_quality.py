@@ -15,6 +15,8 @@ degraded input, BM3D, a one-pass CNN, DURR at every fixed step count and DURR wi
   of updates (`odezoo train <recipe> --set unit_steps=1 --set step_table= --set policy_epochs=0 ...`).
 - DURR's learned stopping is `DURR.restore` (the policy asked along the trajectory, at most the
   preset's `max_steps`), as `odezoo eval` runs it.
+- "Best fixed steps here" is the best count for that level alone: what stopping that knew the level
+  exactly could reach (an oracle, for scale).
 - "Best fixed steps" is the single step count with the highest mean PSNR over the `--seen` levels
   (chosen on these test images, which favours the baseline); every fixed count's PSNR is in the JSON.
 """
@@ -151,6 +153,7 @@ def main():
             "durr_steps": steps, "durr_mean_steps": float(np.mean(steps)),
             "best_fixed_steps_here": int(np.argmax([f["psnr"] for f in fixed_by_level[level]])),
         })  # fmt: skip
+        table[-1]["best_fixed_here"] = fixed_by_level[level][table[-1]["best_fixed_steps_here"]]
         print(json.dumps(table[-1]), flush=True)
     seen_rows = [row for row in table if row["seen"]]
     best = int(np.argmax([np.mean([fixed_by_level[r["level"]][t]["psnr"] for r in seen_rows])

@@ -88,10 +88,17 @@ def test_golden_outputs(name):
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if get_task(get_preset(n).task).slow_spot_checks else n
+        for n in NAMES
+    ],
+)
 def test_the_weights_do_what_the_card_says(name):
     """The task's spot checks: classifiers on the bundled test images (clean, and under the card's
-    attack), PDE models on a short rollout from fresh trajectories."""
+    attack), PDE models on a short rollout from fresh trajectories, restorers on the card's photographs
+    (slow)."""
     model = odezoo.load(name)
     checks = model.task.spot_checks(model, read_metadata(bundled_folder(name)))
     assert checks and [what for what, ok in checks if not ok] == []

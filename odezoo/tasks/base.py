@@ -115,6 +115,8 @@ class Task:
         """Strings the preset's MODEL_CARDS.md section must contain (its numbers, its command)."""
         return [metadata["train_command"]] if metadata.get("train_command") else []
 
+    slow_spot_checks = False  # the spot checks take minutes on a CPU: the preset tests mark them slow
+
     def spot_checks(self, model, metadata) -> list[tuple[str, bool]]:
         """Quick checks that the weights do what the card says: `(description, passed)` pairs."""
         return []

@@ -179,7 +179,7 @@ class ImageRestoration(Task):
         m = metric(metadata, PSNR_METRIC)
         if m is None:
             return "—"
-        level = f"JPEG quality {m['quality']}" if "quality" in m else f"sigma {m.get('sigma', '?')}"
+        level = f"JPEG quality {m['quality']}" if "quality" in m else f"sigma {m.get('sigma', '?'):g}"
         return f"{m['value']:.2f} dB PSNR ({m['split']}, {level})"
 
     def sample_inputs(self, model, metadata, count=32):
@@ -222,6 +222,8 @@ class ImageRestoration(Task):
 
     def card_quotes(self, metadata):
         return [f"{metric(metadata, PSNR_METRIC)['value']:.2f}", *super().card_quotes(metadata)]
+
+    slow_spot_checks = True  # a full-size photograph restored at up to `max_steps` steps per image
 
     def spot_checks(self, model, metadata):
         """The card's headline evaluation run again (its data set, split and degradation: offline for
