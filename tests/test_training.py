@@ -288,6 +288,21 @@ def test_a_folder_of_other_files_is_not_used_as_a_workdir(tmp_path):
     assert (tmp_path / "config.json").read_text() == '{"my": "settings"}'
 
 
+def test_a_run_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    """A run's config.json that lacks a setting added to the recipe later was run with that setting's
+    default: it resumes; asking for another value is a changed setting, refused."""
+    with tfds.testing.mock_data(num_examples=8):
+        train(SMOKE, tmp_path)
+        saved = json.loads((tmp_path / "config.json").read_text())
+        del saved["label_smoothing"]
+        (tmp_path / "config.json").write_text(json.dumps(saved))
+        with pytest.raises(OdezooError, match=r"other settings \(label_smoothing 0\.0 -> 0\.1\)"):
+            train(replace(SMOKE, label_smoothing=0.1), tmp_path)
+        train(replace(SMOKE, epochs=2), tmp_path)
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["history"]) == 2
+    assert json.loads((tmp_path / "config.json").read_text())["label_smoothing"] == SMOKE.label_smoothing
+
+
 def test_more_epochs_on_a_finished_run_says_what_happens_to_the_schedule(tmp_path, capsys):
     with tfds.testing.mock_data(num_examples=8):
         train(SMOKE, tmp_path)

@@ -34,6 +34,8 @@ def start_run(workdir, config):
     saved_path, state = workdir / "config.json", workdir / "checkpoints" / STATE_FILE
     present = sorted(p.name for p in workdir.iterdir() if p.name != LOCK_FILE) if workdir.is_dir() else []
     saved = _saved_config(saved_path)
+    if saved and set(saved) < set(values):  # settings added to the recipe since: the run had their defaults
+        saved = {f.name: f.default for f in dataclasses.fields(config) if f.name not in saved} | saved
     if present and (saved is None or set(saved) != set(values)):
         shown = ", ".join(present[:3])
         raise OdezooError(
