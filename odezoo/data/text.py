@@ -41,13 +41,22 @@ def dictionary_pairs(path=None, *, max_words=DICTIONARY_MAX_WORDS):
     `max_words` words or holding ` / ` (slot alternatives such as "ins / aus dem Stadion"); keep the
     first of identical pairs.
     """
+    pairs = {}
+    for _, line_pairs in _dictionary_lines(path, max_words):
+        for pair in line_pairs:
+            pairs.setdefault(pair, None)
+    return list(pairs)
+
+
+def _dictionary_lines(path, max_words):
+    """`(line, its kept (German, English) pairs)` for every entry line of the file (rules:
+    `dictionary_pairs`; pairs not yet deduplicated)."""
     path = Path(path or DEBIAN_DICTIONARY)
     if not path.is_file():
         raise OdezooError(
             f"The German–English dictionary {path} was not found: install it with "
             "`apt-get install trans-de-en` (Debian/Ubuntu) or pass the path of a Ding `de-en` file."
         )
-    pairs = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             sides = line.split(" :: ")
@@ -56,11 +65,12 @@ def dictionary_pairs(path=None, *, max_words=DICTIONARY_MAX_WORDS):
             german, english = (_strip_annotations(side).split("|") for side in sides)
             if len(german) != len(english):
                 continue
+            kept = []
             for de, en in zip(german, english):
                 de, en = (_clean(part.split(";")[0]) for part in (de, en))
                 if all(0 < len(s.split()) <= max_words and " / " not in s for s in (de, en)):
-                    pairs.setdefault((de, en), None)
-    return list(pairs)
+                    kept.append((de, en))
+            yield line, kept
 
 
 def _strip_annotations(text):
@@ -90,6 +100,17 @@ def dictionary_splits(path=None, *, max_words=DICTIONARY_MAX_WORDS, direction="d
     """
     _check("direction", direction, DIRECTIONS)
     pairs = dictionary_pairs(path, max_words=max_words)
+    split_of = _leak_free_splits([((("de", _key(de)), ("en", _key(en))), _key(de)) for de, en in pairs])
+    splits = {split: [] for split in SPLITS}
+    for (de, en), split in zip(pairs, split_of):
+        splits[split].append((de, en) if direction == "de-en" else (en, de))
+    return splits
+
+
+def _leak_free_splits(items, held_out=None):
+    """The split of each `(nodes, hash key)` item: items sharing a node form one group, transitively,
+    placed by `_group_split` of its items' hash keys (`held_out` per mille each in test and valid;
+    default `DICTIONARY_HELD_OUT`)."""
     parent = {}
 
     def root(node):
@@ -97,24 +118,21 @@ def dictionary_splits(path=None, *, max_words=DICTIONARY_MAX_WORDS, direction="d
             parent[node] = node = parent[parent[node]]
         return node
 
-    for de, en in pairs:
-        parent[root(("de", _key(de)))] = root(("en", _key(en)))
+    for nodes, _ in items:
+        for node in nodes[1:]:
+            parent[root(node)] = root(nodes[0])
     members = {}
-    for de, _ in pairs:
-        members.setdefault(root(("de", _key(de))), []).append(_key(de))
-    split_of = {group: _group_split(keys) for group, keys in members.items()}
-    splits = {split: [] for split in SPLITS}
-    for de, en in pairs:
-        split = split_of[root(("de", _key(de)))]
-        splits[split].append((de, en) if direction == "de-en" else (en, de))
-    return splits
+    for nodes, key in items:
+        members.setdefault(root(nodes[0]), []).append(key)
+    split_of = {group: _group_split(keys, held_out) for group, keys in members.items()}
+    return [split_of[root(nodes[0])] for nodes, _ in items]
 
 
-def _group_split(keys):
+def _group_split(keys, held_out):
     if len(keys) > DICTIONARY_LARGEST_HELD_OUT_GROUP:
         return "train"
     per_mille = int.from_bytes(hashlib.sha256(min(keys).encode()).digest()[:8], "big") % 1000
-    return {0: "test", 1: "valid"}.get(per_mille // DICTIONARY_HELD_OUT, "train")
+    return {0: "test", 1: "valid"}.get(per_mille // (held_out or DICTIONARY_HELD_OUT), "train")
 
 
 def dictionary_corpus(split, *, path=None, max_words=DICTIONARY_MAX_WORDS, direction="de-en"):
