@@ -9,7 +9,16 @@ each name to `(train function, default Config)`; `ALIASES` keeps the names of ea
 import difflib
 
 from odezoo.errors import OdezooError
-from odezoo.recipes import adversarial, durr, glue, image_classification, mean_field, pde, translation
+from odezoo.recipes import (
+    adversarial,
+    durr,
+    glue,
+    image_classification,
+    masked_lm,
+    mean_field,
+    pde,
+    translation,
+)
 
 _CONFIGS = [
     (image_classification.train, image_classification.FASHION_MNIST),
@@ -31,6 +40,8 @@ _CONFIGS = [
         translation.WMT14_BIG,
     )),
     *((glue.train, config) for config in glue.CONFIGS),
+    (masked_lm.train, masked_lm.MACARON_BERT_SMALL),
+    (masked_lm.train, masked_lm.BERT_SMALL),
 ]
 RECIPES = {config.preset_name(): (train, config) for train, config in _CONFIGS}
 ALIASES = {

@@ -15,6 +15,7 @@ from odezoo.errors import OdezooError
 from odezoo.tasks.base import Option, Task, data_options, metric
 
 TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
+MASKED_LM_DATASETS = ("dictionary_en",)
 
 
 def check_token_ids(model, x):
@@ -354,10 +355,76 @@ class _EncoderTask(_TextTask):
 
 
 class MaskedLM(_EncoderTask):
+    """`odezoo eval PRESET --dataset dictionary_en` scores held-out English text (`evaluate_masked_lm`)."""
+
     name = "masked_lm"
     pipeline_tag = "fill-mask"
     description = "token ids with mask tokens -> logits over the vocabulary"
     headline_metric = "masked_accuracy"
+    eval_options = data_options(
+        f"data set, one of {', '.join(MASKED_LM_DATASETS)} (default: the preset's)",
+        "data split (default: valid)",
+        "the Ding de-en file",
+    )
+
+    def evaluate(
+        self, model, metadata, *, dataset=None, split="valid", limit=0, batch_size=32, data_dir=None
+    ):
+        """`evaluate_masked_lm` with the preset's tokenizer, on the preset's text by default."""
+        return evaluate_masked_lm(
+            model, model.preset_tokenizer(), dataset or metadata.get("dataset", MASKED_LM_DATASETS[0]),
+            split=split, limit=limit, batch_size=batch_size, data_dir=data_dir,
+        )  # fmt: skip
+
+
+def masked_lm_text(dataset, split, *, limit=0, data_dir=None):
+    """The first `limit` (0: all) strings of a masked-LM text split (`dictionary_en`:
+    `odezoo.data.text.dictionary_english`, splits train and valid; `data_dir` a Ding de-en file)."""
+    from odezoo.data.text import dictionary_english
+
+    if dataset not in MASKED_LM_DATASETS:
+        raise OdezooError(
+            f"Unknown masked-LM data set {dataset!r} (--dataset); odezoo has {', '.join(MASKED_LM_DATASETS)}."
+        )
+    text = dictionary_english(data_dir)
+    if split not in text:
+        raise OdezooError(f"{dataset} has splits {sorted(text)}. Received: split={split!r}")
+    return text[split][: limit or None]
+
+
+def evaluate_masked_lm(
+    model, tokenizer, dataset, *, split="valid", limit=0, batch_size=32, data_dir=None, seed=0, rate=0.15
+):
+    """Masked-token accuracy on a text split: the strings packed as the pre-training packs them
+    (`pack_sentences`, `model.max_positions` tokens), masked once with BERT's rule (`mask_tokens`,
+    `seed`), the arg-max of the logits compared with the original token at the masked positions only.
+
+    Returns:
+        `{"dataset", "split", "num_examples" (strings), "masked_tokens", "masked_accuracy"}`.
+    """
+    from odezoo.models.macaron.macaron_bert import mask_tokens, pack_inputs, pack_sentences
+
+    texts = masked_lm_text(dataset, split, limit=limit, data_dir=data_dir)
+    ids = [tokenizer.dictionary.encode_line(tokenizer.tokenize(t), append_eos=False) for t in texts]
+    sequences = pack_sentences(ids, model.max_positions)
+    rng = np.random.default_rng(seed)
+    correct = total = 0.0
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        inputs = pack_inputs(batch, list(map(len, batch)), tokenizer.dictionary.PAD_ID)
+        inputs["token_ids"], labels, weights = mask_tokens(
+            inputs["token_ids"], inputs["padding_mask"], rng, vocabulary_size=model.vocabulary_size, rate=rate
+        )
+        predictions = np.asarray(model(inputs, training=False)).argmax(-1)
+        correct += float(((predictions == labels) * weights).sum())
+        total += float(weights.sum())
+    return {
+        "dataset": dataset,
+        "split": split,
+        "num_examples": len(texts),
+        "masked_tokens": int(total),
+        "masked_accuracy": correct / max(total, 1.0),
+    }
 
 
 class TextClassification(_EncoderTask):

@@ -17,13 +17,13 @@ from odezoo.models.macaron.macaron_layers import (
     erf_gelu,
     layer_norm,
 )
-from odezoo.models.macaron.macaron_tokenizer import preset_tokenizer
+from odezoo.models.macaron.macaron_tokenizer import Dictionary, preset_tokenizer
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 SEGMENT_PAD_ROW = 1  # fairseq's `Embedding(2, E, padding_idx=1)`: segment 1 (the first sentence) adds 0
 BERT_SYMBOLS = {4: "<mask>", 5: "<cls>"}  # after fairseq's four specials (models.md 2.4b)
-CLS_ID = 5
+MASK_ID, CLS_ID = 4, 5
 
 # models.md 2.3: `intermediate_dim` is BERT's d_ff, each Macaron FFN has half of it (fairseq: 1536).
 CONFIGS = {
@@ -253,3 +253,44 @@ def pack_inputs(ids, first_lengths, pad_id=1):
         segment_ids[row, first : len(sequence)] = 0
         padding_mask[row, : len(sequence)] = 1
     return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+
+
+def pack_sentences(id_lists, length):
+    """Sentences' token ids (no `</s>`) packed in order into sequences `<cls> s1 </s> s2 </s> ...` of at
+    most `length` tokens (RoBERTa's FULL-SENTENCES, one segment); a sentence longer than `length - 2`
+    tokens is cut to fit a sequence of its own."""
+    if length < 3:
+        raise OdezooError(f"A packed sequence holds <cls>, a token and </s>: length >= 3. Received: {length}")
+    sequences, current = [], [CLS_ID]
+    for ids in id_lists:
+        ids = [*list(ids)[: length - 2], Dictionary.EOS_ID]
+        if len(current) + len(ids) > length:
+            sequences.append(current)
+            current = [CLS_ID]
+        current += ids
+    if len(current) > 1:
+        sequences.append(current)
+    return sequences
+
+
+def mask_tokens(token_ids, padding_mask, rng, *, vocabulary_size, rate=0.15):
+    """BERT's masking of right-padded `token_ids` (fairseq's `MaskedLMDataset`): in each sequence
+    `int(rate · n + u)` of its `n` maskable tokens (real tokens other than `<cls>` and `</s>`; `u`
+    uniform in [0, 1)) are picked; 80 % of them become `<mask>`, 10 % a random ordinary token (ids from
+    `<cls>` + 1 up), 10 % stay.
+
+    Returns:
+        `(masked token ids, labels: the original ids, weights: 1.0 at the picked positions, else 0)`.
+    """
+    maskable = (padding_mask == 1) & (token_ids != CLS_ID) & (token_ids != Dictionary.EOS_ID)
+    weights = np.zeros(token_ids.shape, "float32")
+    for row, positions in enumerate(maskable):
+        candidates = np.flatnonzero(positions)
+        count = min(int(rate * len(candidates) + rng.random()), len(candidates))
+        weights[row, rng.choice(candidates, count, replace=False)] = 1.0
+    picked = weights == 1.0
+    draw = rng.random(token_ids.shape)
+    masked = np.where(picked & (draw < 0.8), MASK_ID, token_ids)
+    random_ids = rng.integers(CLS_ID + 1, vocabulary_size, token_ids.shape)
+    masked = np.where(picked & (draw >= 0.8) & (draw < 0.9), random_ids, masked)
+    return masked.astype("int32"), token_ids.astype("int32"), weights
