@@ -1,6 +1,7 @@
-"""GLUE through TensorFlow Datasets (`glue/<task>`): each task's sentence fields, label space and
-evaluation splits, its examples as text tuples, the checks of examples and labels, and its metrics
-(scikit-learn / SciPy). Tokenisation stays with the model family.
+"""Sentence classification tasks: GLUE through TensorFlow Datasets (`glue/<task>`) and the offline
+dictionary subject tags (`dictionary_tags`, `odezoo.data.text.dictionary_tags`). Each task's sentence
+fields, label space and evaluation splits, its examples as text tuples, the checks of examples and
+labels, and its metrics (scikit-learn / SciPy). Tokenisation stays with the model family.
 
 GLUE's test splits carry no labels (TFDS stores -1): scores come from the validation splits.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from odezoo.data._tfds import tfds_split
+from odezoo.data.text import SUBJECT_TAGS
 from odezoo.errors import OdezooError
 
 STSB_RANGE = (0.0, 5.0)  # STS-B similarity scores
@@ -38,6 +40,15 @@ class GlueTask:
     @property
     def dataset(self):
         return f"glue/{self.name}"
+
+    def rows(self, split, *, limit=0, data_dir=None, download=True):
+        """`(sentence tuples, raw labels)` of the first `limit` (0: all) examples of a TFDS split."""
+        ds, _ = tfds_split(self.dataset, split, data_dir, download, supervised=False)
+        examples, labels = [], []
+        for row in (ds.take(limit) if limit else ds).as_numpy_iterator():
+            examples.append(tuple(row[key].decode("utf-8") for key in self.keys))
+            labels.append(row["label"])
+        return examples, labels
 
     @property
     def is_regression(self):
@@ -95,27 +106,49 @@ GLUE_TASKS = {
 }
 
 
+class DictionaryTagsTask(GlueTask):
+    """The subject tag (`SUBJECT_TAGS`) of an English dictionary entry, offline: splits train, valid
+    and test of `odezoo.data.text.dictionary_tags`, whose `data_dir` is a Ding de-en file."""
+
+    @property
+    def dataset(self):
+        return self.name
+
+    def rows(self, split, *, limit=0, data_dir=None, download=True):
+        from odezoo.data.text import SPLITS, dictionary_tags
+
+        if split not in SPLITS:
+            raise OdezooError(f"{self.dataset} has splits {list(SPLITS)}. Received: split={split!r}")
+        texts, labels = dictionary_tags(data_dir)[split]
+        return [(text,) for text in texts[: limit or None]], labels[: limit or None]
+
+
+DICTIONARY_TAGS = DictionaryTagsTask(
+    "dictionary_tags", ("text",), len(SUBJECT_TAGS), ("accuracy", "macro_f1"), validation=("test", "valid")
+)
+
+
 def glue_task(name):
-    """The `GlueTask` of `name` (`"cola"` or `"glue/cola"`); raises naming the close ones."""
+    """The `GlueTask` of `name` (`"cola"` or `"glue/cola"`, or `"dictionary_tags"`); raises naming the
+    close ones."""
+    if name == DICTIONARY_TAGS.dataset:
+        return DICTIONARY_TAGS
     key = name.removeprefix("glue/") if isinstance(name, str) else name
     if key not in GLUE_TASKS:
         close = difflib.get_close_matches(str(key).lower(), GLUE_TASKS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(f'glue/{c}' for c in close)}?" if close else ""
         raise OdezooError(
-            f"Unknown GLUE task {name!r}.{hint} GLUE has {', '.join(f'glue/{t}' for t in GLUE_TASKS)}."
+            f"Unknown GLUE task {name!r}.{hint} GLUE has {', '.join(f'glue/{t}' for t in GLUE_TASKS)}; "
+            f"odezoo also has {DICTIONARY_TAGS.dataset}."
         )
     return GLUE_TASKS[key]
 
 
 def glue_examples(task, split, *, limit=0, data_dir=None, download=True):
-    """The first `limit` (0: all) examples of a GLUE split from TFDS: `(list of sentence tuples in the
-    order of `task.keys`, labels checked by `check_labels`)`."""
+    """The first `limit` (0: all) examples of a split of a task (`GlueTask.rows`): `(list of sentence
+    tuples in the order of `task.keys`, labels checked by `check_labels`)`."""
     task = glue_task(task) if isinstance(task, str) else task
-    ds, _ = tfds_split(task.dataset, split, data_dir, download, supervised=False)
-    examples, labels = [], []
-    for row in (ds.take(limit) if limit else ds).as_numpy_iterator():
-        examples.append(tuple(row[key].decode("utf-8") for key in task.keys))
-        labels.append(row["label"])
+    examples, labels = task.rows(split, limit=limit, data_dir=data_dir, download=download)
     if not examples:
         raise OdezooError(f"The {task.dataset} {split} split holds no examples: check the data (--data-dir).")
     return examples, task.check_labels(labels)
@@ -126,7 +159,8 @@ def glue_metrics(task, labels, outputs):
 
     `outputs`: `(n, num_classes)` logits (arg-max), `(n, 1)` or `(n,)` for one logit of a binary
     task (class 1 where > 0) or STS-B's predicted scores. Matthews correlation (CoLA), F1 of class 1 and
-    accuracy (MRPC, QQP), Pearson and Spearman correlation (STS-B), accuracy otherwise.
+    accuracy (MRPC, QQP), Pearson and Spearman correlation (STS-B), accuracy and macro-averaged F1
+    (dictionary tags), accuracy otherwise.
     """
     from scipy.stats import pearsonr, spearmanr
 
@@ -152,6 +186,7 @@ def glue_metrics(task, labels, outputs):
     measures = {
         "accuracy": lambda: accuracy_score(labels, predictions),
         "f1": lambda: f1_score(labels, predictions, zero_division=0.0),
+        "macro_f1": lambda: f1_score(labels, predictions, average="macro", zero_division=0.0),
         "matthews_corr": lambda: matthews_corrcoef(labels, predictions),
     }
     return {name: float(measures[name]()) for name in task.metrics}

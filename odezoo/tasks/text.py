@@ -428,17 +428,18 @@ def evaluate_masked_lm(
 
 
 class TextClassification(_EncoderTask):
-    """Sequence classification (and STS-B's regression) on GLUE: `odezoo eval PRESET --dataset
-    glue/<task>` scores a validation split with the task's metrics (`odezoo.data.glue.glue_metrics`).
-    `from_pretrained(preset, num_classes=K)` keeps the encoder and puts a new `head` on it."""
+    """Sequence classification (and STS-B's regression) on GLUE and the dictionary subject tags:
+    `odezoo eval PRESET --dataset glue/<task>` (or `dictionary_tags`) scores a labelled split with the
+    task's metrics (`odezoo.data.glue.glue_metrics`). `from_pretrained(preset, num_classes=K)` keeps the
+    encoder and puts a new `head` on it."""
 
     name = "text_classification"
     pipeline_tag = "text-classification"
     description = "token ids -> class logits (a masked-LM encoder with a new head)"
     head_layer = "head"
     eval_options = data_options(
-        "data set: glue/<task> (default: the preset's)",
-        "data split (default: validation; MNLI: validation_matched)",
+        "data set: glue/<task> or dictionary_tags (default: the preset's)",
+        "data split (default: validation; MNLI: validation_matched; dictionary_tags: test)",
     )
 
     def evaluate(self, model, metadata, *, dataset=None, split=None, limit=0, batch_size=32, data_dir=None):
@@ -447,7 +448,9 @@ class TextClassification(_EncoderTask):
 
         dataset = dataset or metadata.get("dataset")
         if not dataset:
-            raise OdezooError(f"{model.name} does not record its data set; pass --dataset glue/<task>.")
+            raise OdezooError(
+                f"{model.name} does not record its data set; pass --dataset glue/<task> or dictionary_tags."
+            )
         task = glue_task(dataset)
         return evaluate_glue(
             model, model.preset_tokenizer(), task, split=split or task.validation[0], limit=limit,
@@ -462,9 +465,9 @@ class TextClassification(_EncoderTask):
 
 
 def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data_dir=None):
-    """Scores `model` on a labelled split of a GLUE task (`odezoo.data.glue.GlueTask`): its examples
-    encoded as the fork does (`macaron_bert.encode_examples`, truncated to the model's positions), the
-    outputs read as `glue_metrics` reads them.
+    """Scores `model` on a labelled split of a GLUE task or the dictionary tags (`GlueTask`): its
+    examples encoded as the fork does (`macaron_bert.encode_examples`, truncated to the model's
+    positions), the outputs read as `glue_metrics` reads them.
 
     Returns:
         `{"dataset", "split", "num_examples", "truncated"}` and the task's metrics.
