@@ -147,6 +147,15 @@ def train_command(config):
     return name, f"odezoo train {name}{sets} --workdir DIR"
 
 
+def eval_command(config, dataset, split=None):
+    """The `odezoo eval` command that re-scores the preset `config` writes on `dataset` (`split`), on
+    the run's `limit` examples."""
+    split = f" --split {split}" if split else ""
+    return f"odezoo eval {config.preset_name()} --dataset {dataset}{split}" + (
+        f" --limit {config.limit}" if config.limit else ""
+    )
+
+
 def finish_run(workdir, model, config, *, summary, history, metadata, assets=None):
     """Writes the preset folder `workdir/<preset>` (recipe, config, command and history in its
     metadata) and `workdir/metrics.json` atomically; returns `summary` with `preset_dir`."""

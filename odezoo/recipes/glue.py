@@ -48,7 +48,7 @@ from keras import ops
 
 from odezoo.data.glue import glue_task
 from odezoo.errors import OdezooError
-from odezoo.recipes._common import finish_run, start_run
+from odezoo.recipes._common import eval_command, finish_run, start_run
 from odezoo.recipes.image_classification import check_positive
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
@@ -202,15 +202,12 @@ def train(config, workdir, *, callbacks=()):
         strategy=strategy, callbacks=callbacks,
     )  # fmt: skip
     splits = dict.fromkeys([config.validation or task.validation[0], *task.validation])
-    preset = config.preset_name()
     results, records = {}, []
     for split in splits:
         result = evaluate_glue(model, tokenizer, task, split=split, limit=config.limit,
                                data_dir=config.data_dir or None)  # fmt: skip
         results[split] = {name: result[name] for name in task.metrics}
-        command = f"odezoo eval {preset} --dataset {task.dataset} --split {split}" + (
-            f" --limit {config.limit}" if config.limit else ""
-        )
+        command = eval_command(config, task.dataset, split)
         records += [
             {
                 "dataset": task.dataset,

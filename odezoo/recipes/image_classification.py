@@ -181,6 +181,13 @@ def test_metric(config, result, metric, command, key=None, **extra):
     }
 
 
+def check_choice(config, name, allowed):
+    """Raises unless the setting `name` is one of `allowed`."""
+    value = getattr(config, name)
+    if value not in allowed:
+        raise OdezooError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
 def check_positive(config, *names, minimum=1):
     """Raises unless every setting in `names` is at least `minimum`."""
     for name in names:

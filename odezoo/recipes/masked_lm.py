@@ -28,9 +28,9 @@ import numpy as np
 
 from odezoo.errors import OdezooError
 from odezoo.models.macaron.macaron_layers import SCHEMES
-from odezoo.recipes._common import finish_run, start_run, train_command
+from odezoo.recipes._common import eval_command, finish_run, start_run, train_command
 from odezoo.recipes.glue import WarmupLinearDecay
-from odezoo.recipes.image_classification import check_positive
+from odezoo.recipes.image_classification import check_choice, check_positive
 from odezoo.recipes.translation import LabelSmoothedCrossEntropy
 from odezoo.tasks.text import MASKED_LM_DATASETS
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
@@ -73,12 +73,8 @@ class Config:
 
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
-        for name, value, allowed in (
-            ("dataset", self.dataset, MASKED_LM_DATASETS),
-            ("scheme", self.scheme, SCHEMES),
-        ):
-            if value not in allowed:
-                raise OdezooError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+        check_choice(self, "dataset", MASKED_LM_DATASETS)
+        check_choice(self, "scheme", SCHEMES)
         check_positive(self, "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "bpe_merges")
         check_positive(self, "batch_size", "epochs")
         check_positive(self, "sequence_length", minimum=3)
@@ -95,6 +91,10 @@ class Config:
             )
 
 
+# The Config fields that are MacaronBert's arguments.
+ARCHITECTURE = (
+    "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "scheme", "dropout", "attention_dropout",
+)  # fmt: skip
 MACARON_BERT_SMALL = Config()
 BERT_SMALL = replace(MACARON_BERT_SMALL, scheme="lie_trotter")
 
@@ -121,15 +121,9 @@ def train(config, workdir, *, callbacks=()):
     with strategy.scope():
         model = MacaronBert(
             vocabulary_size=len(tokenizer.dictionary),
-            num_layers=config.num_layers,
-            hidden_dim=config.hidden_dim,
-            num_heads=config.num_heads,
-            intermediate_dim=config.intermediate_dim,
-            scheme=config.scheme,
-            dropout=config.dropout,
-            attention_dropout=config.attention_dropout,
             max_positions=config.sequence_length,
             name=config.preset_name(),
+            **{name: getattr(config, name) for name in ARCHITECTURE},
         )
         model.compile(
             optimizer=keras.optimizers.Adam(
@@ -149,10 +143,7 @@ def train(config, workdir, *, callbacks=()):
         model, tokenizer, config.dataset, split="valid", limit=config.limit, data_dir=data_dir,
         rate=config.mask_rate,
     )  # fmt: skip
-    preset = config.preset_name()
-    command = f"odezoo eval {preset} --dataset {config.dataset}" + (
-        f" --limit {config.limit}" if config.limit else ""
-    )
+    command = eval_command(config, config.dataset)
     recipe, _ = train_command(config)
     architecture = "Macaron-BERT (Strang splitting)" if config.scheme == "strang" else "BERT (Lie–Trotter)"
     with tempfile.TemporaryDirectory() as assets:

@@ -33,7 +33,7 @@ from keras import ops
 from odezoo.errors import OdezooError
 from odezoo.models.macaron.macaron import CONFIGS, MacaronTransformer
 from odezoo.models.macaron.macaron_layers import SCHEMES
-from odezoo.recipes._common import finish_run, start_run, train_command
+from odezoo.recipes._common import eval_command, finish_run, start_run, train_command
 from odezoo.recipes.image_classification import check_positive
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
@@ -249,10 +249,7 @@ def train(config, workdir, *, callbacks=()):
         model, tokenizer, config.dataset, split="test", beam=config.beam, lenpen=config.lenpen,
         limit=config.limit, data_dir=config.data_dir or None,
     )  # fmt: skip
-    preset = config.preset_name()
-    command = f"odezoo eval {preset} --dataset {config.dataset}" + (
-        f" --limit {config.limit}" if config.limit else ""
-    )
+    command = eval_command(config, config.dataset)
     recipe, _ = train_command(config)
     scores = ("bleu", "tokenized_bleu", "chrf")
     architecture = "Macaron (Strang splitting)" if config.scheme == "strang" else "Transformer (Lie–Trotter)"
