@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from odezoo._files import check_folder
@@ -156,23 +157,25 @@ def eval_command(config, dataset, split=None):
     )
 
 
-def finish_run(workdir, model, config, *, summary, history, metadata, assets=None):
+def finish_run(workdir, model, config, *, summary, history, metadata, assets=None, tokenizer=None):
     """Writes the preset folder `workdir/<preset>` (recipe, config, command and history in its
-    metadata) and `workdir/metrics.json` atomically; returns `summary` with `preset_dir`."""
+    metadata; `assets` and the files of `tokenizer.save`, if given) and `workdir/metrics.json`
+    atomically; returns `summary` with `preset_dir`."""
     recipe, command = train_command(config)
     preset = config.preset_name()
-    folder = model.save_pretrained(
-        Path(workdir) / preset,
-        metadata={
-            "preset": preset,
-            "recipe": recipe,
-            "recipe_config": dataclasses.asdict(config),
-            "train_command": command,
-            "history": history,
-            **metadata,
-        },
-        assets=assets,
-    )
+    with tempfile.TemporaryDirectory() as staging:
+        folder = model.save_pretrained(
+            Path(workdir) / preset,
+            metadata={
+                "preset": preset,
+                "recipe": recipe,
+                "recipe_config": dataclasses.asdict(config),
+                "train_command": command,
+                "history": history,
+                **metadata,
+            },
+            assets={**(assets or {}), **(tokenizer.save(staging) if tokenizer else {})} or None,
+        )
     summary = {**summary, "preset_dir": str(folder)}
     write_json_atomic(Path(workdir) / "metrics.json", {**summary, "history": history})
     release(workdir)

@@ -38,7 +38,6 @@ settings (3 epochs, batch 32, peak 1e-4, 64 positions) are ours. Pass `--set bas
 pre-training's preset folder.
 """
 
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -219,21 +218,20 @@ def train(config, workdir, *, callbacks=()):
             }  # fmt: skip
             for name, value in results[split].items()
         ]
-    with tempfile.TemporaryDirectory() as assets:
-        return finish_run(
-            workdir,
-            model,
-            config,
-            summary=results,
-            history=checkpoint.history,
-            metadata={
-                "description": f"{config.base} fine-tuned on {task.dataset} ({config.epochs} epochs).",
-                "dataset": task.dataset,
-                "base": config.base,
-                "metrics": records,
-            },
-            assets=tokenizer.save(assets),
-        )
+    return finish_run(
+        workdir,
+        model,
+        config,
+        summary=results,
+        history=checkpoint.history,
+        metadata={
+            "description": f"{config.base} fine-tuned on {task.dataset} ({config.epochs} epochs).",
+            "dataset": task.dataset,
+            "base": config.base,
+            "metrics": records,
+        },
+        tokenizer=tokenizer,
+    )
 
 
 def _training_dataset(config, task, tokenizer, first_epoch=0):

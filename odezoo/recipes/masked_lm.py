@@ -20,7 +20,6 @@ min for the tokenizer (BERT ≈ 19 min). The preset written (`macaron_bert_small
 Fine-tune it on the subject tags with `odezoo train <preset>_dictionary_tags --set base=FOLDER`.
 """
 
-import tempfile
 from dataclasses import dataclass, replace
 
 import keras
@@ -146,33 +145,32 @@ def train(config, workdir, *, callbacks=()):
     command = eval_command(config, config.dataset)
     recipe, _ = train_command(config)
     architecture = "Macaron-BERT (Strang splitting)" if config.scheme == "strang" else "BERT (Lie–Trotter)"
-    with tempfile.TemporaryDirectory() as assets:
-        return finish_run(
-            workdir,
-            model,
-            config,
-            summary={key: result[key] for key in ("masked_accuracy", "masked_tokens")},
-            history=checkpoint.history,
-            metadata={
-                "description": f"{architecture}, {config.num_layers} layers, d = {config.hidden_dim}, "
-                f"masked-LM on {config.dataset} by recipe `{recipe}`.",
-                "dataset": config.dataset,
-                "training_strings": len(texts),
-                "training_sequences": len(sequences),
-                "metrics": [
-                    {
-                        "dataset": config.dataset,
-                        "split": "valid",
-                        "metric": "masked_accuracy",
-                        "value": result["masked_accuracy"],
-                        "num_examples": result["num_examples"],
-                        "masked_tokens": result["masked_tokens"],
-                        "command": command,
-                    }
-                ],
-            },
-            assets=tokenizer.save(assets),
-        )
+    return finish_run(
+        workdir,
+        model,
+        config,
+        summary={key: result[key] for key in ("masked_accuracy", "masked_tokens")},
+        history=checkpoint.history,
+        metadata={
+            "description": f"{architecture}, {config.num_layers} layers, d = {config.hidden_dim}, "
+            f"masked-LM on {config.dataset} by recipe `{recipe}`.",
+            "dataset": config.dataset,
+            "training_strings": len(texts),
+            "training_sequences": len(sequences),
+            "metrics": [
+                {
+                    "dataset": config.dataset,
+                    "split": "valid",
+                    "metric": "masked_accuracy",
+                    "value": result["masked_accuracy"],
+                    "num_examples": result["num_examples"],
+                    "masked_tokens": result["masked_tokens"],
+                    "command": command,
+                }
+            ],
+        },
+        tokenizer=tokenizer,
+    )
 
 
 def bert_tokenizer(texts, bpe_merges):

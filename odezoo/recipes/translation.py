@@ -253,36 +253,35 @@ def train(config, workdir, *, callbacks=()):
     recipe, _ = train_command(config)
     scores = ("bleu", "tokenized_bleu", "chrf")
     architecture = "Macaron (Strang splitting)" if config.scheme == "strang" else "Transformer (Lie–Trotter)"
-    with tempfile.TemporaryDirectory() as assets:
-        return finish_run(
-            workdir,
-            model,
-            config,
-            summary={key: result[key] for key in scores},
-            history=checkpoint.history,
-            metadata={
-                "description": f"{architecture} {config.num_layers}+{config.num_layers} layers, d = "
-                f"{config.hidden_dim}, {config.direction} on {config.dataset} by recipe `{recipe}`.",
-                "dataset": config.dataset,
-                "direction": config.direction,
-                "training_pairs": len(sources),
-                "examples": result["examples"],
-                "metrics": [
-                    {
-                        "dataset": config.dataset,
-                        "split": "test",
-                        "metric": key,
-                        "value": result[key],
-                        "num_examples": result["num_examples"],
-                        "command": command,
-                        "beam": config.beam,
-                        "lenpen": config.lenpen,
-                    }
-                    for key in scores
-                ],
-            },
-            assets=tokenizer.save(assets),
-        )
+    return finish_run(
+        workdir,
+        model,
+        config,
+        summary={key: result[key] for key in scores},
+        history=checkpoint.history,
+        metadata={
+            "description": f"{architecture} {config.num_layers}+{config.num_layers} layers, d = "
+            f"{config.hidden_dim}, {config.direction} on {config.dataset} by recipe `{recipe}`.",
+            "dataset": config.dataset,
+            "direction": config.direction,
+            "training_pairs": len(sources),
+            "examples": result["examples"],
+            "metrics": [
+                {
+                    "dataset": config.dataset,
+                    "split": "test",
+                    "metric": key,
+                    "value": result[key],
+                    "num_examples": result["num_examples"],
+                    "command": command,
+                    "beam": config.beam,
+                    "lenpen": config.lenpen,
+                }
+                for key in scores
+            ],
+        },
+        tokenizer=tokenizer,
+    )
 
 
 def _training_dataset(config, tokenizer, sources, targets, batches, first_epoch=0):
