@@ -177,13 +177,13 @@ def bert_tokenizer(texts, bpe_merges):
     """A `MacaronTokenizer` (English, BPE with `bpe_merges` merges) learned on `texts`, its dictionary
     the BERT one (`<mask>`, `<cls>` after fairseq's specials). `MacaronTokenizer.train` takes
     (source, target) pairs: consecutive strings are paired, so each is counted once."""
-    from odezoo.models.macaron.macaron_convert import _bert_dictionary
+    from odezoo.models.macaron.macaron_convert import bert_dictionary
     from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
 
     texts = list(texts)
     pairs = list(zip(texts[::2], [*texts[1::2], ""]))
     tokenizer = MacaronTokenizer.train(pairs, num_merges=bpe_merges, source_lang="en", target_lang="en")
-    tokenizer.dictionary = _bert_dictionary(tokenizer.dictionary)
+    tokenizer.dictionary = bert_dictionary(tokenizer.dictionary)
     return tokenizer
 
 

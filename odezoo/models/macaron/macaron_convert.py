@@ -329,7 +329,7 @@ def _bert_weights(model, state):
     return pairs, {key: _NEXT_SENTENCE for key in ("classifier.weight", "classifier.bias") if key in state}
 
 
-def _bert_dictionary(vocabulary):
+def bert_dictionary(vocabulary):
     """The fork's `BertDictionary` of a `dict.txt`: `<mask>` and `<cls>` after fairseq's four specials
     (kept where the file already starts with them, as odezoo writes it)."""
     added = list(BERT_SYMBOLS.values())
@@ -372,7 +372,7 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
     vocabulary = Dictionary.load(dictionary)
     specials = len(Dictionary.SPECIALS)
     if bert:
-        vocabulary, specials = _bert_dictionary(vocabulary), specials + len(BERT_SYMBOLS)
+        vocabulary, specials = bert_dictionary(vocabulary), specials + len(BERT_SYMBOLS)
     if len(vocabulary) != rows:
         raise OdezooError(
             f"--dict {dictionary} has {len(vocabulary)} symbols (fairseq's {specials} specials included) but "
