@@ -18,6 +18,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras.src.saving import saving_lib  # `objects_to_skip` is not in the public API
 
 from odezoo._version import __version__
 from odezoo.errors import OdezooError
@@ -135,7 +136,11 @@ class PretrainedMixin:
             config = keras.saving.serialize_keras_object(self)
             config.pop("compile_config", None)
             _write_json(staging / CONFIG_FILE, config)
-            self.save_weights(staging / WEIGHTS_FILE)
+            # The model's weights only: a training checkpoint keeps the optimizer's slots, a preset does not.
+            optimizer = getattr(self, "optimizer", None)
+            saving_lib.save_weights_only(
+                self, staging / WEIGHTS_FILE, objects_to_skip=[optimizer] if optimizer else None
+            )
             for name, source in (assets or {}).items():
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, staging / name)
