@@ -178,6 +178,10 @@ def test_pretraining_writes_a_preset_that_resumes_then_fine_tunes_on_the_tags(ta
     code, out, err = run(capsys, "eval", folder, "--data-dir", tagged)
     assert code == 0, err
     assert json.loads(out)["masked_accuracy"] == pytest.approx(summary["masked_accuracy"])
+    (check,) = model.task.spot_checks(model, metadata)  # the preset tests' check: the card re-measured
+    assert check[1], check[0]
+    wrong = {**metadata, "metrics": [{**metadata["metrics"][0], "value": summary["masked_accuracy"] + 0.01}]}
+    assert not model.task.spot_checks(model, wrong)[0][1]
 
     tags = replace(glue.MACARON_BERT_SMALL_TAGS, base=str(folder), epochs=1, batch_size=8, max_positions=24,
                    data_dir=str(tagged))  # fmt: skip
@@ -192,3 +196,6 @@ def test_pretraining_writes_a_preset_that_resumes_then_fine_tunes_on_the_tags(ta
     assert scores["split"] == "test" and scores["num_examples"] == 44
     assert scores["accuracy"] == pytest.approx(result["test"]["accuracy"])
     assert scores["macro_f1"] == pytest.approx(result["test"]["macro_f1"])
+    classifier = odezoo.load(tuned)
+    (check,) = classifier.task.spot_checks(classifier, json.loads((tuned / "metadata.json").read_text()))
+    assert check[1] and check[0].startswith("accuracy on dictionary_tags test"), check[0]

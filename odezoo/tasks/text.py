@@ -353,6 +353,25 @@ class _EncoderTask(_TextTask):
             )
         return x
 
+    def spot_checks(self, model, metadata):
+        """The card's headline number re-measured by `evaluate` on its data set and split, from the file
+        the recipe read (the small encoders score a whole held-out split in seconds); it must match to
+        1e-4."""
+        record = self.headline_record(metadata)
+        if record is None:
+            return [("metadata records a headline metric", False)]
+        data_dir = metadata.get("recipe_config", {}).get("data_dir") or None
+        dataset, split = record["dataset"], record["split"]
+        result = self.evaluate(model, metadata, dataset=dataset, split=split, data_dir=data_dir)
+        value = result[record["metric"]]
+        return [
+            (
+                f"{record['metric']} on {record['dataset']} {record['split']}: {value:.4f}, "
+                f"recorded {record['value']:.4f}",
+                abs(value - record["value"]) <= 1e-4,
+            )
+        ]
+
 
 class MaskedLM(_EncoderTask):
     """`odezoo eval PRESET --dataset dictionary_en` scores held-out English text (`evaluate_masked_lm`)."""
