@@ -54,7 +54,7 @@ class Preset:
 
     @property
     def task(self):
-        return self.model_cls.TASK
+        return self.model_cls.task_of(self.config)
 
 
 _REGISTRY: dict[str, Preset] = {}

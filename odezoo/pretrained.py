@@ -48,6 +48,12 @@ class PretrainedMixin:
     # would load the weights silently: key -> what changes, for the refusal of such an override.
     WEIGHT_BOUND_CONFIG = {}
 
+    @classmethod
+    def task_of(cls, config):
+        """The task name of the model `config` builds (a class whose task depends on its head overrides
+        this); the registry reads it without building the model."""
+        return cls.TASK
+
     @property
     def task(self):
         """The model's task (`odezoo.tasks.Task`): input checks, evaluation, export checks, card."""

@@ -34,9 +34,10 @@ count fits). Its default, `macaron_bert_base`, is the name reserved for the auth
 `macaron_bert_small_dictionary_en_dictionary_tags` and `bert_small_dictionary_en_dictionary_tags`
 fine-tune the small encoders of `recipes.masked_lm` on the offline subject tags (`dictionary_tags`:
 12 classes, scored on test and valid by accuracy and macro-F1) with the same machinery; their
-settings (3 epochs, batch 32, peak 1e-4, 64 positions) are ours. Pass `--set base=FOLDER`, the
-pre-training's preset folder. Cost (measured, one busy CPU thread, the 2-layer d = 128 encoders):
-≈ 0.045 s per batch of 32 entries (2.3 words on average), 1,512 batches per epoch: ≈ 4 min a run.
+settings (3 epochs, batch 32, peak 1e-4, 64 positions) are ours; their bases are the published
+encoder presets (`--set base=FOLDER` fine-tunes an encoder of your own). Cost (measured, one busy CPU
+thread, the 2-layer d = 128 encoders): ≈ 0.045 s per batch of 32 entries (2.3 words on average), 1,512
+batches per epoch: ≈ 4 min a run.
 """
 
 from dataclasses import dataclass, replace

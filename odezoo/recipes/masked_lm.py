@@ -12,12 +12,12 @@ every batch with BERT's rule (`mask_tokens`: 15 %, 80/10/10); the loss and `mask
 the masked positions only. Adam β = (0.9, 0.999), ε = 1e-6, decoupled weight decay, the learning rate
 warmed up linearly then decayed linearly to 0 (`WarmupLinearDecay`).
 
-Cost (measured on one busy CPU thread, TF_NUM_INTRAOP_THREADS=1, defaults): 0.68 s per batch of 64
-packed sequences (61 tokens on average) for Macaron-BERT, 0.50 s for BERT; the text packs into
-≈ 27,100 sequences, 424 batches per epoch: ≈ 4.8 min per epoch, ≈ 24 min for the 5 epochs plus ≈ 1
-min for the tokenizer (BERT ≈ 19 min). The preset written (`macaron_bert_small_dictionary_en`,
-`bert_small_dictionary_en`) holds the tokenizer; `odezoo eval PRESET` re-scores the held-out text.
-Fine-tune it on the subject tags with `odezoo train <preset>_dictionary_tags --set base=FOLDER`.
+Cost (measured, TF_NUM_INTRAOP_THREADS=1, two runs side by side on the 2-core CPU, defaults): the
+text packs into 31,349 sequences, 490 batches of 64 per epoch, ≈ 290 s per epoch for either scheme,
+≈ 24 min for the 5 epochs plus ≈ 1 min for the tokenizer. The preset written
+(`macaron_bert_small_dictionary_en`, `bert_small_dictionary_en`, both published) holds the tokenizer;
+`odezoo eval PRESET` re-scores the held-out text. Fine-tune it on the subject tags with `odezoo train
+<preset>_dictionary_tags` (`--set base=FOLDER` for an encoder of your own).
 """
 
 from dataclasses import dataclass, replace

@@ -97,6 +97,10 @@ class _TextTask(Task):
 
     headline_digits = 2
 
+    def format_value(self, value):
+        """The headline number as the README table and the card print it."""
+        return f"{value:.{self.headline_digits}f}"
+
     def headline_record(self, metadata):
         """The `metadata["metrics"]` record of the headline: the first named `headline_metric`."""
         return metric(metadata, self.headline_metric)
@@ -105,11 +109,10 @@ class _TextTask(Task):
         m = self.headline_record(metadata)
         if m is None:
             return "—"
-        return f"{m['value']:.{self.headline_digits}f} {m['metric']} ({m['dataset']} {m['split']})"
+        return f"{self.format_value(m['value'])} {m['metric']} ({m['dataset']} {m['split']})"
 
     def card_quotes(self, metadata):
-        value = self.headline_record(metadata)["value"]
-        return [f"{value:.{self.headline_digits}f}", *super().card_quotes(metadata)]
+        return [self.format_value(self.headline_record(metadata)["value"]), *super().card_quotes(metadata)]
 
     def golden(self, model, stored):
         """Teacher-forced logits of the stored inputs: `stored` holds one array per model input, by
@@ -380,6 +383,9 @@ class MaskedLM(_EncoderTask):
     pipeline_tag = "fill-mask"
     description = "token ids with mask tokens -> logits over the vocabulary"
     headline_metric = "masked_accuracy"
+
+    def format_value(self, value):
+        return f"{value:.2%}"
     eval_options = data_options(
         f"data set, one of {', '.join(MASKED_LM_DATASETS)} (default: the preset's)",
         "data split (default: valid)",

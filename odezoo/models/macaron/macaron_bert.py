@@ -96,6 +96,10 @@ class MacaronBert(PretrainedMixin, keras.Model):
     TASK = "masked_lm"  # an instance with `num_classes` is a "text_classification" model
     CITATION = MacaronTransformer.CITATION
 
+    @classmethod
+    def task_of(cls, config):
+        return cls.TASK if config.get("num_classes") is None else "text_classification"
+
     def __init__(
         self,
         *,
@@ -169,7 +173,7 @@ class MacaronBert(PretrainedMixin, keras.Model):
         else:
             outputs = self.head(x[:, 0])
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self.TASK = "masked_lm" if num_classes is None else "text_classification"
+        self.TASK = self.task_of({"num_classes": num_classes})
 
         # === Config ===
         self.set_config(
