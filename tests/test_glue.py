@@ -45,6 +45,7 @@ def test_tasks_match_the_tfds_builders(name):
     assert (label.num_classes if task.num_classes > 1 else label.dtype.name) == (
         task.num_classes if task.num_classes > 1 else "float32"
     )
+    assert task.label_names == (tuple(label.names) if task.num_classes > 1 else ())
     assert task.metrics[0] == {"cola": "matthews_corr", "mrpc": "f1", "qqp": "f1", "stsb": "pearson"}.get(
         name, "accuracy"
     )
@@ -134,6 +135,26 @@ def test_cli_eval_on_mock_glue(capsys, tmp_path):
         assert "--beam does not apply to" in fails(capsys, "eval", folder, "--beam", "2")
         examples, labels = glue_examples("mnli", "validation_mismatched", limit=2)
         assert len(examples[0]) == 2 and labels.dtype == np.int64
+
+
+def test_cli_predict_names_the_label_from_the_logits(capsys, tmp_path):
+    """`odezoo predict` on a classifier: the arg-max class named as the data set names it, with its
+    softmax probability; a pair's sentences separated by a tab; a missing sentence and no text get one
+    line each."""
+    mlm = tiny_preset(tmp_path / "mlm", tmp_path)
+    rte = MacaronBert.from_pretrained(mlm, num_classes=2)
+    rte.head.bias.assign([0.0, np.log(3.0)])  # the kernel starts at 0: p = (1/4, 3/4) for every input
+    folder = rte.save_pretrained(tmp_path / "rte", metadata={"dataset": "glue/rte", "preset": "tiny_rte"},
+                                 assets=tiny_tokenizer().save(tmp_path / "tok3"))  # fmt: skip
+    code, out, _ = run(capsys, "predict", folder, "the cat sat .\ta dog ran .")
+    assert code == 0
+    (result,) = json.loads(out)
+    assert result["label"] == "not_entailment" and result["probability"] == pytest.approx(0.75)
+    line = fails(capsys, "predict", folder, "the cat sat .")
+    assert "glue/rte takes a pair (sentence1, sentence2) per example" in line and "with a tab" in line
+    assert 'Give the texts to classify as arguments: `odezoo predict tiny_rte "A sentence."' in fails(
+        capsys, "predict", folder
+    )
 
 
 def test_recipes_carry_the_fork_table():

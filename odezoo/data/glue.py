@@ -29,6 +29,7 @@ class GlueTask:
         num_classes: the label classes; 1 for STS-B's regression score in [0, 5].
         metrics: what `glue_metrics` reports, the headline first.
         validation: the labelled evaluation splits (MNLI: matched and mismatched).
+        label_names: the name of each class id (TFDS's), empty for STS-B's score.
     """
 
     name: str
@@ -36,6 +37,7 @@ class GlueTask:
     num_classes: int
     metrics: tuple[str, ...] = ("accuracy",)
     validation: tuple[str, ...] = ("validation",)
+    label_names: tuple[str, ...] = ()
 
     @property
     def dataset(self):
@@ -93,15 +95,33 @@ class GlueTask:
 GLUE_TASKS = {
     task.name: task
     for task in (
-        GlueTask("cola", ("sentence",), 2, ("matthews_corr",)),
-        GlueTask("sst2", ("sentence",), 2),
-        GlueTask("mrpc", ("sentence1", "sentence2"), 2, ("f1", "accuracy")),
-        GlueTask("qqp", ("question1", "question2"), 2, ("f1", "accuracy")),
+        GlueTask("cola", ("sentence",), 2, ("matthews_corr",), label_names=("unacceptable", "acceptable")),
+        GlueTask("sst2", ("sentence",), 2, label_names=("negative", "positive")),
+        GlueTask(
+            "mrpc",
+            ("sentence1", "sentence2"),
+            2,
+            ("f1", "accuracy"),
+            label_names=("not_equivalent", "equivalent"),
+        ),
+        GlueTask(
+            "qqp",
+            ("question1", "question2"),
+            2,
+            ("f1", "accuracy"),
+            label_names=("not_duplicate", "duplicate"),
+        ),
         GlueTask("stsb", ("sentence1", "sentence2"), 1, ("pearson", "spearman")),
-        GlueTask("mnli", ("premise", "hypothesis"), 3, validation=MNLI_VALIDATION),
-        GlueTask("qnli", ("question", "sentence"), 2),
-        GlueTask("rte", ("sentence1", "sentence2"), 2),
-        GlueTask("wnli", ("sentence1", "sentence2"), 2),
+        GlueTask(
+            "mnli",
+            ("premise", "hypothesis"),
+            3,
+            validation=MNLI_VALIDATION,
+            label_names=("entailment", "neutral", "contradiction"),
+        ),
+        GlueTask("qnli", ("question", "sentence"), 2, label_names=("entailment", "not_entailment")),
+        GlueTask("rte", ("sentence1", "sentence2"), 2, label_names=("entailment", "not_entailment")),
+        GlueTask("wnli", ("sentence1", "sentence2"), 2, label_names=("not_entailment", "entailment")),
     )
 }
 
@@ -124,7 +144,12 @@ class DictionaryTagsTask(GlueTask):
 
 
 DICTIONARY_TAGS = DictionaryTagsTask(
-    "dictionary_tags", ("text",), len(SUBJECT_TAGS), ("accuracy", "macro_f1"), validation=("test", "valid")
+    "dictionary_tags",
+    ("text",),
+    len(SUBJECT_TAGS),
+    ("accuracy", "macro_f1"),
+    validation=("test", "valid"),
+    label_names=SUBJECT_TAGS,
 )
 
 

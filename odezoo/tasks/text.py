@@ -482,6 +482,46 @@ class TextClassification(_EncoderTask):
             batch_size=batch_size, data_dir=data_dir,
         )  # fmt: skip
 
+    def predict(self, model, metadata, inputs):
+        """`[{"text", "label", "probability"}]` for the examples `inputs` (a pair's two sentences
+        separated by a tab), encoded as `evaluate_glue` encodes them, with the preset's tokenizer; the
+        labels are named as the preset's data set names them (`GlueTask.label_names`). A regression
+        preset (STS-B) gives `[{"text", "score"}]`."""
+        from odezoo.data.glue import glue_task
+        from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs
+
+        if not inputs:
+            raise OdezooError(
+                "Give the texts to classify as arguments: "
+                f'`odezoo predict {metadata.get("preset", "PRESET")} "A sentence." "Another one."` (a pair: '
+                "its two sentences separated by a tab)."
+            )
+        task = glue_task(metadata["dataset"]) if metadata.get("dataset") else None
+        examples = [tuple(text.split("\t")) for text in inputs]
+        if task is not None:
+            try:
+                examples = task.check_examples(examples)
+            except OdezooError as error:
+                raise OdezooError(f"{error} Separate a pair's two sentences with a tab.") from None
+        tokenizer = model.preset_tokenizer()
+        ids, firsts, _ = encode_examples(tokenizer, examples, model.max_positions)
+        packed = pack_inputs(ids, firsts, tokenizer.dictionary.PAD_ID)
+        logits = np.asarray(model(packed, training=False), "float64")
+        if task is not None and task.is_regression:
+            return [{"text": t, "score": float(s)} for t, s in zip(inputs, logits[:, 0])]
+        if logits.shape[-1] == 1:  # one binary logit: p(class 1) = sigmoid
+            p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            probabilities = np.stack([1.0 - p1, p1], axis=-1)
+        else:
+            shifted = np.exp(logits - logits.max(-1, keepdims=True))
+            probabilities = shifted / shifted.sum(-1, keepdims=True)
+        names = task.label_names if task is not None and task.label_names else ()
+        best = probabilities.argmax(-1)
+        return [
+            {"text": t, "label": names[c] if names else int(c), "probability": float(p[c])}
+            for t, c, p in zip(inputs, best, probabilities)
+        ]
+
     headline_digits = 4  # GLUE's metrics are fractions (accuracy, F1, correlations)
 
     def headline_record(self, metadata):
