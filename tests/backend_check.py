@@ -1,6 +1,7 @@
 """Runs LM-ResNet under the Keras backend named by KERAS_BACKEND (jax, torch, tensorflow) and checks
 it against what TensorFlow computed: the published preset's golden logits and sample accuracy, the
-k = 0 / Euler identity, and one finite training step. Prints a JSON report; exits non-zero on failure.
+k = 0 / Euler identity, and one finite training step; then the small Macaron-BERT presets' golden
+logits (the text family's encoder and heads). Prints a JSON report; exits non-zero on failure.
 
     KERAS_BACKEND=jax python tests/backend_check.py
 """
@@ -19,6 +20,8 @@ import odezoo  # noqa: E402
 from odezoo.data.images import SAMPLE_FILE  # noqa: E402
 
 PRESET = "lm_resnet20_fashion_mnist"
+TEXT_PRESETS = ("macaron_bert_small_dictionary_en", "macaron_bert_small_dictionary_en_dictionary_tags",
+                "bert_small_dictionary_en_dictionary_tags")  # fmt: skip
 
 
 def main():
@@ -46,7 +49,8 @@ def main():
             layer.k.assign(0.0)
     euler.set_weights(lm.get_weights())
     x = np.random.default_rng(0).uniform(size=(4, 16, 16, 3)).astype("float32")
-    report["k0_vs_euler_max_abs_diff"] = float(np.max(np.abs(np.asarray(lm(x)) - np.asarray(euler(x)))))
+    lm_x, euler_x = keras.ops.convert_to_numpy(lm(x)), keras.ops.convert_to_numpy(euler(x))
+    report["k0_vs_euler_max_abs_diff"] = float(np.max(np.abs(lm_x - euler_x)))
     assert report["k0_vs_euler_max_abs_diff"] < 1e-5
 
     lm.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(True))
@@ -54,6 +58,15 @@ def main():
     report["train_step_loss"] = float(lm.train_on_batch(x, np.array([0, 1, 2, 3])))
     after = [float(layer.k) for layer in lm.layers if layer.name.endswith("_lm")]
     assert np.isfinite(report["train_step_loss"]) and before != after
+
+    if keras.config.backend() == "torch":  # noticed in issue 15, not fixed yet
+        report["text_presets"] = "skipped: MacaronBert builds its layers before keras.Model.__init__, "
+        report["text_presets"] += "which torch.nn.Module refuses"
+    for name in TEXT_PRESETS if keras.config.backend() != "torch" else ():
+        model = odezoo.load(name)
+        actual, expected = model.task.golden(model, np.load(ROOT / "tests" / "golden" / f"{name}.npz"))
+        report[f"{name}_golden_max_abs_diff"] = float(np.max(np.abs(np.asarray(actual) - expected)))
+        np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4)
     print(json.dumps(report, indent=2))
 
 
