@@ -105,14 +105,14 @@ def test_the_weights_do_what_the_card_says(name):
 
 
 @pytest.mark.parametrize("name", ["lm_resnet20_fashion_mnist", "resnet20_fashion_mnist"])
-def test_presets_trained_with_keras_same_padding_keep_it(name):
-    """Trained before the official symmetric padding (issue 13): they build Keras' "same" padding
-    (`test_golden_outputs` checks their outputs) and refuse to load into the other one."""
-    assert odezoo.load(name, load_weights=False).padding == "same"
+def test_lm_presets_pad_as_the_official_code_and_refuse_keras_same(name):
+    """Retrained with the official symmetric padding (issue 13): they build it, and their weights refuse
+    to load into Keras' "same" padding, which would change every stride-2 output silently."""
+    assert odezoo.load(name, load_weights=False).padding == "symmetric"
     with pytest.raises(
-        odezoo.OdezooError, match=f"The weights of preset '{name}' were trained with padding='same'"
+        odezoo.OdezooError, match=f"The weights of preset '{name}' were trained with padding='symmetric'"
     ):
-        odezoo.load(name, padding="symmetric")
+        odezoo.load(name, padding="same")
 
 
 def test_fine_tuning_a_new_label_set():
