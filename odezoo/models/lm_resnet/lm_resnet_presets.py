@@ -14,10 +14,10 @@ PRESETS = {
             "block_type": "basic",
             "width": 16,
             "death_rate": 0.0,
-            "padding": "same",  # trained before the official symmetric padding (issue 13)
+            "padding": "symmetric",  # retrained with the official padding (issue 13)
         },
         "description": "LM-ResNet-20 (linear two-step scheme) trained on Fashion-MNIST.",
-        "sha256": "59f7011e00c3316b85b4462c227cb82ff5435192af8996c3fec6992ea2fe73db",
+        "sha256": "1a95a57883240a1b1582f7dd668f0d4914ff43867048d361c88dcd6232a3bcba",
         "dataset": "fashion_mnist",
         "paper": "arXiv:1710.10121",
     },
@@ -31,10 +31,10 @@ PRESETS = {
             "block_type": "basic",
             "width": 16,
             "death_rate": 0.0,
-            "padding": "same",  # trained before the official symmetric padding (issue 13)
+            "padding": "symmetric",  # retrained with the official padding (issue 13)
         },
         "description": "Pre-activation ResNet-20 (Euler scheme), LM-ResNet-20's baseline, on Fashion-MNIST.",
-        "sha256": "07394593203f3d2127489461a3d8a482d12248e6653a1cf16c70ff578e7ba5a8",
+        "sha256": "f2ad211f03d90f2d5ee3bece026e241e1bcfd8f7e76f70e7bc04ba8404a67e77",
         "dataset": "fashion_mnist",
         "paper": "arXiv:1710.10121",
     },
