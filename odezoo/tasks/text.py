@@ -179,7 +179,6 @@ class Translation(_TextTask):
             for e, t in zip(examples, translations)
         ]
 
-
     max_decoding_length = 200  # fairseq's default --max-len-b: the exported cache's positions
     unexportable = {
         "onnx": "tf2onnx leaves an XlaDynamicUpdateSlice node (the cache update) that is not ONNX, and "
@@ -209,6 +208,7 @@ class Translation(_TextTask):
         }
         samples = {"encoder": source, "decoder_step": step, "greedy": source}
         return {name: (part, part, samples[name]) for name, part in parts.items()}
+
 
 def translation_scores(hypotheses, references, hypothesis_lines, reference_lines, *, lowercase=False):
     """Corpus scores of translations against one reference each, with `sacrebleu`:
@@ -386,6 +386,7 @@ class MaskedLM(_EncoderTask):
 
     def format_value(self, value):
         return f"{value:.2%}"
+
     eval_options = data_options(
         f"data set, one of {', '.join(MASKED_LM_DATASETS)} (default: the preset's)",
         "data split (default: valid)",
