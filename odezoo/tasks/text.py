@@ -489,7 +489,6 @@ class TextClassification(_EncoderTask):
         labels are named as the preset's data set names them (`GlueTask.label_names`). A regression
         preset (STS-B) gives `[{"text", "score"}]`."""
         from odezoo.data.glue import glue_task
-        from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs
 
         if not inputs:
             raise OdezooError(
@@ -504,10 +503,7 @@ class TextClassification(_EncoderTask):
                 examples = task.check_examples(examples)
             except OdezooError as error:
                 raise OdezooError(f"{error} Separate a pair's two sentences with a tab.") from None
-        tokenizer = model.preset_tokenizer()
-        ids, firsts, _ = encode_examples(tokenizer, examples, model.max_positions)
-        packed = pack_inputs(ids, firsts, tokenizer.dictionary.PAD_ID)
-        logits = np.asarray(model(packed, training=False), "float64")
+        logits = classifier_logits(model, model.preset_tokenizer(), examples)[0].astype("float64")
         if task is not None and task.is_regression:
             return [{"text": t, "score": float(s)} for t, s in zip(inputs, logits[:, 0])]
         if logits.shape[-1] == 1:  # one binary logit: p(class 1) = sigmoid
@@ -530,6 +526,22 @@ class TextClassification(_EncoderTask):
         return next(iter(metadata.get("metrics", [])), None)
 
 
+def classifier_logits(model, tokenizer, examples, *, batch_size=32):
+    """`(logits (n, outputs), number of examples truncated)` of `examples` (tuples of one or two
+    sentences) encoded as the fork does (`macaron_bert.encode_examples`, truncated to the model's
+    positions), in batches of similar length."""
+    from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs
+
+    ids, firsts, truncated = encode_examples(tokenizer, examples, model.max_positions)
+    order = np.argsort([len(i) for i in ids], kind="stable")  # batches of similar length
+    logits = np.zeros((len(ids), int(model.outputs[0].shape[-1])), "float32")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        inputs = pack_inputs([ids[i] for i in rows], [firsts[i] for i in rows], tokenizer.dictionary.PAD_ID)
+        logits[rows] = np.asarray(model(inputs, training=False))
+    return logits, truncated
+
+
 def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data_dir=None):
     """Scores `model` on a labelled split of a GLUE task or the dictionary tags (`GlueTask`): its
     examples encoded as the fork does (`macaron_bert.encode_examples`, truncated to the model's
@@ -539,7 +551,6 @@ def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data
         `{"dataset", "split", "num_examples", "truncated"}` and the task's metrics.
     """
     from odezoo.data.glue import glue_examples, glue_metrics
-    from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs
 
     outputs = int(model.outputs[0].shape[-1])
     fits = outputs == task.num_classes or (outputs == 1 and task.num_classes == 2)  # 2: one binary logit
@@ -550,13 +561,9 @@ def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data
             f"num_classes={task.num_classes} first."
         )
     examples, labels = glue_examples(task, split, limit=limit, data_dir=data_dir)
-    ids, firsts, truncated = encode_examples(tokenizer, task.check_examples(examples), model.max_positions)
-    order = np.argsort([len(i) for i in ids], kind="stable")  # batches of similar length
-    logits = np.zeros((len(ids), outputs), "float32")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        inputs = pack_inputs([ids[i] for i in rows], [firsts[i] for i in rows], tokenizer.dictionary.PAD_ID)
-        logits[rows] = np.asarray(model(inputs, training=False))
+    logits, truncated = classifier_logits(
+        model, tokenizer, task.check_examples(examples), batch_size=batch_size
+    )
     return {
         "dataset": task.dataset,
         "split": split,
