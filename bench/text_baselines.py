@@ -1,6 +1,6 @@
 """The trivial baselines the small Macaron-BERT presets' cards compare with: for masked LM, always
 predict the most frequent maskable token of the training text, scored on exactly the held-out positions
-`odezoo eval PRESET` masks (`evaluate_masked_lm`: the same packing, `mask_tokens` with seed 0); for the
+`odezoo eval PRESET` masks (`masked_lm_batches`, the batches `evaluate_masked_lm` scores); for the
 subject tags, always predict the most frequent training class, scored on valid and test.
 
     python bench/text_baselines.py [--preset macaron_bert_small_dictionary_en] [--out FILE.json]
@@ -13,9 +13,9 @@ import numpy as np
 
 import odezoo
 from odezoo.data.glue import glue_examples, glue_task
-from odezoo.models.macaron.macaron_bert import CLS_ID, mask_tokens, pack_inputs, pack_sentences
+from odezoo.models.macaron.macaron_bert import CLS_ID
 from odezoo.models.macaron.macaron_tokenizer import Dictionary
-from odezoo.tasks.text import masked_lm_text
+from odezoo.tasks.text import masked_lm_batches, masked_lm_text
 
 
 def main():
@@ -26,25 +26,16 @@ def main():
     model = odezoo.load(args.preset)
     tokenizer = model.preset_tokenizer()
 
-    def encode(split):
-        return [
-            tokenizer.dictionary.encode_line(tokenizer.tokenize(t), append_eos=False)
-            for t in masked_lm_text("dictionary_en", split)
-        ]
-
-    counts = np.bincount(np.concatenate([np.asarray(i, "int64") for i in encode("train")]),
-                         minlength=model.vocabulary_size)  # fmt: skip
+    train = [
+        tokenizer.dictionary.encode_line(tokenizer.tokenize(t), append_eos=False)
+        for t in masked_lm_text("dictionary_en", "train")
+    ]
+    tokens = np.concatenate([np.asarray(i, "int64") for i in train])
+    counts = np.bincount(tokens, minlength=model.vocabulary_size)
     counts[[CLS_ID, Dictionary.EOS_ID, Dictionary.PAD_ID]] = 0  # never masked
     top = int(counts.argmax())
-    sequences = pack_sentences(encode("valid"), model.max_positions)
-    rng = np.random.default_rng(0)
     hits = total = 0.0
-    for start in range(0, len(sequences), 32):  # evaluate_masked_lm's batches: the same random draws
-        batch = sequences[start : start + 32]
-        inputs = pack_inputs(batch, list(map(len, batch)), tokenizer.dictionary.PAD_ID)
-        _, labels, weights = mask_tokens(
-            inputs["token_ids"], inputs["padding_mask"], rng, vocabulary_size=model.vocabulary_size
-        )
+    for _, labels, weights in masked_lm_batches(model, tokenizer, masked_lm_text("dictionary_en", "valid")):
         hits += float(((labels == top) * weights).sum())
         total += float(weights.sum())
     report = {

@@ -418,6 +418,24 @@ def masked_lm_text(dataset, split, *, limit=0, data_dir=None):
     return text[split][: limit or None]
 
 
+def masked_lm_batches(model, tokenizer, texts, *, batch_size=32, seed=0, rate=0.15):
+    """Yields `(inputs, labels, weights)` per batch of `texts` as `evaluate_masked_lm` scores them: packed
+    as the pre-training packs them (`pack_sentences`, `model.max_positions` tokens), masked once with
+    BERT's rule (`mask_tokens`, a generator seeded with `seed`)."""
+    from odezoo.models.macaron.macaron_bert import mask_tokens, pack_inputs, pack_sentences
+
+    ids = [tokenizer.dictionary.encode_line(tokenizer.tokenize(t), append_eos=False) for t in texts]
+    sequences = pack_sentences(ids, model.max_positions)
+    rng = np.random.default_rng(seed)
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        inputs = pack_inputs(batch, list(map(len, batch)), tokenizer.dictionary.PAD_ID)
+        inputs["token_ids"], labels, weights = mask_tokens(
+            inputs["token_ids"], inputs["padding_mask"], rng, vocabulary_size=model.vocabulary_size, rate=rate
+        )
+        yield inputs, labels, weights
+
+
 def evaluate_masked_lm(
     model, tokenizer, dataset, *, split="valid", limit=0, batch_size=32, data_dir=None, seed=0, rate=0.15
 ):
@@ -428,19 +446,11 @@ def evaluate_masked_lm(
     Returns:
         `{"dataset", "split", "num_examples" (strings), "masked_tokens", "masked_accuracy"}`.
     """
-    from odezoo.models.macaron.macaron_bert import mask_tokens, pack_inputs, pack_sentences
-
     texts = masked_lm_text(dataset, split, limit=limit, data_dir=data_dir)
-    ids = [tokenizer.dictionary.encode_line(tokenizer.tokenize(t), append_eos=False) for t in texts]
-    sequences = pack_sentences(ids, model.max_positions)
-    rng = np.random.default_rng(seed)
     correct = total = 0.0
-    for start in range(0, len(sequences), batch_size):
-        batch = sequences[start : start + batch_size]
-        inputs = pack_inputs(batch, list(map(len, batch)), tokenizer.dictionary.PAD_ID)
-        inputs["token_ids"], labels, weights = mask_tokens(
-            inputs["token_ids"], inputs["padding_mask"], rng, vocabulary_size=model.vocabulary_size, rate=rate
-        )
+    for inputs, labels, weights in masked_lm_batches(
+        model, tokenizer, texts, batch_size=batch_size, seed=seed, rate=rate
+    ):
         predictions = np.asarray(model(inputs, training=False)).argmax(-1)
         correct += float(((predictions == labels) * weights).sum())
         total += float(weights.sum())
