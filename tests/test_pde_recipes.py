@@ -64,11 +64,31 @@ def test_adam_and_v1_stages_lower_the_loss(tmp_path):
     assert seen[0]["loss"] < seen[0]["loss_before"]
 
 
+@pytest.mark.slow
+def test_a_float32_run_trains_in_float32_and_records_coefficient_errors_per_stage(tmp_path):
+    """`dtype=float32` reaches the weights, the loss and the preset; every stage record carries the
+    coefficient errors of the equation learned so far, which move as the stage trains."""
+    import odezoo
+
+    config = dataclasses.replace(BURGERS, blocks="0,1", dtype="float32", **TINY)
+    seen = []
+    result = train(config, tmp_path, callbacks=[seen.append])
+    assert [r["block"] for r in seen] == [0, 1]
+    assert all(r["loss"] < r["loss_before"] for r in seen)
+    terms = {"u: u*u_x", "u: u_xx", "v: v*v_y", "v: v_yy"}
+    assert terms <= set(seen[0]["relative_errors"]) and "value" in seen[1]["largest_spurious"]
+    assert seen[0]["relative_errors"] != seen[1]["relative_errors"]
+    model = odezoo.load(result["preset_dir"])
+    assert {v.dtype for v in model.weights} == {"float32"} and model.inputs[0].dtype == "float32"
+
+
 def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path):
     with pytest.raises(OdezooError, match="comma-separated integers"):
         train(dataclasses.replace(BURGERS, blocks="0,one"), tmp_path / "run")
     with pytest.raises(OdezooError, match="Unknown optimizer 'newton'"):
         train(dataclasses.replace(BURGERS, optimizer="newton"), tmp_path / "run")
+    with pytest.raises(OdezooError, match="`dtype` must be 'float64' or 'float32'. Received: 'float16'"):
+        train(dataclasses.replace(BURGERS, dtype="float16"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
