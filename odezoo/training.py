@@ -370,7 +370,8 @@ def write_json_atomic(path, obj):
 
 
 def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1e-3, gtol=2e-16):
-    """Minimises `loss_fn()` over `variables` in place; returns `{"loss", "iterations", "evaluations"}`.
+    """Minimises `loss_fn()` over `variables` in place; returns `{"loss", "iterations", "evaluations",
+    "stop"}`, `stop` being why the optimiser stopped (SciPy's message; `"maxiter"` for Adam).
 
     `method` is `"bfgs"` or `"lbfgs"` (SciPy's BFGS / L-BFGS-B over the flattened variables, as
     the PDE-Net papers do, with loss and gradient from one compiled TensorFlow function) or
@@ -400,7 +401,7 @@ def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1
             with tf.GradientTape() as tape:
                 loss = loss_fn()
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return {"loss": float(loss_fn()), "iterations": maxiter, "evaluations": maxiter}
+        return {"loss": float(loss_fn()), "iterations": maxiter, "evaluations": maxiter, "stop": "maxiter"}
 
     def assign(flat):
         for v, piece, shape in zip(variables, np.split(flat, np.cumsum(sizes)[:-1]), shapes):
@@ -428,4 +429,9 @@ def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1
         result = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options=options)
     # the best point evaluated (the optimiser's last point can be worse after a failed line search)
     assign(best["x"])
-    return {"loss": best["loss"], "iterations": int(result.nit), "evaluations": int(result.nfev)}
+    return {
+        "loss": best["loss"],
+        "iterations": int(result.nit),
+        "evaluations": int(result.nfev),
+        "stop": str(result.message),
+    }

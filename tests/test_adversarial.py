@@ -164,6 +164,37 @@ def test_first_layer_rules_other_than_the_papers_are_yopo_only_and_unknown_ones_
         AdversarialTrainer(tiny_cnn(), method="pgd", attack=Attack(0.1, 0.01), first_layer_rule="official")
 
 
+def test_clean_weight_adds_that_multiple_of_the_clean_cross_entropy_gradient_in_one_more_pass():
+    """Under SGD(1), YOPO with `clean_weight=w` applies YOPO's update (same random start) plus
+    `w * dCE(model(x), y)/dtheta` at the weights before the step, and runs m + 1 full passes."""
+    x, y = batch()
+    applied = {}
+    for weight in (0.0, 0.5):
+        model = tiny_cnn(first_bias=True)
+        trainer = AdversarialTrainer(model, method="yopo", attack=Attack(0.1, 0.02, m=2, n=2),
+                                     first_layer="relu1", clean_weight=weight)  # fmt: skip
+        trainer.compile(optimizer=keras.optimizers.SGD(1.0), run_eagerly=True)
+        before = [v.numpy() for v in model.trainable_variables]
+        if weight:
+            with tf.GradientTape() as tape:
+                clean = ce(model, x, y)
+            want = [weight * g.numpy() for g in tape.gradient(clean, model.trainable_variables)]
+        tf.random.set_seed(5)
+        trainer.train_on_batch(x, y)
+        applied[weight] = [b - v.numpy() for b, v in zip(before, model.trainable_variables)]
+        assert trainer.calls["full"] == 2 + (weight > 0)
+    assert all(np.abs(w).max() > 1e-3 for w in want)
+    for with_clean, without, expected in zip(applied[0.5], applied[0.0], want):
+        np.testing.assert_allclose(with_clean - without, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method, weight", [("pgd", 1.0), ("yopo", -1.0)])
+def test_clean_weight_is_yopo_only_and_not_negative(method, weight):
+    with pytest.raises(OdezooError, match=f"Received: method='{method}', clean_weight={weight}"):
+        AdversarialTrainer(tiny_cnn(), method=method, attack=Attack(0.1, 0.01), first_layer="relu1",
+                           clean_weight=weight)  # fmt: skip
+
+
 def test_every_inner_step_stays_in_the_ball_and_the_box():
     model = tiny_cnn()
     x, y = batch()

@@ -208,6 +208,18 @@ def test_minimize_steps_back_from_diverging_points_and_keeps_the_best(method):
     np.testing.assert_allclose(v.numpy(), [2.0, -1.0], atol=1e-5)
 
 
+@pytest.mark.parametrize("method, stop", [("bfgs", "Maximum number of iterations"), ("adam", "maxiter")])
+def test_minimize_says_why_it_stopped(method, stop):
+    import tensorflow as tf
+
+    from odezoo.training import minimize
+
+    v = tf.Variable([0.0, 0.0, 0.0], dtype=tf.float64)
+    scale = tf.constant([1.0, 10.0, 100.0], tf.float64)
+    result = minimize(lambda: tf.reduce_sum(scale * tf.square(v - 1.0)), [v], method=method, maxiter=1)
+    assert stop in result["stop"] and result["iterations"] == 1
+
+
 def test_metrics_json_is_replaced_atomically(tmp_path, monkeypatch):
     """A write that fails half-way (a full disk) leaves the previous metrics.json whole."""
     import types

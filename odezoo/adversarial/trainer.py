@@ -102,10 +102,22 @@ class AdversarialTrainer(keras.Model):
     - `"official_torch2"` (the same code under PyTorch >= 2, where `zero_grad` sets gradients to
       None): `sum_j h_j + sum_{j>=2} G_j` for f0's kernels, `sum_j (h_j + G_j)` for its other
       variables (biases).
+
+    `clean_weight` (YOPO only, default 0) adds `clean_weight * CE(model(x), y)` of the clean batch to
+    YOPO's summed gradients at the cost of one more full pass, as PGD training's loss adds CE(clean).
     """
 
     def __init__(
-        self, model, *, method, attack, first_layer=None, beta=1.0, first_layer_rule="paper", **kwargs
+        self,
+        model,
+        *,
+        method,
+        attack,
+        first_layer=None,
+        beta=1.0,
+        first_layer_rule="paper",
+        clean_weight=0.0,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if method not in METHODS:
@@ -118,6 +130,12 @@ class AdversarialTrainer(keras.Model):
         if method in ("yopo", "trades_yopo") and first_layer is None:
             raise OdezooError(f"Method {method!r} needs `first_layer`, the name of the layer that ends f0.")
         check_first_layer_rule(first_layer_rule, method)
+        if clean_weight < 0 or (clean_weight and method != "yopo"):
+            raise OdezooError(
+                f"clean_weight must be >= 0 and applies to method 'yopo' only (PGD's loss always has the "
+                f"clean term). Received: method={method!r}, clean_weight={clean_weight!r}"
+            )
+        self.clean_weight = float(clean_weight)
         self.model, self.method, self.attack, self.beta = model, method, attack, float(beta)
         self.first_layer_rule = first_layer_rule
         self.first, self.rest = split_model(model, first_layer) if first_layer else (None, None)
@@ -254,7 +272,14 @@ class AdversarialTrainer(keras.Model):
         grads = {id(v): g for v, g in zip(parts, [*rest_grads, *first_grads])}
         # in the model's order, so that the optimizer's slots match a checkpoint restored into the model
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients([(grads[id(v)], v) for v in variables])
+        grads = [grads[id(v)] for v in variables]
+        if self.clean_weight:  # + clean_weight CE(clean), one more full pass
+            with tf.GradientTape() as tape:
+                clean = self.clean_weight * cross_entropy(y, self.model(x, training=True))
+                scaled = _per_replica(clean)
+            grads = _add(grads, tape.gradient(scaled, variables))
+            self.calls["full"] += 1
+        self.optimizer.apply_gradients(zip(grads, variables))
         return loss, logits
 
     def _trades_loss(self, x, adv, y):
