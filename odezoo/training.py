@@ -351,16 +351,43 @@ def epoch_dataset(batches_of_epoch, make_batch, output_signature, *, first_epoch
     return tf.data.Dataset.from_generator(generate, output_signature=output_signature).prefetch(2)
 
 
-def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=()):
+def learning_rate_schedule(rate, *, epochs, steps_per_epoch, milestones=(), warmup_epochs=0.0):
     """Cosine decay from `rate` to 0 over the run, or, given `milestones` (epochs), `rate` divided
-    by 10 at each milestone (PyTorch's MultiStepLR, as the official YOPO / LM-ResNet code uses)."""
+    by 10 at each milestone (PyTorch's MultiStepLR, as the official YOPO / LM-ResNet code uses);
+    times a linear warm-up `min(1, (step + 1) / warmup_steps)` over the first `warmup_epochs`."""
     total = max(epochs * steps_per_epoch, 1)
     if not milestones:
-        return keras.optimizers.schedules.CosineDecay(rate, total)
-    # Keras keeps a value up to and including its boundary; step `m * steps_per_epoch` opens epoch m + 1
-    bounds = [math.floor(m * steps_per_epoch) - 1 for m in milestones]
-    values = [rate * 0.1**k for k in range(len(bounds) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+        schedule = keras.optimizers.schedules.CosineDecay(rate, total)
+    else:
+        # Keras keeps a value up to and including its boundary; step `m * steps_per_epoch` opens epoch m + 1
+        bounds = [math.floor(m * steps_per_epoch) - 1 for m in milestones]
+        values = [rate * 0.1**k for k in range(len(bounds) + 1)]
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+    warmup_steps = round(warmup_epochs * steps_per_epoch)
+    return LinearWarmUp(schedule, warmup_steps) if warmup_steps > 0 else schedule
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class LinearWarmUp(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule(step) * min(1, (step + 1) / warmup_steps)`."""
+
+    def __init__(self, schedule, warmup_steps):
+        self.schedule, self.warmup_steps = schedule, int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        ramp = keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return self.schedule(step) * ramp
+
+    def get_config(self):
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "warmup_steps": self.warmup_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["warmup_steps"])
 
 
 def write_json_atomic(path, obj):

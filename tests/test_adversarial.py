@@ -195,6 +195,29 @@ def test_clean_weight_is_yopo_only_and_not_negative(method, weight):
                            clean_weight=weight)  # fmt: skip
 
 
+@pytest.mark.parametrize("method", ["natural", "yopo", "free"])
+def test_clipnorm_scales_the_whole_update_to_that_global_norm(method):
+    """Under SGD(1), the clipped step is the unclipped one times clipnorm / its global norm (a clip
+    that acts: the unclipped step's norm is above clipnorm); `clipnorm=0` is refused."""
+    x, y = batch()
+    applied = {}
+    for clipnorm in (None, 0.05):
+        model = tiny_cnn(first_bias=True)
+        trainer = AdversarialTrainer(model, method=method, attack=Attack(0.1, 0.02, m=1, n=2),
+                                     first_layer="relu1", clipnorm=clipnorm)  # fmt: skip
+        trainer.compile(optimizer=keras.optimizers.SGD(1.0), run_eagerly=True)
+        before = [v.numpy() for v in model.trainable_variables]
+        tf.random.set_seed(5)
+        trainer.train_on_batch(x, y)
+        applied[clipnorm] = [b - v.numpy() for b, v in zip(before, model.trainable_variables)]
+    norm = np.sqrt(sum(np.sum(a**2) for a in applied[None]))
+    assert norm > 0.1
+    for clipped, unclipped in zip(applied[0.05], applied[None]):
+        np.testing.assert_allclose(clipped, unclipped * 0.05 / norm, rtol=1e-4, atol=1e-7)
+    with pytest.raises(OdezooError, match="clipnorm must be > 0 .or None: no clipping.. Received: 0"):
+        AdversarialTrainer(tiny_cnn(), method="natural", attack=Attack(0.1, 0.01), clipnorm=0)
+
+
 def test_every_inner_step_stays_in_the_ball_and_the_box():
     model = tiny_cnn()
     x, y = batch()

@@ -59,17 +59,38 @@ def test_milestone_schedule_divides_by_ten_at_each_milestone():
     assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(40)) == pytest.approx(0.0, abs=1e-7)
 
 
+@pytest.mark.parametrize("milestones", [(), (5, 8)])
+def test_warm_up_ramps_the_schedule_linearly_then_leaves_it_unchanged(milestones):
+    plain = learning_rate_schedule(0.1, epochs=10, steps_per_epoch=4, milestones=milestones)
+    warm = learning_rate_schedule(0.1, epochs=10, steps_per_epoch=4, milestones=milestones, warmup_epochs=2)
+    steps = [0, 3, 7, 8, 21, 33]
+    ramp = [1 / 8, 4 / 8, 1, 1, 1, 1]
+    np.testing.assert_allclose(
+        [float(warm(s)) for s in steps], [r * float(plain(s)) for r, s in zip(ramp, steps)]
+    )
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(warm))
+    assert float(again(3)) == pytest.approx(float(warm(3)))
+
+
 class RecordRule(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.rule = self.model.first_layer_rule  # the AdversarialTrainer's
+        self.clipnorm = self.model.clipnorm
+        self.schedule = self.model.optimizer._learning_rate  # noqa: SLF001 (what the recipe built)
 
 
 def test_yopo_recipe_on_mock_data_writes_a_robust_preset(tmp_path):
-    """The official code's first-layer rule, set as a recipe setting, reaches the trainer and the card."""
+    """The official code's first-layer rule, clipping and warm-up, set as recipe settings, reach the
+    trainer and the card."""
     record = RecordRule()
     with tfds.testing.mock_data(num_examples=8):
-        summary = train(replace(SMOKE, first_layer_rule="official"), tmp_path, callbacks=[record])
-    assert record.rule == "official"
+        summary = train(
+            replace(SMOKE, first_layer_rule="official", clipnorm=2.0, warmup_epochs=0.5),
+            tmp_path,
+            callbacks=[record],
+        )
+    assert record.rule == "official" and record.clipnorm == 2.0
+    assert record.schedule.warmup_steps == 1  # half of the 2 steps of the epoch
     folder = tmp_path / "small_cnn_yopo2_1_fashion_mnist"
     assert summary["preset_dir"] == str(folder)
     assert summary["train_seconds"] > 0 and summary["train_cpu_seconds"] > 0
@@ -78,7 +99,8 @@ def test_yopo_recipe_on_mock_data_writes_a_robust_preset(tmp_path):
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["train_command"] == (
         "odezoo train small_cnn_yopo5_3_fashion_mnist --set m=2 --set n=1 --set first_layer_rule=official "
-        "--set epochs=1 --set batch_size=4 --set limit=8 --workdir DIR"
+        "--set epochs=1 --set batch_size=4 --set warmup_epochs=0.5 --set clipnorm=2.0 --set limit=8 "
+        "--workdir DIR"
     )
     described = "YOPO-2-1 adversarially trained (eps 0.1, step 0.01, first-layer rule official)"
     assert described in meta["description"]
@@ -100,6 +122,8 @@ def test_bad_recipe_settings_are_refused(tmp_path):
         train(replace(SMOKE, first_layer_rule="torch"), tmp_path)
     with pytest.raises(OdezooError, match="'yopo' only. Received: method='pgd', first_layer_rule='official'"):
         train(replace(SMOKE, method="pgd", first_layer_rule="official"), tmp_path)
+    with pytest.raises(OdezooError, match="`warmup_epochs` must be >= 0. Received: warmup_epochs=-1"):
+        train(replace(SMOKE, warmup_epochs=-1), tmp_path)
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -129,10 +153,13 @@ def test_resume_continues_the_history_and_the_train_time(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["natural", "yopo", "trades_yopo"])
-def test_an_update_under_mirrored_strategy_on_two_cpus_equals_one_device(tmp_path, method):
+@pytest.mark.parametrize(
+    "method, clipnorm", [("natural", None), ("yopo", None), ("trades_yopo", None), ("yopo", 0.05)]
+)
+def test_an_update_under_mirrored_strategy_on_two_cpus_equals_one_device(tmp_path, method, clipnorm):
     """Two replicas each see half the batch; their gradients are summed, so each scales its loss by
-    1/2 and the update equals one device's on the whole batch (eps ~ 0 makes the random start moot)."""
+    1/2 and the update equals one device's on the whole batch (eps ~ 0 makes the random start moot);
+    `clipnorm` clips the summed gradient, not each replica's half (0.05 clips both here)."""
     out = _run(
         f"""
     import numpy as np, keras, tensorflow as tf
@@ -148,7 +175,7 @@ def test_an_update_under_mirrored_strategy_on_two_cpus_equals_one_device(tmp_pat
             x = keras.layers.ReLU(name="relu1")(keras.layers.Conv2D(4, 3, name="conv1")(inputs))
             model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
             trainer = AdversarialTrainer(model, method="{method}", attack=Attack(1e-7, 1e-7, 1, m=2, n=2),
-                                         first_layer="relu1")
+                                         first_layer="relu1", clipnorm={clipnorm})
             trainer.compile(optimizer=keras.optimizers.SGD(0.5))
         rng = np.random.default_rng(0)
         x, y = rng.uniform(0.2, 0.8, (8, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 8)

@@ -105,6 +105,8 @@ class AdversarialTrainer(keras.Model):
 
     `clean_weight` (YOPO only, default 0) adds `clean_weight * CE(model(x), y)` of the clean batch to
     YOPO's summed gradients at the cost of one more full pass, as PGD training's loss adds CE(clean).
+    `clipnorm` (any method) scales each step's gradient, summed over the replicas, to global norm at
+    most `clipnorm`.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class AdversarialTrainer(keras.Model):
         beta=1.0,
         first_layer_rule="paper",
         clean_weight=0.0,
+        clipnorm=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -136,11 +139,28 @@ class AdversarialTrainer(keras.Model):
                 f"clean term). Received: method={method!r}, clean_weight={clean_weight!r}"
             )
         self.clean_weight = float(clean_weight)
+        if clipnorm is not None and not clipnorm > 0:
+            raise OdezooError(f"clipnorm must be > 0 (or None: no clipping). Received: {clipnorm!r}")
+        self.clipnorm = clipnorm
         self.model, self.method, self.attack, self.beta = model, method, attack, float(beta)
         self.first_layer_rule = first_layer_rule
         self.first, self.rest = split_model(model, first_layer) if first_layer else (None, None)
         self.calls = {"full": 0, "first": 0}  # gradient passes, counted when run eagerly
         self.built = True  # its variables are the (built) wrapped model's
+
+    def _apply(self, grads, variables):
+        """One optimizer step; with `clipnorm`, the gradient summed over the replicas is first scaled
+        to global norm <= clipnorm (Keras' own `global_clipnorm` would clip each replica's part)."""
+        import tensorflow as tf
+
+        if self.clipnorm:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            total = grads
+            if replicas > 1:
+                total = tf.distribute.get_replica_context().all_reduce("SUM", grads)
+            clipped, _ = tf.clip_by_global_norm(total, self.clipnorm)
+            grads = [g / replicas for g in clipped]  # the optimizer sums the replicas' shares again
+        self.optimizer.apply_gradients(zip(grads, variables))
 
     def call(self, x, training=False):
         return self.model(x, training=training)
@@ -169,7 +189,7 @@ class AdversarialTrainer(keras.Model):
             loss = cross_entropy(y, logits)
             scaled = _per_replica(loss)
         self.calls["full"] += 1
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits
 
     def _pgd_step(self, x, y):
@@ -183,7 +203,7 @@ class AdversarialTrainer(keras.Model):
             loss = cross_entropy(y, logits) + cross_entropy(y, self.model(x, training=True))
             scaled = _per_replica(loss)
         self.calls["full"] += a.steps + 1
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits
 
     def _free_step(self, x, y):
@@ -199,7 +219,7 @@ class AdversarialTrainer(keras.Model):
                 loss = cross_entropy(y, logits)
                 scaled = _per_replica(loss)
             *grads, grad_eta = tape.gradient(scaled, [*variables, eta])
-            self.optimizer.apply_gradients(zip(grads, variables))
+            self._apply(grads, variables)
             eta = project(x, eta + a.eps * tf.sign(grad_eta), a.eps)
             self.calls["full"] += 1
         return loss, logits
@@ -279,7 +299,7 @@ class AdversarialTrainer(keras.Model):
                 scaled = _per_replica(clean)
             grads = _add(grads, tape.gradient(scaled, variables))
             self.calls["full"] += 1
-        self.optimizer.apply_gradients(zip(grads, variables))
+        self._apply(grads, variables)
         return loss, logits
 
     def _trades_loss(self, x, adv, y):
@@ -316,7 +336,7 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, adv, y)
             scaled = _per_replica(loss)
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits
 
     def _trades_yopo_step(self, x, y):
@@ -338,5 +358,5 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, x + eta, y)
             scaled = _per_replica(loss)
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits

@@ -52,6 +52,8 @@ class Config:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     milestones: str = ""  # epochs at which the rate drops 10x, e.g. "30,34,36"; "" = cosine decay
+    warmup_epochs: float = 0.0  # linear learning-rate warm-up over these first epochs
+    clipnorm: float = 0.0  # clip each step's (summed) gradient to this global norm; 0: no clipping
     limit: int = 0  # examples per split (0: all); for smoke tests
     seed: int = 0
     strategy: str = "auto"
@@ -94,7 +96,7 @@ class Config:
         check_first_layer_rule(self.first_layer_rule, self.method)
         self.milestone_epochs()
         check_positive(self, "epochs", "batch_size")
-        check_positive(self, "limit", "weight_decay", "beta", minimum=0)
+        check_positive(self, "limit", "weight_decay", "beta", "warmup_epochs", "clipnorm", minimum=0)
 
 
 _FMNIST = Config(learning_rate=0.02)
@@ -172,9 +174,14 @@ def train(config, workdir, *, callbacks=()):
             first_layer=model.first_layer,
             beta=config.beta,
             first_layer_rule=config.first_layer_rule,
+            clipnorm=config.clipnorm or None,
         )
         schedule = learning_rate_schedule(
-            config.learning_rate, epochs=config.epochs, steps_per_epoch=steps_per_epoch, milestones=milestones
+            config.learning_rate,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            milestones=milestones,
+            warmup_epochs=config.warmup_epochs,
         )
         trainer.compile(
             optimizer=keras.optimizers.SGD(
