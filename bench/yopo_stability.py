@@ -26,6 +26,7 @@ VARIANTS = {
     "paper+clean": ("paper", 1.0, 0, None),
     "paper+warmup": ("paper", 0.0, 200, None),
     "paper+clip": ("paper", 0.0, 0, 1.0),
+    "paper+warmup+clip": ("paper", 0.0, 200, 1.0),
     "official+clean": ("official", 1.0, 0, None),
 }
 RELUS = ("relu1", "relu2", "relu3", "relu4", "fc1", "fc2")
@@ -66,6 +67,7 @@ def one_run(variant, seed, steps, learning_rate):
         first_layer=SmallCNN.first_layer,
         first_layer_rule=rule,
         clean_weight=clean_weight,
+        clipnorm=clipnorm,
     )
     rate = learning_rate
     if warmup:
@@ -73,7 +75,7 @@ def one_run(variant, seed, steps, learning_rate):
             0.0, 10**9, warmup_target=learning_rate, warmup_steps=warmup
         )
     trainer.compile(
-        optimizer=keras.optimizers.SGD(rate, momentum=0.9, weight_decay=5e-4, global_clipnorm=clipnorm),
+        optimizer=keras.optimizers.SGD(rate, momentum=0.9, weight_decay=5e-4),
         metrics=["accuracy"],
     )
     start = time.perf_counter()
