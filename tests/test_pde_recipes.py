@@ -77,6 +77,7 @@ def test_a_float32_run_trains_in_float32_and_records_coefficient_errors_per_stag
     assert all(r["loss"] < r["loss_before"] for r in seen)
     terms = {"u: u*u_x", "u: u_xx", "v: v*v_y", "v: v_yy"}
     assert terms <= set(seen[0]["relative_errors"]) and "value" in seen[1]["largest_spurious"]
+    assert set(seen[1]["learned"]) == {"u", "v"}
     assert seen[0]["relative_errors"] != seen[1]["relative_errors"]
     model = odezoo.load(result["preset_dir"])
     assert {v.dtype for v in model.weights} == {"float32"} and model.inputs[0].dtype == "float32"

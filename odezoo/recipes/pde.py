@@ -12,8 +12,8 @@ rolls the model out `max(b, 1)` steps from each observed first frame, and minimi
 with SciPy's BFGS (or L-BFGS-B / Adam), warm-started from the previous stage; rho_s is the
 Huber-type L1 of the official code. Stage 0 is the warm-up: moments frozen, data term only.
 Float64 by default (`dtype="float32"` costs about 0.55x). Every finished stage is checkpointed, so
-a killed run resumes at the next; each PDE-Net 2.0 stage record carries the coefficient errors of the
-equation learned so far (`coefficient_report`), so the error can be read against the budget.
+a killed run resumes at the next; each PDE-Net 2.0 stage record carries the learned equation and the
+coefficient errors so far (`coefficient_report`), so the error can be read against the budget.
 """
 
 import json
@@ -245,7 +245,7 @@ def train(config, workdir, *, callbacks=()):
         }
         if get_equation(config.equation).version == 2:
             report = coefficient_report(model, config.equation)
-            record.update({k: report[k] for k in ("relative_errors", "largest_spurious")})
+            record.update({k: report[k] for k in ("learned", "relative_errors", "largest_spurious")})
         state["history"].append(record)
         state["stage"] = index + 1
         write_checkpoint(checkpoints, model, "stage", index + 1, state["history"])
