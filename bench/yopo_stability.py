@@ -4,6 +4,7 @@ rate after an optional linear warm-up, so that a collapse is not hidden by a dec
 
     python bench/yopo_stability.py --variants paper,official --seeds 0,1,2 --steps 600 \
         --out bench/results/yopo_stability.json
+    python bench/yopo_stability.py --seeds 0,1 --grad-norms 100   # the unclipped gradient's norm
 
 Every 50 steps a run records the loss and accuracy on the training adversary's examples (running mean
 of those 50 steps); at the end, the fraction of dead units (zero on all of 512 clean test images) of
@@ -99,6 +100,37 @@ def one_run(variant, seed, steps, learning_rate):
     }
 
 
+def gradient_norms(seed, steps, learning_rate):
+    """The global norm of YOPO-5-3's summed gradient at each of the first `steps` unclipped steps
+    (eagerly, so the order of the random draws differs from `one_run`'s): min / median / max per 25."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from odezoo.adversarial import AdversarialTrainer, Attack
+    from odezoo.data.images import image_dataset
+    from odezoo.models.convnets import SmallCNN
+
+    norms = []
+
+    class Probe(AdversarialTrainer):
+        def _apply(self, grads, variables):
+            norms.append(float(tf.linalg.global_norm(grads)))
+            super()._apply(grads, variables)
+
+    keras.utils.set_random_seed(seed)
+    train, _ = image_dataset("fashion_mnist", "train", batch_size=128, training=True, seed=seed)
+    trainer = Probe(
+        SmallCNN(), method="yopo", attack=Attack(0.1, 0.01, m=5, n=3), first_layer=SmallCNN.first_layer
+    )
+    optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=5e-4)
+    trainer.compile(optimizer=optimizer, run_eagerly=True)
+    for x, y in train.repeat().take(steps):
+        trainer.train_on_batch(x, y)
+    blocks = np.split(np.array(norms), len(norms) // 25)
+    return [[round(float(f(b)), 2) for f in (np.min, np.median, np.max)] for b in blocks]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS))
@@ -106,7 +138,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--learning-rate", type=float, default=0.016, help="constant rate after warm-up")
     parser.add_argument("--out", default="bench/results/yopo_stability.jsonl")
+    parser.add_argument(
+        "--grad-norms", type=int, default=0, help="instead: log this many steps' gradient norms"
+    )
     args = parser.parse_args(argv)
+    if args.grad_norms:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            blocks = gradient_norms(seed, args.grad_norms, args.learning_rate)
+            print(f"seed {seed}: summed-gradient norm min / median / max per 25 steps: {blocks}", flush=True)
+        return
     out = Path(args.out)
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.is_file() else []
     for variant in args.variants.split(","):

@@ -49,8 +49,8 @@ def test_recipes_cover_the_paper_table_and_the_fashion_mnist_set():
         3, 4, 0.031, 0.007, 0.2, 1.0
     )  # fmt: skip
     fmnist_yopo = FASHION_MNIST["yopo5_3"]
-    assert fmnist_yopo.learning_rate == pytest.approx(FASHION_MNIST["pgd"].learning_rate * 4 / 5)
-    assert fmnist_yopo.clipnorm == 1.0 and fmnist_yopo.first_layer_rule == "paper"
+    assert fmnist_yopo.learning_rate == pytest.approx(FASHION_MNIST["pgd"].learning_rate * 2 / 5)
+    assert fmnist_yopo.clipnorm == 0 and fmnist_yopo.first_layer_rule == "paper"
 
 
 def test_milestone_schedule_divides_by_ten_at_each_milestone():
