@@ -11,8 +11,12 @@ robust accuracy (means over the seeds, with their range) — the shape of the YO
 whether YOPO-5-3 meets the goal (mean robust accuracy within 1.5 points of PGD-10's in at most a quarter
 of its wall time); then times one training batch of each method on random images, interleaved, which
 splits YOPO's cost into full passes and first-layer passes. Each run checkpoints every epoch: rerunning
-the command resumes, and reuses runs already finished with the same config. The presets the seed-0
-natural, PGD-10 and YOPO-5-3 runs write (`<workdir>/<run>/<preset>/`) are the ones odezoo publishes.
+the command resumes, and reuses runs already finished with the same config. A finished run's config and
+summary are also kept as `--records/<run>.json` (committed), so the table can be completed over several
+sessions or machines; `--only yopo5_3,pgd` runs just those rows (ratios need the PGD-10 row), and
+`--no-train` tables the finished runs without training the missing ones. The
+presets the seed-0 natural, PGD-10 and YOPO-5-3 runs write (`<workdir>/<run>/<preset>/`) are the ones
+odezoo publishes.
 """
 
 import argparse
@@ -40,16 +44,30 @@ RUNS = [
 ]
 
 
-def run(name, config, workdir):
-    """The run's summary, reused when `workdir` already holds a finished run of this config (settings
-    added to the recipe since it ran count with their defaults)."""
-    folder = workdir / (name if config.seed == 0 else f"{name}_seed{config.seed}")
+def run(name, config, workdir, records, *, train_missing=True):
+    """The run's summary, reused when `records/<run>.json` or `workdir/<run>/` holds a finished run of
+    this config (settings added to the recipe since it ran count with their defaults); `None` for a
+    run not finished yet unless `train_missing`."""
+    name = name if config.seed == 0 else f"{name}_seed{config.seed}"
+    folder, record = workdir / name, records and records / f"{name}.json"
+    defaults = {f.name: f.default for f in fields(config)}
+    if record and record.is_file():
+        kept = json.loads(record.read_text())
+        if defaults | kept["config"] == asdict(config):
+            return kept["summary"] | ({"source": kept["source"]} if "source" in kept else {})
     metrics, saved = folder / "metrics.json", folder / "config.json"
-    if metrics.is_file() and saved.is_file():
-        defaults = {f.name: f.default for f in fields(config)}
-        if defaults | json.loads(saved.read_text()) == asdict(config):
-            return json.loads(metrics.read_text())
-    return train(config, folder)
+    if metrics.is_file() and saved.is_file() and defaults | json.loads(saved.read_text()) == asdict(config):
+        summary = json.loads(metrics.read_text())
+    elif train_missing:
+        summary = train(config, folder)
+    else:
+        return None
+    if not record:
+        return summary
+    records.mkdir(parents=True, exist_ok=True)
+    kept = {"config": asdict(config), "summary": {k: v for k, v in summary.items() if k != "preset_dir"}}
+    record.write_text(json.dumps(kept, indent=1) + "\n")
+    return summary
 
 
 def step_costs(steps=10, repeats=5):
@@ -61,24 +79,29 @@ def step_costs(steps=10, repeats=5):
     import numpy as np
     import tensorflow as tf
 
-    from odezoo.adversarial import AdversarialTrainer, Attack
+    from odezoo.adversarial import AdversarialTrainer
     from odezoo.models.convnets import SmallCNN
 
     rng = np.random.default_rng(0)
     batch = (rng.uniform(0, 1, (128, 28, 28, 1)).astype("float32"), rng.integers(0, 10, 128))
     data = tf.data.Dataset.from_tensors(batch).repeat()
-    methods = {
-        "Natural": ("natural", {}),
-        "PGD-10": ("pgd", {"steps": 10}),
-        "Free-4": ("free", {"m": 4}),
-        "YOPO-5-3": ("yopo", {"m": 5, "n": 3}),
-        "YOPO-3-5": ("yopo", {"m": 3, "n": 5}),
-        "YOPO-5-0": ("yopo", {"m": 5, "n": 0}),
+    methods = {  # each as its recipe trains it (first-layer rule, clipping)
+        "Natural": FASHION_MNIST["natural"],
+        "PGD-10": FASHION_MNIST["pgd"],
+        "Free-4": FASHION_MNIST["free"],
+        "YOPO-5-3": FASHION_MNIST["yopo5_3"],
+        "YOPO-3-5": FASHION_MNIST["yopo3_5"],
+        "YOPO-5-0": replace(FASHION_MNIST["yopo5_3"], n=0),
     }
     trainers = {}
-    for label, (method, budget) in methods.items():
+    for label, config in methods.items():
         trainer = AdversarialTrainer(
-            SmallCNN(), method=method, attack=Attack(0.1, 0.01, **budget), first_layer=SmallCNN.first_layer
+            SmallCNN(),
+            method=config.method,
+            attack=config.attack(),
+            first_layer=SmallCNN.first_layer,
+            first_layer_rule=config.first_layer_rule,
+            clipnorm=config.clipnorm or None,
         )
         trainer.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9))
         trainer.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
@@ -102,45 +125,75 @@ def main(argv=None):
     parser.add_argument("--out", help="also write the table as JSON here")
     parser.add_argument("--limit", type=int, default=0, help="examples per split (smoke runs)")
     parser.add_argument("--epochs", type=int, default=0, help="override every method's epochs (smoke runs)")
+    parser.add_argument(
+        "--records", default="bench/results/yopo_speed_runs", help="finished runs' summaries (not smoke runs)"
+    )
+    parser.add_argument("--only", default="", help="comma-separated run folders, e.g. yopo5_3,pgd")
+    parser.add_argument("--no-train", action="store_true", help="table the finished runs only, train none")
     args = parser.parse_args(argv)
-    workdir = Path(args.workdir)
+    smoke = args.limit or args.epochs
+    workdir, records = Path(args.workdir), None if smoke else Path(args.records)
+    only = [name for name in args.only.split(",") if name]
+    unknown = sorted(set(only) - {folder for folder, *_ in RUNS})
+    if unknown:
+        parser.error(f"unknown run {unknown}; choose from {', '.join(folder for folder, *_ in RUNS)}")
     rows = []
     for folder, label, config, seeds in RUNS:
+        if only and folder not in only:
+            continue
         config = replace(config, limit=args.limit, epochs=args.epochs or config.epochs)
-        runs = [run(folder, replace(config, seed=seed), workdir) for seed in seeds]
+        runs = [
+            run(folder, replace(config, seed=seed), workdir, records, train_missing=not args.no_train)
+            for seed in seeds
+        ]
+        missing = [seed for seed, r in zip(seeds, runs) if r is None]
+        if missing:
+            print(f"{label}: seeds {missing} of {list(seeds)} not run yet (--no-train)")
+            seeds, runs = [s for s in seeds if s not in missing], [r for r in runs if r is not None]
+            if not runs:
+                continue
         row = {
             "method": label,
             "epochs": config.epochs,
             "learning_rate": config.learning_rate,
             "warmup_epochs": config.warmup_epochs,
             "seeds": list(seeds),
+            "missing_seeds": missing,
             "attack": runs[0]["attack"],
         }
         for key in ("train_seconds", "train_cpu_seconds", "clean_accuracy", "robust_accuracy"):
             values = [r[key] for r in runs]
             row |= {key: sum(values) / len(values), f"{key}_per_seed": values}
+        row["sources"] = sorted({r["source"] for r in runs if "source" in r})  # runs of another session
         rows.append(row)
-    pgd = next(r for r in rows if r["method"] == "PGD-10")
+    if not rows:
+        parser.error("no finished run to table: run without --no-train first")
+    pgd = next((r for r in rows if r["method"] == "PGD-10"), None)
+    yopo = next((r for r in rows if r["method"] == "YOPO-5-3"), None)
     print(f"SmallCNN on Fashion-MNIST, {rows[0]['attack']}; times are training only, this machine")
     print(f"{'method':<27}{'seeds':>6}{'epochs':>7}{'wall min':>10}{'÷ PGD-10':>10}{'CPU min':>9}"
           f"{'÷ PGD-10':>10}{'clean %':>9}{'robust % (range)':>24}")  # fmt: skip
     for r in rows:
-        r["wall_ratio"] = r["train_seconds"] / pgd["train_seconds"]
-        r["cpu_ratio"] = r["train_cpu_seconds"] / pgd["train_cpu_seconds"]
+        r["wall_ratio"] = r["train_seconds"] / pgd["train_seconds"] if pgd else float("nan")
+        r["cpu_ratio"] = r["train_cpu_seconds"] / pgd["train_cpu_seconds"] if pgd else float("nan")
         spread = [100 * v for v in r["robust_accuracy_per_seed"]]
         robust = f"{100 * r['robust_accuracy']:.2f}" + (
             f" ({min(spread):.2f}-{max(spread):.2f})" if len(spread) > 1 else ""
         )
         print(f"{r['method']:<27}{len(r['seeds']):>6}{r['epochs']:>7}{r['train_seconds'] / 60:>10.1f}"
               f"{r['wall_ratio']:>10.2f}{r['train_cpu_seconds'] / 60:>9.1f}{r['cpu_ratio']:>10.2f}"
-              f"{100 * r['clean_accuracy']:>9.2f}{robust:>24}")  # fmt: skip
-    yopo = next(r for r in rows if r["method"] == "YOPO-5-3")
-    gap = 100 * (pgd["robust_accuracy"] - yopo["robust_accuracy"])
-    goal = gap <= 1.5 and yopo["wall_ratio"] <= 0.25
-    print(
-        f"YOPO-5-3 vs PGD-10: robust accuracy {gap:.2f} points below, {yopo['wall_ratio']:.2f}x the wall "
-        f"time -> goal (<= 1.5 points, <= 0.25x) {'met' if goal else 'NOT met'}"
-    )
+              f"{100 * r['clean_accuracy']:>9.2f}{robust:>24}{' *' if r['sources'] else ''}")  # fmt: skip
+    for source in sorted({s for r in rows for s in r["sources"]}):
+        print(f"* from {source}")
+    gap = goal = None
+    if pgd and yopo:
+        gap = 100 * (pgd["robust_accuracy"] - yopo["robust_accuracy"])
+        goal = gap <= 1.5 and yopo["wall_ratio"] <= 0.25
+        partial = " (provisional: seeds missing)" if pgd["missing_seeds"] or yopo["missing_seeds"] else ""
+        print(
+            f"YOPO-5-3 vs PGD-10: robust accuracy {gap:.2f} points below, {yopo['wall_ratio']:.2f}x the wall "
+            f"time -> goal (<= 1.5 points, <= 0.25x) {'met' if goal else 'NOT met'}{partial}"
+        )
     costs = step_costs()
     print(
         "seconds per batch of 128: "

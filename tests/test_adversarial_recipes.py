@@ -48,9 +48,9 @@ def test_recipes_cover_the_paper_table_and_the_fashion_mnist_set():
     assert (trades.m, trades.n, trades.eps, trades.step, trades.learning_rate, trades.beta) == (
         3, 4, 0.031, 0.007, 0.2, 1.0
     )  # fmt: skip
-    fmnist_yopo = FASHION_MNIST["yopo5_3"]
-    assert fmnist_yopo.learning_rate == pytest.approx(FASHION_MNIST["pgd"].learning_rate * 2 / 5)
-    assert fmnist_yopo.clipnorm == 0 and fmnist_yopo.first_layer_rule == "paper"
+    fmnist_yopo = FASHION_MNIST["yopo5_3"]  # the stable setting of bench/yopo_stability.py (issue 13)
+    assert fmnist_yopo.learning_rate == pytest.approx(FASHION_MNIST["pgd"].learning_rate * 4 / 5)
+    assert (fmnist_yopo.clipnorm, fmnist_yopo.first_layer_rule, fmnist_yopo.epochs) == (10, "official", 8)
 
 
 def test_milestone_schedule_divides_by_ten_at_each_milestone():

@@ -95,7 +95,7 @@ class AdversarialTrainer(keras.Model):
     `G_j = dl_j/dW0`; its n inner steps move eta to `eta_j`, where the Hamiltonian part is
     `h_j = -d/dW0 <f0(clip(x + eta_j)), p_j>`. The step applies, by `first_layer_rule`:
 
-    - `"paper"` (default; the rule the published weights used): `sum_j h_j` (`G_j` discarded);
+    - `"paper"` (default): `sum_j h_j` (`G_j` discarded);
     - `"official"` (the authors' code under its pinned PyTorch 1.0.1, whose in-place gradient
       accumulation makes the restore of `conv1.weight.grad` a no-op from the second batch on):
       `sum_j (h_j + G_j)`;
@@ -106,7 +106,8 @@ class AdversarialTrainer(keras.Model):
     `clean_weight` (YOPO only, default 0) adds `clean_weight * CE(model(x), y)` of the clean batch to
     YOPO's summed gradients at the cost of one more full pass, as PGD training's loss adds CE(clean).
     `clipnorm` (any method) scales each step's gradient, summed over the replicas, to global norm at
-    most `clipnorm`.
+    most `clipnorm`. The published Fashion-MNIST YOPO-5-3 weights used `"official"` with `clipnorm=10`:
+    unclipped, either rule collapsed at some seeds (dying ReLUs; `bench/yopo_stability.py`).
     """
 
     def __init__(

@@ -14,7 +14,7 @@ PRESETS = {
     "small_cnn_yopo5_3_fashion_mnist": {
         **_COMMON,
         "description": "SmallCNN adversarially trained by YOPO-5-3 (L-inf eps 0.1) on Fashion-MNIST.",
-        "sha256": "079c0ae2fe6414e64cce57e15fe98f0116481d842e8e8c6f1c96beaad7127e01",
+        "sha256": "76c7d2028764e56c9171c7789b20fd29b0e44c228892cfd8931c02cab582816e",
     },
     "small_cnn_pgd10_fashion_mnist": {
         **_COMMON,
