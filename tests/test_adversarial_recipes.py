@@ -82,16 +82,16 @@ class RecordRule(keras.callbacks.Callback):
 
 
 def test_yopo_recipe_on_mock_data_writes_a_robust_preset(tmp_path):
-    """The official code's first-layer rule, clipping and warm-up, set as recipe settings, reach the
-    trainer and the card."""
+    """A first-layer rule, clipping and warm-up other than the recipe's, set as recipe settings, reach
+    the trainer and the card."""
     record = RecordRule()
     with tfds.testing.mock_data(num_examples=8):
         summary = train(
-            replace(SMOKE, first_layer_rule="official", clipnorm=2.0, warmup_epochs=0.5),
+            replace(SMOKE, first_layer_rule="official_torch2", clipnorm=2.0, warmup_epochs=0.5),
             tmp_path,
             callbacks=[record],
         )
-    assert record.rule == "official" and record.clipnorm == 2.0
+    assert record.rule == "official_torch2" and record.clipnorm == 2.0
     assert record.schedule.warmup_steps == 1  # half of the 2 steps of the epoch
     folder = tmp_path / "small_cnn_yopo2_1_fashion_mnist"
     assert summary["preset_dir"] == str(folder)
@@ -100,11 +100,11 @@ def test_yopo_recipe_on_mock_data_writes_a_robust_preset(tmp_path):
     assert model.outputs[0].shape[-1] == 10
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["train_command"] == (
-        "odezoo train small_cnn_yopo5_3_fashion_mnist --set m=2 --set n=1 --set first_layer_rule=official "
-        "--set epochs=1 --set batch_size=4 --set warmup_epochs=0.5 --set clipnorm=2.0 --set limit=8 "
-        "--workdir DIR"
+        "odezoo train small_cnn_yopo5_3_fashion_mnist --set m=2 --set n=1 "
+        "--set first_layer_rule=official_torch2 --set epochs=1 --set batch_size=4 --set warmup_epochs=0.5 "
+        "--set clipnorm=2.0 --set limit=8 --workdir DIR"
     )
-    described = "YOPO-2-1 adversarially trained (eps 0.1, step 0.01, first-layer rule official)"
+    described = "YOPO-2-1 adversarially trained (eps 0.1, step 0.01, first-layer rule official_torch2)"
     assert described in meta["description"]
     robust = {m["metric"]: m for m in meta["metrics"]}
     assert set(robust) == {"accuracy", "robust_accuracy"}
