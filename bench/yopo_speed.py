@@ -59,7 +59,8 @@ def run(name, config, workdir, records, *, train_missing=True):
     if metrics.is_file() and saved.is_file() and defaults | json.loads(saved.read_text()) == asdict(config):
         summary = json.loads(metrics.read_text())
     elif train_missing:
-        summary = train(config, folder)
+        train(config, folder)  # writes metrics.json: the summary and the per-epoch history
+        summary = json.loads(metrics.read_text())
     else:
         return None
     if not record:
