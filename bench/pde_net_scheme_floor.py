@@ -32,15 +32,13 @@ def upwind2(h, dt):
     """`(w, nu, c) -> w + dt (nu Lap w - c (u w_x + v w_y))`, compiled, with the simulator's stencils."""
     import tensorflow as tf
 
-    from odezoo.data.pde import burgers_rhs
+    from odezoo.data.pde import burgers_rhs, laplacian
 
     transport = burgers_rhs(0.0, h)  # nu = 0: minus the upwind advection alone
-    diffusion = burgers_rhs(1.0, h)  # minus transport: the Laplacian
 
     @tf.function
     def step(w, nu, c):
-        minus_advection = transport(w)
-        return w + dt * (nu * (diffusion(w) - minus_advection) + c * minus_advection)
+        return w + dt * (nu * laplacian(w, h) + c * transport(w))
 
     return lambda w, nu, c: step(w, tf.constant(nu, tf.float64), tf.constant(c, tf.float64)).numpy()
 
@@ -73,12 +71,11 @@ def rollout(step, w0, steps, nu, c):
 
 
 def relative_errors(path, truth):
-    """The evaluation's relative error per trajectory and frame (`rollout_errors`' definition); inf
-    where the rollout diverged."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        num = np.mean((path - truth) ** 2, axis=(2, 3, 4))
-        den = np.mean(np.var(truth, axis=(2, 3)), axis=-1)
-        errors = np.sqrt(num / den)
+    """`relative_error` (the evaluation's) per trajectory and frame of `(batch, frames, ...)` paths;
+    inf where the rollout diverged."""
+    from odezoo.models.pde_net.pde_net_eval import relative_error
+
+    errors = np.stack([relative_error(path[:, s], truth[:, s]) for s in range(truth.shape[1])], axis=1)
     return np.where(np.isfinite(errors), errors, np.inf)
 
 

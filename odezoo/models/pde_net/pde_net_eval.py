@@ -67,9 +67,19 @@ def coefficient_report(model, equation, threshold=1e-2):
     }
 
 
+def relative_error(u, truth):
+    """`sqrt(sum_c mean((u - truth)^2) / sum_c var(truth))` per field of a batch `(batch, ..., channels)`:
+    the rollout error of the cards; inf/nan where `u` diverged."""
+    spatial = tuple(range(1, truth.ndim - 1))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging model reports inf/nan
+        num = np.mean((u - truth) ** 2, axis=(*spatial, truth.ndim - 1))
+        den = np.mean(np.var(truth, axis=spatial), axis=-1)
+        return np.sqrt(num / den)
+
+
 def rollout_errors(model, trajectories, *, progress=None):
-    """Relative error `sqrt(sum_c mean((u_hat - u)^2) / sum_c var(u))` per trajectory and step, and the
-    model's path from the first trajectory's first frame.
+    """`relative_error` of the model's rollout per trajectory and step, and the model's path from the
+    first trajectory's first frame.
 
     `trajectories` is `(batch, steps + 1, grid, grid, channels)`; returns `((batch, steps + 1)` errors,
     `(steps + 1, grid, grid, channels)` path). `progress` is called once per step.
@@ -80,10 +90,7 @@ def rollout_errors(model, trajectories, *, progress=None):
     for s in range(1, truth.shape[1]):
         u = model.predict_on_batch(u)  # the compiled step
         path.append(u[0])
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging model reports inf/nan
-            num = np.mean((u - truth[:, s]) ** 2, axis=(1, 2, 3))
-            den = np.mean(np.var(truth[:, s], axis=(1, 2)), axis=-1)
-            errors.append(np.sqrt(num / den))
+        errors.append(relative_error(u, truth[:, s]))
         if progress:
             progress()
     return np.stack(errors, axis=1), np.stack(path)
