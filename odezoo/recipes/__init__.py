@@ -35,10 +35,16 @@ _CONFIGS = [
     (mean_field.train, mean_field.STANDARD),
     (durr.train, durr.DENOISE),
     (durr.train, durr.DEBLOCK),
-    *((translation.train, config) for config in (
-        translation.DICTIONARY, translation.TRANSFORMER_DICTIONARY, translation.IWSLT14, translation.WMT14,
-        translation.WMT14_BIG,
-    )),
+    *(
+        (translation.train, config)
+        for config in (
+            translation.DICTIONARY,
+            translation.TRANSFORMER_DICTIONARY,
+            translation.IWSLT14,
+            translation.WMT14,
+            translation.WMT14_BIG,
+        )
+    ),
     *((glue.train, config) for config in glue.CONFIGS),
     (masked_lm.train, masked_lm.MACARON_BERT_SMALL),
     (masked_lm.train, masked_lm.BERT_SMALL),

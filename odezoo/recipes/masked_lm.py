@@ -129,8 +129,11 @@ def train(config, workdir, *, callbacks=()):
                 WarmupLinearDecay(
                     config.learning_rate, int(config.warmup_ratio * total), total, config.warmup_init_lr
                 ),
-                beta_1=0.9, beta_2=0.999, epsilon=1e-6, weight_decay=config.weight_decay or None,
-            ),  # fmt: skip
+                beta_1=0.9,
+                beta_2=0.999,
+                epsilon=1e-6,
+                weight_decay=config.weight_decay or None,
+            ),
             loss=LabelSmoothedCrossEntropy(0.0),  # cross-entropy averaged over the masked positions
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")],
         )

@@ -229,8 +229,11 @@ def train(config, workdir, *, callbacks=()):
         model.compile(
             optimizer=keras.optimizers.Adam(
                 InverseSquareRoot(config.learning_rate, config.warmup_updates, config.warmup_init_lr),
-                beta_1=0.9, beta_2=0.98, epsilon=1e-8, weight_decay=config.weight_decay or None,
-            ),  # fmt: skip
+                beta_1=0.9,
+                beta_2=0.98,
+                epsilon=1e-8,
+                weight_decay=config.weight_decay or None,
+            ),
             loss=LabelSmoothedCrossEntropy(config.label_smoothing),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
@@ -365,6 +368,4 @@ def _tokenizer(config, train_pairs):
             "needs them to read new sentences."
         )
     dictionary = Dictionary.build([line for pair in train_pairs for line in pair])
-    return MacaronTokenizer(
-        dictionary, codes.read_text(encoding="utf-8"), source_lang=src, target_lang=tgt
-    )
+    return MacaronTokenizer(dictionary, codes.read_text(encoding="utf-8"), source_lang=src, target_lang=tgt)

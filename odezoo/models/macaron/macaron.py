@@ -182,9 +182,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             for i in range(num_layers)
         ]
         self.encoder_norm, self.decoder_norm = (
-            layer_norm(name, dtype=dtype)
-            if normalize_before
-            else None
+            layer_norm(name, dtype=dtype) if normalize_before else None
             for name in ("encoder_norm", "decoder_norm")
         )
 
