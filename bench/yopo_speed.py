@@ -197,11 +197,11 @@ def main(argv=None):
     if pgd and yopo:
         # the goal's time half from one process: both methods' batches timed side by side, times their
         # recipes' epochs (same batches per epoch); the table's ratios may compare runs of two machines
-        time_ratio = per_batch["YOPO-5-3"] * yopo["epochs"] / (per_batch["PGD-10"] * pgd["epochs"])
+        batch_ratio = per_batch["YOPO-5-3"] / per_batch["PGD-10"]
+        time_ratio = batch_ratio * yopo["epochs"] / pgd["epochs"]
         gap = 100 * (pgd["robust_accuracy"] - yopo["robust_accuracy"])
         goal = gap <= 1.5 and time_ratio <= 0.25
         partial = " (provisional: seeds missing)" if pgd["missing_seeds"] or yopo["missing_seeds"] else ""
-        batch_ratio = per_batch["YOPO-5-3"] / per_batch["PGD-10"]
         verdict = "met" if goal else "NOT met"
         print(
             f"YOPO-5-3 vs PGD-10: robust accuracy {gap:.2f} points below; training time {batch_ratio:.2f}x "
