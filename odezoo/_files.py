@@ -2,6 +2,7 @@
 moved into place only when complete, removed when anything fails."""
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +23,13 @@ def atomic_write(path, mode="w"):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path, obj):
+    """Writes `obj` as indented, key-sorted JSON to `path` atomically (`atomic_write`)."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
 
 
 def check_folder(path, flag):

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from odezoo._files import check_folder
+from odezoo._files import check_folder, write_json_atomic
 from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
-from odezoo.training import write_json_atomic
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("dynamic", "float16", "int8")

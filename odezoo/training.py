@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-from odezoo._files import atomic_write
+from odezoo._files import write_json_atomic
 from odezoo.errors import OdezooError
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu", "multi_worker")
@@ -388,12 +388,6 @@ class LinearWarmUp(keras.optimizers.schedules.LearningRateSchedule):
     @classmethod
     def from_config(cls, config):
         return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["warmup_steps"])
-
-
-def write_json_atomic(path, obj):
-    with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
 
 
 def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1e-3, gtol=2e-16):

@@ -10,9 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from odezoo._files import check_folder
+from odezoo._files import check_folder, write_json_atomic
 from odezoo.errors import OdezooError
-from odezoo.training import STATE_FILE, check_strategy, write_json_atomic
+from odezoo.training import STATE_FILE, check_strategy
 
 # Settings a run may change when it resumes: they do not alter what the checkpoints hold.
 RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset", "eval_trajectories", "eval_times")

@@ -149,7 +149,7 @@ def main(argv=None):
     if args.command == "continuum":
         from pathlib import Path
 
-        from odezoo.training import write_json_atomic
+        from odezoo._files import write_json_atomic
 
         rows = continuum_limit()
         out = Path(args.out)
