@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 
 import odezoo  # noqa: E402
 from odezoo.data.restoration import clean_images, degrade  # noqa: E402
+from odezoo.presets import resolve  # noqa: E402
 from odezoo.tasks.image_restoration import psnr, ssim  # noqa: E402
-from odezoo.zoo import resolve  # noqa: E402
 
 
 def scores(clean, restored):

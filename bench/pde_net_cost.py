@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from odezoo.data.pde import get_equation, simulate  # noqa: E402
-from odezoo.recipes.pde import BURGERS, stage_loss  # noqa: E402
+from odezoo.recipes.pde_net import BURGERS, stage_loss  # noqa: E402
 
 
 def build(dtype):

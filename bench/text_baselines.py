@@ -13,9 +13,9 @@ import numpy as np
 
 import odezoo
 from odezoo.data.glue import glue_examples, glue_task
-from odezoo.models.macaron.macaron_bert import CLS_ID
+from odezoo.models.macaron.macaron_bert_inputs import CLS_ID
+from odezoo.models.macaron.macaron_tasks import masked_lm_batches, masked_lm_text
 from odezoo.models.macaron.macaron_tokenizer import Dictionary
-from odezoo.tasks.text import masked_lm_batches, masked_lm_text
 
 
 def main():

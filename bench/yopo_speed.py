@@ -27,7 +27,7 @@ import platform
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from odezoo.recipes.adversarial import FASHION_MNIST, train
+from odezoo.recipes.convnets import FASHION_MNIST, train
 
 # (run folder, label, recipe config, seeds)
 RUNS = [

@@ -50,28 +50,7 @@ _LAZY = {
     "list_presets": "odezoo.presets",
     "load": "odezoo.zoo",
 }
-__all__ = [
-    "AdversarialTrainer",
-    "Attack",
-    "DURR",
-    "LMResNet",
-    "MacaronBert",
-    "MacaronTransformer",
-    "MeanFieldResNet",
-    "OdezooError",
-    "PDENet",
-    "PDENet2",
-    "PreActResNet18",
-    "SmallCNN",
-    "WideResNet",
-    "__version__",
-    "get_preset",
-    "list_presets",
-    "load",
-    "pgd",
-    "robust_evaluate",
-    "simulate",
-]
+__all__ = sorted([*_LAZY, "OdezooError", "__version__"])
 
 
 def __getattr__(name):

@@ -1,16 +1,14 @@
-"""Model cards: a preset folder's README.md (Hub metadata with the task's `model-index` entries) and
-the README's preset table."""
+"""Model cards: a preset folder's README.md (Hub metadata with the task's `model-index` entries).
+The README's preset table: `odezoo.zoo.preset_table`."""
 
 import inspect
 
 
-def model_card(cls, metadata) -> str:
-    """The preset's README.md: Hub metadata (pipeline tag, `model-index` results) and a short card."""
+def model_card(cls, task, metadata) -> str:
+    """The preset's README.md for a model of class `cls` doing `task` (`odezoo.tasks.Task`): Hub metadata
+    (pipeline tag, `model-index` results) and a short card."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    from odezoo.tasks import get_task
-
-    task = get_task(metadata.get("task") or cls.TASK)  # the instance's task (MacaronBert: by its head)
     name = metadata.get("preset", cls.__name__)
     metrics = metadata.get("metrics", [])
     results = [EvalResult(**entry) for entry in task.eval_results(metadata)]
@@ -43,31 +41,3 @@ def model_card(cls, metadata) -> str:
     if cls.CITATION:
         sections.append(f"## Citation\n\n```bibtex\n{cls.CITATION}\n```")
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
-
-
-def preset_table(names=None) -> str:
-    """The README's Markdown table of presets, with the headline result of bundled copies."""
-    from odezoo.presets import bundled_folder, get_preset, list_presets
-    from odezoo.pretrained import read_metadata
-    from odezoo.tasks import get_task
-
-    rows = [
-        "| preset | model | task | data | result (ours) | parameters | description |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name in names or list_presets():
-        preset = get_preset(name)
-        folder = bundled_folder(name)
-        meta = read_metadata(folder) if folder else {}
-        params = f"{meta['parameter_count']:,}" if "parameter_count" in meta else "—"
-        cells = [
-            f"`{name}`",
-            preset.model,
-            preset.task.replace("_", " "),
-            preset.dataset,
-            get_task(preset.task).headline(meta),
-            params,
-            preset.description,
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)

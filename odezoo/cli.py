@@ -1,9 +1,11 @@
-"""`odezoo list | info | predict | eval | simulate | train | export | push | convert` (parses and dispatches
-only)."""
+"""`odezoo list | info | predict | eval | train | export | push`, and the commands the families declare
+(`odezoo.commands`): parses and dispatches only.
+
+Each command imports what it needs inside its function (deferred: parsing and `odezoo list` start no
+TensorFlow)."""
 
 import argparse
-import dataclasses
-import difflib
+import importlib
 import json
 import os
 import sys
@@ -40,17 +42,9 @@ def build_parser():
     p = preset_parser("eval", "evaluate a preset as its task does (accuracy, rollout error, ...), as JSON")
     _task_options(p, "eval")
 
-    p = sub.add_parser("simulate", help="write simulated PDE trajectories (.npz) for training")
-    p.add_argument("equation", help="burgers2d, heat, cdr, linear_cd or nonlinear_diffusion")
-    p.add_argument("--n", type=int, default=8, help="number of trajectories")
-    p.add_argument(
-        "--steps", type=int, default=20, help="time steps (of the equation's dt) after the first frame"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--noise", type=float, help="noise level relative to each initial frame's std (default: the paper's)"
-    )
-    p.add_argument("--out", required=True, help="output folder")
+    commands, converters = family_commands()
+    for command in commands:
+        command.add_to(sub)
 
     p = sub.add_parser("train", help="run a training recipe")
     p.add_argument("recipe")
@@ -74,16 +68,11 @@ def build_parser():
     p.add_argument("repo_id", help="<org>/<name> on the Hub")
     p.add_argument("--private", action="store_true")
 
-    p = sub.add_parser("convert", help="write a preset folder from another framework's checkpoint")
-    p.add_argument(
-        "framework", choices=["fairseq"], help="fairseq: Macaron Net translation models and Macaron-BERT"
-    )
-    p.add_argument("checkpoint", help="the checkpoint file (checkpoint_*.pt)")
-    p.add_argument("--dict", required=True, dest="dictionary", help="the dict.txt it was trained with")
-    p.add_argument(
-        "--bpe-codes", help="subword-nmt or fastBPE codes of its data (for a dictionary of @@ subwords)"
-    )
-    p.add_argument("--out", required=True, help="the preset folder to write")
+    if converters:
+        p = sub.add_parser("convert", help="write a preset folder from another framework's checkpoint")
+        frameworks = p.add_subparsers(dest="framework", required=True, parser_class=_Parser)
+        for converter in converters:
+            converter.add_to(frameworks)
     return parser
 
 
@@ -119,7 +108,7 @@ def main(argv=None):
     try:
         if args.command != "list" or args.markdown:  # listing names reads the registry only
             _start_tensorflow()
-        result = COMMANDS[args.command](args)
+        result = _command(args)
     except OdezooError as error:
         print(f"odezoo {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -129,6 +118,41 @@ def main(argv=None):
     if result is not None:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def family_commands():
+    """`(commands, converters)`: the `COMMANDS` and `CONVERTERS` the families declare in their
+    `<family>_commands.py` (see `odezoo.commands`)."""
+    from odezoo.models import families
+
+    commands, converters = [], []
+    for family in families():
+        name = f"odezoo.models.{family}.{family}_commands"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        commands += getattr(module, "COMMANDS", ())
+        converters += getattr(module, "CONVERTERS", ())
+    return commands, converters
+
+
+def _command(args):
+    """Runs the command `args` names: odezoo's own, or one a family declares."""
+    if args.command in COMMANDS:
+        return COMMANDS[args.command](args)
+    commands, converters = family_commands()
+    if args.command == "convert":
+        return next(c for c in converters if c.name == args.framework).function()(args)
+    command = next(c for c in commands if c.name == args.command)
+    if not command.on_preset:
+        return command.function()(args)
+    from odezoo.zoo import load_resolved, resolve
+
+    resolved = resolve(args.preset, revision=args.revision)
+    return command.function()(args, model=load_resolved(resolved), metadata=resolved.metadata)
 
 
 def _start_tensorflow():
@@ -143,8 +167,8 @@ def _start_tensorflow():
 
 
 def _list(args):
-    from odezoo.cards import preset_table
     from odezoo.presets import list_presets
+    from odezoo.zoo import preset_table
 
     names = list_presets(args.pattern)
     if not names:
@@ -163,39 +187,21 @@ def _info(args):
 
 def _predict(args):
     from odezoo.eval import check_options
-    from odezoo.zoo import resolve
+    from odezoo.zoo import load_resolved, resolve
 
     resolved = resolve(args.preset, revision=args.revision)
-    model, metadata, options = resolved.load(), resolved.metadata, _options(args)
+    model, metadata, options = load_resolved(resolved), resolved.metadata, _options(args)
     check_options(model.task, options, "predict", args.preset)
     return model.task.predict(model, metadata, args.inputs, **options)
 
 
 def _eval(args):
     from odezoo.eval import evaluate
-    from odezoo.zoo import resolve
+    from odezoo.zoo import load_resolved, resolve
 
     resolved = resolve(args.preset, revision=args.revision)
-    model, metadata = resolved.load(), resolved.metadata
+    model, metadata = load_resolved(resolved), resolved.metadata
     return {"preset": args.preset, **evaluate(model, metadata=metadata, **_options(args))}
-
-
-def _simulate(args):
-    from odezoo.data.pde import simulate, write_trajectories
-
-    if args.n < 1 or args.steps < 0:
-        raise OdezooError(f"--n must be >= 1 and --steps >= 0. Received: --n {args.n} --steps {args.steps}")
-    trajectories = simulate(
-        args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise, progress=True
-    )
-    path = write_trajectories(trajectories, args.out, f"{trajectories.equation}_seed{args.seed}.npz")
-    return {
-        "path": str(path),
-        "shape": list(trajectories.u.shape),
-        "dt": trajectories.dt,
-        "h": trajectories.h,
-        "noise": trajectories.noise,
-    }
 
 
 def _train(args):
@@ -220,39 +226,7 @@ def _train(args):
         if not sep:
             raise OdezooError(f"--set takes KEY=VALUE. Received: --set {item!r}")
         changes[key] = value
-    config = dataclasses.replace(config, **_typed(config, changes, args.recipe))
-    return train(config, args.workdir)
-
-
-def _typed(config, changes, recipe):
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    typed = {}
-    for key, value in changes.items():
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise OdezooError(
-                f"Unknown setting {key!r} for recipe {recipe!r}.{hint} Settings: {', '.join(fields)}."
-            )
-        kind = type(getattr(config, key))
-        if not isinstance(value, str) or kind is str:  # from a JSON --config: its type must fit as it is
-            fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-            if not (fits or (kind is float and isinstance(value, int) and not isinstance(value, bool))):
-                raise OdezooError(
-                    f"Setting {key!r} takes a {kind.__name__}. Received: {value!r} ({type(value).__name__})"
-                )
-            typed[key] = float(value) if kind is float else value
-            continue
-        try:
-            if kind is bool:
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                typed[key] = value.lower() in ("true", "1")
-            else:
-                typed[key] = kind(value)
-        except ValueError:
-            raise OdezooError(f"Setting {key!r} takes a {kind.__name__}. Received: {value!r}") from None
-    return typed
+    return train(config.configure(changes, args.recipe), args.workdir)
 
 
 def _export(args):
@@ -277,22 +251,14 @@ def _push(args):
     return {"commit_url": push_folder(resolved.folder, args.repo_id, private=args.private)}
 
 
-def _convert(args):
-    from odezoo.models.macaron.macaron_convert import convert_fairseq
-
-    return convert_fairseq(args.checkpoint, args.dictionary, args.out, bpe_codes=args.bpe_codes)
-
-
 COMMANDS = {
     "list": _list,
     "info": _info,
     "predict": _predict,
     "eval": _eval,
     "train": _train,
-    "simulate": _simulate,
     "export": _export,
     "push": _push,
-    "convert": _convert,
 }
 
 if __name__ == "__main__":

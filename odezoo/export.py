@@ -23,6 +23,7 @@ import numpy as np
 from odezoo._files import check_folder, write_json_atomic
 from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
+from odezoo.tasks import Task
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("dynamic", "float16", "int8")
@@ -55,8 +56,6 @@ def export_model(
         `{"format", "path", "bytes"}` and the task's agreement fields (`max_abs_diff`, `tolerance`, ...);
         for a model with several outputs, `"outputs"`: those fields by output (`output_0`, ...).
     """
-    from odezoo.tasks import Task
-
     if fmt not in FORMATS:
         raise OdezooError(f"Unknown export format {fmt!r}; choose one of {FORMATS}.")
     if quantize is not None and (fmt != "tflite" or quantize not in QUANTIZATIONS):
@@ -69,6 +68,37 @@ def export_model(
         sample = task.sample_inputs(model, {})
     path = Path(path)
     expected = _arrays((reference or model)(sample, training=False))
+    artifact, flex, actual = _convert_and_run(model, path, fmt, quantize, allow_flex, sample, progress)
+    if flex:  # only with allow_flex; ai_edge_litert has no Flex delegate to run them
+        return {
+            "format": "tflite+flex",
+            "path": os.fspath(artifact),
+            "flex_ops": flex,
+            "max_abs_diff": None,
+            "note": "not checked: ai_edge_litert cannot run Flex ops; "
+            "check it in a runtime with the Flex delegate",
+        }
+    fields, problem = _agreement(task, expected, _arrays(actual), quantize or fmt)
+    report = {
+        "format": fmt + (f"+{quantize}" if quantize else ""),
+        "path": os.fspath(artifact),
+        **fields,
+        "bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
+        if artifact.is_dir()
+        else artifact.stat().st_size,
+    }
+    if problem:
+        raise OdezooError(
+            f"The {report['format']} export at {artifact} {problem}; it was kept for inspection but must "
+            "not be deployed."
+        )
+    return report
+
+
+def _convert_and_run(model, path, fmt, quantize, allow_flex, sample, progress):
+    """Writes the artifact under `path` and runs it on `sample` in its runtime: `(artifact, Flex ops,
+    outputs)` (no outputs where Flex ops are kept: they cannot run here). A failure removes the
+    folders this call created."""
     created = [p for p in (path, *path.parents) if not p.exists()]
     bar = progress if progress is not None else _stage_bar(f"export to {fmt}", 2)
     try:
@@ -94,30 +124,7 @@ def export_model(
     finally:
         if progress is None:
             bar.close()
-    if flex:  # only with allow_flex; ai_edge_litert has no Flex delegate to run them
-        return {
-            "format": "tflite+flex",
-            "path": os.fspath(artifact),
-            "flex_ops": flex,
-            "max_abs_diff": None,
-            "note": "not checked: ai_edge_litert cannot run Flex ops; "
-            "check it in a runtime with the Flex delegate",
-        }
-    fields, problem = _agreement(task, expected, _arrays(actual), quantize or fmt)
-    report = {
-        "format": fmt + (f"+{quantize}" if quantize else ""),
-        "path": os.fspath(artifact),
-        **fields,
-        "bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
-        if artifact.is_dir()
-        else artifact.stat().st_size,
-    }
-    if problem:
-        raise OdezooError(
-            f"The {report['format']} export at {artifact} {problem}; it was kept for inspection but must "
-            "not be deployed."
-        )
-    return report
+    return artifact, flex, actual
 
 
 def _arrays(outputs):
@@ -191,7 +198,7 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
     entry per part (`<preset>/<format>/<part>`), and the report `{"preset", "weights_sha256", "parts":
     {part: report}}`.
     """
-    from odezoo.zoo import resolve
+    from odezoo.zoo import load_resolved, resolve
 
     check_folder(output_dir, "--output-dir")
     manifest_path = Path(output_dir) / "MANIFEST.json"
@@ -199,7 +206,7 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
     with _stage_bar(f"export {preset} to {fmt}", 3) as bar:
         bar.set_postfix_str("load")
         resolved = resolve(preset, revision=revision)
-        model, metadata = resolved.load(), resolved.metadata
+        model, metadata = load_resolved(resolved), resolved.metadata
         name = resolved.name
         if fmt in model.task.unexportable:
             raise OdezooError(
@@ -252,14 +259,6 @@ def _read_manifest(path):
             "another --output-dir."
         )
     return manifest
-
-
-def float32_copy(model):
-    """The same model in float32 (for runtimes without float64 kernels)."""
-    copy = type(model).from_config({**model.get_config(), "dtype": "float32"})
-    copy.set_weights([np.asarray(w, "float32") for w in model.get_weights()])
-    copy(np.zeros((1, *copy.inputs[0].shape[1:]), "float32"))  # a called model, as the ONNX exporter wants
-    return copy
 
 
 def _run_saved_model(path, sample):

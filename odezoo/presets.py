@@ -1,23 +1,29 @@
-"""The preset registry: named, pretrained configurations of the zoo's models, as data.
+"""The preset registry, and where a preset's folder is.
 
-Each model family lists its presets in `odezoo/models/<family>/<family>_presets.py` (`PRESETS`:
-the model class by name, its config, the weights' sha256, provenance); the registry reads those
-files and nothing else, so listing presets starts no TensorFlow. Resolving a name to a folder and
-loading it: `odezoo.zoo`.
+Each model family lists its presets in `odezoo/models/<family>/presets.json` (name -> the model
+class's name, the weights' sha256, description, data set, paper); the registry reads those files
+and nothing else, so listing presets imports no model and starts no TensorFlow. The model's config
+is the preset folder's `config.json`. `resolve` finds the folder of a name: a local folder, the copy
+bundled with odezoo, or a Hugging Face Hub snapshot. Building the model: `odezoo.pretrained`.
 """
 
 import difflib
 import fnmatch
-import importlib
+import json
+import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from odezoo.errors import OdezooError
+from odezoo.hub import hub_snapshot
+from odezoo.preset_folder import read_metadata, verify_folder
 
 HF_ORG = "odezoo"
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Bundled presets: inside an installed wheel, else the clone's top-level weights/.
 BUNDLED_ROOTS = (PACKAGE_DIR / "_bundled", PACKAGE_DIR.parent / "weights")
+REGISTRY_FILE = "presets.json"  # in each family folder
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,9 @@ class Preset:
     """One registered preset.
 
     Args:
-        name: `<arch><size>_<dataset>[_<variant>]`, unique across the zoo.
+        name: `<arch><size>_[<variant>_]<dataset>`, unique across the zoo.
         family: the folder under `odezoo/models/` that holds the model.
-        model: the model class's name (`model_cls` imports it).
-        config: the model's constructor arguments.
+        model: the model class's name.
         description: one line for `odezoo list`.
         sha256: sha256 of `model.weights.h5`.
         dataset: the data set it was trained on.
@@ -40,21 +45,12 @@ class Preset:
     name: str
     family: str
     model: str
-    config: dict
     description: str
     sha256: str
     dataset: str
     hf_repo: str = ""
     license: str = "apache-2.0"
     paper: str = ""
-
-    @property
-    def model_cls(self):
-        return getattr(importlib.import_module(f"odezoo.models.{self.family}"), self.model)
-
-    @property
-    def task(self):
-        return self.model_cls.task_of(self.config)
 
 
 _REGISTRY: dict[str, Preset] = {}
@@ -64,20 +60,14 @@ def register(family, presets: dict[str, dict]) -> None:
     """Registers `presets` (name -> keyword arguments of `Preset`) of the family folder `family`."""
     for name, spec in presets.items():
         if name in _REGISTRY:
-            raise ValueError(f"Preset {name!r} is registered twice.")
+            raise OdezooError(f"Preset {name!r} is registered twice (family {family!r}).")
         _REGISTRY[name] = Preset(name=name, family=family, **{"hf_repo": f"{HF_ORG}/{name}", **spec})
 
 
 def _registry():
     if not _REGISTRY:
-        from odezoo.models import families
-
-        for family in families():
-            try:
-                module = importlib.import_module(f"odezoo.models.{family}.{family}_presets")
-            except ModuleNotFoundError:
-                continue  # a family without presets
-            register(family, module.PRESETS)
+        for path in sorted((PACKAGE_DIR / "models").glob(f"*/{REGISTRY_FILE}")):
+            register(path.parent.name, json.loads(path.read_text()))
     return _REGISTRY
 
 
@@ -102,3 +92,58 @@ def get_preset(name: str) -> Preset:
 def bundled_folder(name):
     """The preset folder `name` shipped with odezoo, or `None`."""
     return next((root / name for root in BUNDLED_ROOTS if (root / name / "config.json").is_file()), None)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A preset folder found for a name, with the registered preset it was named by (if any)."""
+
+    folder: Path
+    preset: Preset | None = None
+    revision: str | None = None
+
+    @cached_property
+    def metadata(self):
+        """`metadata.json`, read once."""
+        return read_metadata(self.folder)
+
+    @property
+    def name(self):
+        return self.metadata.get("preset") or self.folder.name
+
+    @property
+    def release(self):
+        """`(weights sha256, preset name)` this release of odezoo names for the folder, or `(None, "")`
+        (a folder, a Hub repository, or a pinned revision)."""
+        if self.preset is not None and self.revision is None:
+            return self.preset.sha256, self.preset.name
+        return None, ""
+
+    def verify(self):
+        """Checks every file of the folder against `metadata.json` (and the release's weights)."""
+        sha256, name = self.release
+        verify_folder(self.folder, self.metadata, expected_sha256=sha256, release=name)
+
+
+def resolve(name_or_path, *, revision=None) -> Resolved:
+    """The preset folder of a name, a local folder or `hf://org/repo`, downloaded if needed."""
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise OdezooError(
+            "Pass a preset name (`odezoo list`), a preset folder or 'hf://<org>/<repo>'. Received: "
+            f"{name_or_path!r} ({type(name_or_path).__name__})"
+        )
+    text = os.fspath(name_or_path)
+    if not text.strip():
+        raise OdezooError(
+            "No preset given: pass a preset name (`odezoo list`), a folder or hf://<org>/<repo>."
+        )
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return Resolved(path)
+    if text.startswith("hf://"):
+        return Resolved(hub_snapshot(text[len("hf://") :], revision), revision=revision)
+    if os.sep in text or text.startswith("."):
+        raise OdezooError(f"No preset folder at {text!r}: the path does not exist or is not a folder.")
+    preset = get_preset(text)
+    bundled = bundled_folder(text) if revision is None else None
+    return Resolved(bundled or hub_snapshot(preset.hf_repo, revision), preset, revision)

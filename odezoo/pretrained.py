@@ -1,15 +1,13 @@
-"""Preset folders: the model mixin (`from_pretrained`, `save_pretrained`, `push_to_hub`) and folder I/O.
+"""The model mixin (`from_pretrained`, `save_pretrained`, `push_to_hub`) and building a model from a
+preset folder (`load_folder`).
 
-A preset folder holds `config.json` (the serialised model), `model.weights.h5`, `metadata.json`
-(task, versions, parameter count, recipe, metrics, and the sha256 of every other file of the
-folder), `README.md` (the model card) and optional assets (a vocabulary, BPE codes, a plot).
-Every file that `metadata.json` lists is verified before the model is built. Where a name or a
-Hub repository is resolved to a folder: `odezoo.zoo`.
+The folder's format and its verification: `odezoo.preset_folder`. Where a name or a Hub repository
+is resolved to a folder: `odezoo.presets.resolve`. Every file that `metadata.json` lists is verified
+before the model is built.
 """
 
 import datetime
-import hashlib
-import json
+import importlib
 import os
 import shutil
 import tempfile
@@ -21,22 +19,43 @@ import numpy as np
 from keras.src.saving import saving_lib  # `objects_to_skip` is not in the public API
 
 from odezoo._version import __version__
+from odezoo.cards import model_card
 from odezoo.errors import OdezooError
+from odezoo.hub import push_folder
+from odezoo.preset_folder import (
+    CARD_FILE,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    preset_files,
+    read_json,
+    read_metadata,
+    sha256_of,
+    verify_folder,
+    write_json,
+    write_metadata,
+)
+from odezoo.presets import resolve
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
-METADATA_FILE = "metadata.json"
-CARD_FILE = "README.md"
+
+class _TaskName:
+    """`Model.TASK`: the name of the model's task (what `metadata.json` records), read off its task class."""
+
+    def __get__(self, model, cls):
+        config = getattr(model, "_odezoo_config", None)
+        task = cls.TASK_CLASS if config is None else cls.task_of(config)
+        return None if task is None else task.name
 
 
 class PretrainedMixin:
     """Loading, saving and publishing for odezoo models (mixed into `keras.Model`).
 
-    A model class sets `TASK` (a name in `odezoo.tasks.TASKS`) and ends its constructor with
-    `self.set_config(**keyword arguments)`: those are its config (`get_config`) and its attributes.
+    A model class sets `TASK_CLASS` (an `odezoo.tasks.Task` subclass: the family's own where it adds
+    behaviour) and ends its constructor with `self.set_config(**keyword arguments)`: those are its
+    config (`get_config`) and its attributes.
     """
 
-    TASK = None
+    TASK_CLASS = None
+    TASK = _TaskName()
     CITATION = ""
     # The preset folder `odezoo.load` built the model from (`None` for a model built in code): where
     # task hooks and model methods find the preset's assets, e.g. a translation preset's tokenizer.
@@ -50,16 +69,14 @@ class PretrainedMixin:
 
     @classmethod
     def task_of(cls, config):
-        """The task name of the model `config` builds (a class whose task depends on its head overrides
-        this); the registry reads it without building the model."""
-        return cls.TASK
+        """The task class of the model `config` builds (a class whose task depends on its head overrides
+        this): read without building the model."""
+        return cls.TASK_CLASS
 
     @property
     def task(self):
         """The model's task (`odezoo.tasks.Task`): input checks, evaluation, export checks, card."""
-        from odezoo.tasks import get_task
-
-        return get_task(self.TASK)
+        return self.task_of(self._odezoo_config).instance()
 
     def set_config(self, *, dtype=None, **config):
         """Records the constructor's keyword arguments (JSON-ready values) as config and attributes."""
@@ -102,9 +119,8 @@ class PretrainedMixin:
             **overrides: config changes, e.g. `num_classes=K` for fine-tuning (the
                 trunk is loaded, the head is new) or `dtype="float64"`.
         """
-        from odezoo.zoo import load
-
-        return load(name_or_path, expected_cls=cls, revision=revision, load_weights=load_weights, **overrides)
+        resolved = resolve(name_or_path, revision=revision)
+        return load_preset(resolved, expected_cls=cls, load_weights=load_weights, **overrides)
 
     def save_pretrained(self, directory, *, metadata=None, assets=None) -> Path:
         """Writes this model as a preset folder, atomically, never touching a file odezoo did not write.
@@ -141,7 +157,7 @@ class PretrainedMixin:
             check_free_space(staging, self, "the preset folder", factor=1)
             config = keras.saving.serialize_keras_object(self)
             config.pop("compile_config", None)
-            _write_json(staging / CONFIG_FILE, config)
+            write_json(staging / CONFIG_FILE, config)
             # The model's weights only: a training checkpoint keeps the optimizer's slots, a preset does not.
             optimizer = getattr(self, "optimizer", None)
             saving_lib.save_weights_only(
@@ -162,9 +178,7 @@ class PretrainedMixin:
                 "weights_sha256": sha256_of(staging / WEIGHTS_FILE),
                 "date_saved": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             }
-            from odezoo.cards import model_card
-
-            (staging / CARD_FILE).write_text(model_card(type(self), meta))
+            (staging / CARD_FILE).write_text(model_card(type(self), self.task, meta))
             write_metadata(staging, meta)
             for relative in keep:  # the user's files, carried into the new folder before the swap
                 _carry(directory / relative, staging / relative)
@@ -192,8 +206,6 @@ class PretrainedMixin:
 
         Returns the URL of the commit.
         """
-        from odezoo.hub import push_folder
-
         with tempfile.TemporaryDirectory() as tmp:
             folder = self.save_pretrained(Path(tmp) / "preset", metadata=metadata)
             return push_folder(folder, repo_id, private=private)
@@ -237,20 +249,6 @@ def _numpy_inputs(x):
     if isinstance(x, dict):
         return bool(x) and all(isinstance(v, np.ndarray) for v in x.values())
     return isinstance(x, np.ndarray)
-
-
-def preset_files(folder):
-    """The files of `folder` that odezoo wrote (relative names), if it is an odezoo preset folder, else
-    `None`: `metadata.json` names an odezoo version, and lists them (folders written before odezoo 0.2
-    list none: then the four files of the format and a PDE preset's `rollout.png`)."""
-    try:
-        metadata = json.loads((Path(folder) / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(metadata, dict) or "odezoo_version" not in metadata:
-        return None
-    listed = metadata.get("files") or {n: None for n in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "rollout.png")}
-    return {METADATA_FILE, *listed}
 
 
 def _files_to_keep(directory):
@@ -301,64 +299,6 @@ def check_free_space(folder, model, what, factor=2):
         )
 
 
-def write_metadata(folder, metadata):
-    """Writes `metadata.json` with the sha256 of every other file of `folder` under `"files"`."""
-    folder = Path(folder)
-    files = {
-        path.relative_to(folder).as_posix(): sha256_of(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != METADATA_FILE
-    }
-    _write_json(folder / METADATA_FILE, {**metadata, "files": files})
-
-
-def read_metadata(folder):
-    """`metadata.json` of a preset folder (a missing or damaged one raises saying so)."""
-    path = Path(folder) / METADATA_FILE
-    if not path.is_file() and not (Path(folder) / CONFIG_FILE).is_file():
-        raise OdezooError(
-            f"{folder} is not a preset folder (it holds no {METADATA_FILE} or {CONFIG_FILE}): pass a preset "
-            "name (`odezoo list`), a folder written by `save_pretrained` or hf://<org>/<repo>."
-        )
-    if not path.is_file():
-        raise OdezooError(
-            f"Preset folder {folder} is missing {METADATA_FILE}: it is incomplete. Delete it and "
-            "download it again, or write it anew with `save_pretrained`."
-        )
-    return read_json(path)
-
-
-def verify_folder(folder, metadata, *, weights=True, expected_sha256=None, release=""):
-    """Checks every file `metadata["files"]` lists against its sha256 (folders written before odezoo
-    0.2 list none: then the weights against `weights_sha256`); `expected_sha256` is the registry's
-    weights sha256 for a named preset of this release."""
-    folder = Path(folder)
-    listed = dict(metadata.get("files") or {WEIGHTS_FILE: metadata.get("weights_sha256")})
-    if not weights:
-        listed.pop(WEIGHTS_FILE, None)
-    needed = [CONFIG_FILE] + ([WEIGHTS_FILE] if weights else [])
-    missing = [name for name in dict.fromkeys([*needed, *listed]) if not (folder / name).is_file()]
-    if missing:
-        raise OdezooError(
-            f"Preset folder {folder} is missing {', '.join(missing)}: it is incomplete. Delete it and "
-            "download it again, or write it anew with `save_pretrained`."
-        )
-    if expected_sha256 is not None and metadata.get("weights_sha256") != expected_sha256:
-        raise OdezooError(
-            f"{folder / METADATA_FILE} records weights sha256 {metadata.get('weights_sha256')} but preset "
-            f"{release!r} of odezoo {__version__} is {expected_sha256}: the folder is from another "
-            "release. Pass `revision=` for it, or delete it and download again."
-        )
-    for name, expected in listed.items():
-        actual = sha256_of(folder / name)
-        if actual != expected:
-            raise OdezooError(
-                f"File {folder / name} is corrupt or truncated: its sha256 is {actual[:16]}..., expected "
-                f"{(expected or 'none recorded')[:16]}.... Delete the preset folder and download it again, "
-                "or write it anew with `save_pretrained`."
-            )
-
-
 def load_folder(
     folder,
     *,
@@ -367,6 +307,7 @@ def load_folder(
     load_weights=True,
     expected_sha256=None,
     release="",
+    import_classes=None,
     **overrides,
 ):
     """Builds the model a preset folder describes and loads its verified weights.
@@ -379,7 +320,7 @@ def load_folder(
     metadata = read_metadata(folder) if metadata is None else metadata
     verify_folder(folder, metadata, weights=load_weights, expected_sha256=expected_sha256, release=release)
     config = read_json(folder / CONFIG_FILE)
-    cls = model_class(config, folder)
+    cls = model_class(config, folder, import_classes)
     if expected_cls is not None and not issubclass(cls, expected_cls):
         raise OdezooError(
             f"Preset {release or os.fspath(folder)!r} is a `{cls.__name__}`; call "
@@ -418,21 +359,29 @@ def load_folder(
     return model
 
 
-def model_class(config, folder):
-    """The odezoo model class a `config.json` names (its module is imported: odezoo's own only)."""
-    import importlib
+def load_preset(resolved, **kwargs):
+    """Builds the model of a resolved preset folder (`odezoo.presets.resolve`; keyword arguments as
+    `load_folder`'s); a registered preset (no revision pinned) must carry this release's weights."""
+    sha256, name = resolved.release
+    return load_folder(
+        resolved.folder, metadata=resolved.metadata, expected_sha256=sha256, release=name, **kwargs
+    )
 
+
+def model_class(config, folder, import_classes=None):
+    """The odezoo model class a `config.json` names: its module (odezoo's own only) is imported and the
+    class found by its registered name; for a folder written under a module name that has since moved,
+    `import_classes()` (if given: `odezoo.load` imports every family) is called and the name looked up
+    again."""
     module = config.get("module") or ""
     if module.startswith("odezoo."):
         try:
             importlib.import_module(module)
         except ImportError:
-            pass  # a module renamed since the folder was written: the registered name still finds it
+            pass  # a module renamed since the folder was written: the registered name may still find it
     cls = keras.saving.get_registered_object(config.get("registered_name") or "")
-    if cls is None:  # written under another module name: every family registers its classes
-        import odezoo.models
-
-        odezoo.models.import_all()
+    if cls is None and import_classes is not None:
+        import_classes()
         cls = keras.saving.get_registered_object(config.get("registered_name") or "")
     if not (isinstance(cls, type) and issubclass(cls, PretrainedMixin)):
         raise OdezooError(
@@ -440,27 +389,6 @@ def model_class(config, folder):
             "model; it is no preset folder."
         )
     return cls
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise OdezooError(
-            f"{path} is not valid JSON ({error}); the preset folder is damaged: download it again."
-        ) from None
-
-
-def _write_json(path, obj):
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _load_weights(model, weights, overrides):

@@ -1,4 +1,5 @@
-"""Training machinery shared by recipes (TensorFlow-specific): strategies and resumable checkpoints."""
+"""Training machinery shared by recipes (TensorFlow-specific): strategies, resumable checkpoints,
+learning-rate schedules and BFGS."""
 
 import json
 import math
@@ -73,7 +74,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory):
         super().__init__()
         self.directory = Path(directory)
-        self.state_path = self.directory / STATE_FILE
         self.history = []
         self._start = (0.0, 0.0)
 
@@ -90,15 +90,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def restore(self, model):
         """Loads the last finished epoch into `model` (compiled); returns the epoch to start at."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.state_path.is_file():
+        epoch, weights, history = read_checkpoint(self.directory, "epoch")
+        if not epoch:
             return 0
-        state = json.loads(self.state_path.read_text())
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.directory / state["weights"])
-        self.history = state["history"]
-        remove_other_checkpoints(self.directory, "epoch", state["weights"])
-        return state["epoch"]
+        model.load_weights(weights)
+        self.history = history
+        remove_other_checkpoints(self.directory, "epoch", weights.name)
+        return epoch
 
     def on_epoch_end(self, epoch, logs=None):
         wall, cpu = time.perf_counter() - self._start[0], time.process_time() - self._start[1]
@@ -109,8 +109,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 def checkpointed_epoch(directory):
     """The last epoch `EpochCheckpoint` finished in `directory` (0: none), without loading anything."""
-    state = Path(directory) / STATE_FILE
-    return json.loads(state.read_text())["epoch"] if state.is_file() else 0
+    return read_checkpoint(directory, "epoch")[0]
+
+
+def read_checkpoint(directory, unit):
+    """`(index, weights path, history)` of the last `<unit>` checkpoint `write_checkpoint` wrote in
+    `directory`, read from its `state.json`; `(0, None, [])` where there is none."""
+    state_path = Path(directory) / STATE_FILE
+    if not state_path.is_file():
+        return 0, None, []
+    state = json.loads(state_path.read_text())
+    return state[unit], Path(directory) / state["weights"], state["history"]
 
 
 def write_checkpoint(directory, model, unit, index, history):
@@ -388,6 +397,41 @@ class LinearWarmUp(keras.optimizers.schedules.LearningRateSchedule):
     @classmethod
     def from_config(cls, config):
         return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["warmup_steps"])
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class InverseSquareRoot(keras.optimizers.schedules.LearningRateSchedule):
+    """fairseq's `inverse_sqrt`: `lr(t) = init + (peak - init) · t / warmup` for `t < warmup`, then
+    `peak · sqrt(warmup / t)`."""
+
+    def __init__(self, peak, warmup, init=1e-7):
+        self.peak, self.warmup, self.init = float(peak), int(warmup), float(init)
+
+    def __call__(self, step):
+        t = keras.ops.cast(step, "float32") + 1.0  # fairseq counts updates from 1
+        rising = self.init + (self.peak - self.init) * t / self.warmup
+        return keras.ops.where(t < self.warmup, rising, self.peak * keras.ops.sqrt(self.warmup / t))
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup": self.warmup, "init": self.init}
+
+
+@keras.saving.register_keras_serializable(package="odezoo")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`lr(t) = init + (peak - init) · t / warmup` for `t < warmup`, then linear from `peak` to 0 at
+    `total` (fairseq's `polynomial_decay` with power 1 and end rate 0); `t` counts updates from 1."""
+
+    def __init__(self, peak, warmup, total, init=1e-7):
+        self.peak, self.warmup, self.total, self.init = float(peak), int(warmup), int(total), float(init)
+
+    def __call__(self, step):
+        t = keras.ops.cast(step, "float32") + 1.0
+        rising = self.init + (self.peak - self.init) * t / max(self.warmup, 1)
+        falling = self.peak * keras.ops.maximum(self.total - t, 0.0) / max(self.total - self.warmup, 1)
+        return keras.ops.where(t < self.warmup, rising, falling)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup": self.warmup, "total": self.total, "init": self.init}
 
 
 def minimize(loss_fn, variables, *, method="bfgs", maxiter=2000, learning_rate=1e-3, gtol=2e-16):

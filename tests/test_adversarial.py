@@ -1,4 +1,4 @@
-"""Attacks and adversarial training, YOPO's faithfulness tests of models.md 5.5 (issue 3)."""
+"""Attacks and adversarial training, YOPO's faithfulness tests of docs/papers.md#yopo-tests (issue 3)."""
 
 import keras
 import numpy as np
@@ -119,8 +119,8 @@ def _yopo_gradients_by_hand(model, x, y, eta, *, m, n, eps, step):
 def test_first_layer_update_is_the_hamiltonian_part_plus_the_full_pass_gradients_of_its_rule(rule):
     """One YOPO-3-2 step under SGD(1) applies `W - W_new` = sum_j h_j for f0 under the paper's rule,
     plus sum_j G_j under "official", plus G_2 + G_3 for the kernel and sum_j G_j for the bias under
-    "official_torch2"; g always gets sum_j G_j (models.md 5.1). The random start is replayed from the
-    seed; h_j and G_j come from `_yopo_gradients_by_hand`."""
+    "official_torch2"; g always gets sum_j G_j (docs/papers.md#yopo-hamiltonian). The random start is replayed
+    from the seed; h_j and G_j come from `_yopo_gradients_by_hand`."""
     model = tiny_cnn(first_bias=True)
     x, y = batch()
     m, n, eps, step = 3, 2, 0.1, 0.02

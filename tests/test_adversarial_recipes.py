@@ -17,14 +17,14 @@ from odezoo import OdezooError
 from odezoo.models.convnets import SmallCNN
 from odezoo.models.convnets.convnets import ARCHITECTURES
 from odezoo.recipes import RECIPES
-from odezoo.recipes.adversarial import CIFAR10, FASHION_MNIST, build_model, recipes, train
+from odezoo.recipes.convnets import CIFAR10, CONFIGS, FASHION_MNIST, build_model, train
 from odezoo.training import learning_rate_schedule
 
 SMOKE = replace(FASHION_MNIST["yopo5_3"], m=2, n=1, epochs=1, batch_size=4, limit=8)
 
 
 def test_recipes_cover_the_paper_table_and_the_fashion_mnist_set():
-    names = set(recipes())
+    names = {config.preset_name() for config in CONFIGS}
     assert {
         "wrn34_10_natural_cifar10",
         "wrn34_10_pgd10_cifar10",
@@ -37,9 +37,9 @@ def test_recipes_cover_the_paper_table_and_the_fashion_mnist_set():
         "small_cnn_pgd10_fashion_mnist",
     } <= names
     assert names <= set(RECIPES)
-    for name, config in recipes().items():
+    for config in CONFIGS:
         config.attack()  # a valid budget
-        assert config.architecture in ARCHITECTURES and name == config.preset_name()
+        assert config.architecture in ARCHITECTURES
     yopo, pgd = CIFAR10["wrn34_10_yopo5_3"], CIFAR10["wrn34_10_pgd10"]
     # the official code: lr 0.1 * 4 / m for YOPO on WRN, eps 8/255, step 2/255, 36 vs 105 epochs
     assert yopo.learning_rate == pytest.approx(0.08) and (yopo.eps, yopo.step) == (8 / 255, 2 / 255)

@@ -1,6 +1,7 @@
-"""`odezoo convert fairseq`: synthetic checkpoints in fairseq's exact layout (models.md 2.4b), the
-converted model against a NumPy forward pass of fairseq's equations (models.md 2.1) on the state
-dict, and one clear message per bad input, a checkpoint that would run code included."""
+"""`odezoo convert fairseq`: synthetic checkpoints in fairseq's exact layout
+(docs/papers.md#macaron-checkpoints), the converted model against a NumPy forward pass of fairseq's equations
+(docs/papers.md#macaron-layer) on the state dict, and one clear message per bad input, a checkpoint that would
+run code included."""
 
 import argparse
 import math
@@ -177,7 +178,8 @@ def files(tmp_path, fairseq_meters):
     return checkpoint, write_dict(tmp_path / "dict.de-en.txt"), codes, state
 
 
-# === A forward pass of fairseq's equations (models.md 2.1, 2.4b), NumPy float64 ===
+# === A forward pass of fairseq's equations (docs/papers.md#macaron-layer, #macaron-checkpoints),
+# NumPy float64 ===
 
 
 def sinusoids(positions):
@@ -316,7 +318,7 @@ def test_converted_model_matches_fairseq_equations(files, tmp_path, fairseq_mete
 
 def test_preset_folder_keeps_fairseq_ids_and_provenance(files, tmp_path):
     from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
-    from odezoo.pretrained import read_metadata, sha256_of
+    from odezoo.preset_folder import read_metadata, sha256_of
 
     checkpoint, dictionary, codes, _ = files
     assert main(["convert", "fairseq", str(checkpoint), "--dict", str(dictionary), "--bpe-codes", str(codes),

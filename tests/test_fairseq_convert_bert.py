@@ -1,7 +1,7 @@
 """`odezoo convert fairseq` on the BERT fork's checkpoints: synthetic ones in the fork's exact layout
-(models.md 2.4b; `FairseqBertModel` / `FairseqClassifierModel` of the fork), the converted `MacaronBert`
-against a NumPy forward pass of the fork's equations (models.md 2.3) on the state dict, the preset's
-fastBPE tokenizer, and one clear message per bad input."""
+(docs/papers.md#macaron-checkpoints; `FairseqBertModel` / `FairseqClassifierModel` of the fork), the converted
+`MacaronBert` against a NumPy forward pass of the fork's equations (docs/papers.md#macaron-bert) on the state
+dict, the preset's fastBPE tokenizer, and one clear message per bad input."""
 
 import argparse
 import math
@@ -26,7 +26,7 @@ from test_fairseq_convert import (  # the translation converter's checkpoint wri
 import odezoo
 from odezoo.cli import main
 from odezoo.errors import OdezooError
-from odezoo.models.macaron.macaron_bert import CLS_ID, encode_examples, pack_inputs
+from odezoo.models.macaron.macaron_bert_inputs import CLS_ID, encode_examples, pack_inputs
 from odezoo.models.macaron.macaron_convert import BERT_ARCHITECTURES, convert_fairseq
 
 pytestmark = pytest.mark.convert
@@ -111,7 +111,8 @@ def bert_state(arch="transformer_bert_base_macaron", seed=0, n_classes=3):
     return state
 
 
-# === A forward pass of the fork's equations (models.md 2.3, 2.4b), NumPy float64 ===
+# === A forward pass of the fork's equations (docs/papers.md#macaron-bert, #macaron-checkpoints),
+# NumPy float64 ===
 
 
 def norm(x):
@@ -196,8 +197,8 @@ def test_converted_model_matches_the_forks_equations(arch, bert_files, tmp_path,
 
 
 def test_embed_out_may_be_absent(bert_files, tmp_path, fairseq_meters):  # noqa: F811
-    """models.md 2.4b lists no `embed_out`; the fork's `FairseqBertModel` registers the shared embedding
-    under that name too. Either way the logits are the token embedding's."""
+    """docs/papers.md#macaron-checkpoints lists no `embed_out`; the fork's `FairseqBertModel` registers the
+    shared embedding under that name too. Either way the logits are the token embedding's."""
     checkpoint, dictionary, codes, state = bert_files
     without = {k: v for k, v in state.items() if k != "embed_out"}
     other = save_checkpoint(tmp_path / "no_embed_out.pt", fairseq_meters, without, bert_args())
@@ -209,7 +210,7 @@ def test_embed_out_may_be_absent(bert_files, tmp_path, fairseq_meters):  # noqa:
 
 
 def test_preset_holds_the_forks_dictionary_and_fastbpe_tokenizer(bert_files, tmp_path):
-    from odezoo.pretrained import read_metadata
+    from odezoo.preset_folder import read_metadata
 
     checkpoint, dictionary, codes, _ = bert_files
     argv = ["convert", "fairseq", str(checkpoint), "--dict", str(dictionary), "--bpe-codes", str(codes)]

@@ -1,5 +1,5 @@
-"""GLUE (models.md 2.3): the tasks as TFDS stores them, the metrics against values computed by hand,
-the fork's encoding of sentences and pairs, `odezoo eval --dataset glue/<task>` on mock data, the
+"""GLUE (docs/papers.md#macaron-glue): the tasks as TFDS stores them, the metrics against values computed by
+hand, the fork's encoding of sentences and pairs, `odezoo eval --dataset glue/<task>` on mock data, the
 recipes' hyperparameters and schedule, and one line for each bad input."""
 
 import json
@@ -16,9 +16,11 @@ from test_cli import fails, run  # noqa: E402
 from odezoo.data.glue import GLUE_TASKS, glue_examples, glue_metrics, glue_task  # noqa: E402
 from odezoo.errors import OdezooError  # noqa: E402
 from odezoo.models import MacaronBert  # noqa: E402
-from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs  # noqa: E402
+from odezoo.models.macaron.macaron_bert_inputs import encode_examples, pack_inputs  # noqa: E402
 from odezoo.models.macaron.macaron_tokenizer import Dictionary, MacaronTokenizer  # noqa: E402
-from odezoo.recipes import RECIPES, glue  # noqa: E402
+from odezoo.recipes import RECIPES  # noqa: E402
+from odezoo.recipes.macaron import glue  # noqa: E402
+from odezoo.training import WarmupLinearDecay  # noqa: E402
 
 WORDS = ["the", "cat", "sat", "a", "dog", "ran", "."]  # ids 6..12 after <mask> = 4 and <cls> = 5
 TINY = {"num_layers": 1, "hidden_dim": 8, "num_heads": 2, "intermediate_dim": 16, "max_positions": 12,
@@ -158,7 +160,8 @@ def test_cli_predict_names_the_label_from_the_logits(capsys, tmp_path):
 
 
 def test_recipes_carry_the_fork_table():
-    """models.md 2.3's table, row by row (WNLI: RTE's row, ours); one recipe per task and MNLI-mm."""
+    """the table at docs/papers.md#macaron-glue, row by row (WNLI: RTE's row, ours); one recipe per task and
+    MNLI-mm."""
     table = {  # task: epochs, batch, lr, wd, loss, symmetric
         "cola": (5, 32, 3e-5, 0.0, "binary", False),
         "mrpc": (4, 16, 5e-5, 0.0, "binary", True),
@@ -199,7 +202,7 @@ def test_recipe_settings_are_checked(change, message):
 
 
 def test_schedule_warms_up_from_1e_7_then_decays_linearly_to_zero():
-    schedule = glue.WarmupLinearDecay(1e-4, 10, 110, 1e-7)
+    schedule = WarmupLinearDecay(1e-4, 10, 110, 1e-7)
     lr = [float(schedule(step)) for step in (0, 4, 9, 10, 59, 109, 200)]  # updates 1, 5, 10, 11, ...
     expected = [1e-7 + (1e-4 - 1e-7) * 0.1, 1e-7 + (1e-4 - 1e-7) * 0.5, 1e-4, 1e-4 * 99 / 100, 5e-5, 0, 0]
     np.testing.assert_allclose(lr, expected, rtol=1e-5, atol=1e-12)

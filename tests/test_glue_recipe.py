@@ -16,7 +16,8 @@ from test_glue import tiny_preset  # noqa: E402
 
 import odezoo  # noqa: E402
 from odezoo.data.glue import glue_task  # noqa: E402
-from odezoo.recipes import RECIPES, glue  # noqa: E402
+from odezoo.recipes import RECIPES  # noqa: E402
+from odezoo.recipes.macaron import glue  # noqa: E402
 
 RECIPES_OF_GLUE = {
     name: config

@@ -13,9 +13,9 @@ from odezoo.data import text
 from odezoo.data.glue import glue_metrics, glue_task
 from odezoo.data.text import SUBJECT_TAGS, _key, dictionary_english, dictionary_tags
 from odezoo.errors import OdezooError
-from odezoo.models.macaron.macaron_bert import CLS_ID, MASK_ID, mask_tokens, pack_sentences
-from odezoo.recipes import RECIPES, glue, masked_lm
-from odezoo.recipes.translation import LabelSmoothedCrossEntropy
+from odezoo.models.macaron.macaron_bert_inputs import CLS_ID, MASK_ID, mask_tokens, pack_sentences
+from odezoo.recipes import RECIPES
+from odezoo.recipes.macaron import LabelSmoothedCrossEntropy, glue, masked_lm
 
 HEADER = "# Version :: 1.9\n"
 needs_debian = pytest.mark.skipif(

@@ -1,5 +1,5 @@
 """Mean-field ResNet recipe (issue 12): names, settings checked first, a run on Fashion-MNIST that
-records accuracy under random block orders, and the order measurement's command line."""
+records accuracy under random block orders with the command that repeats it."""
 
 import json
 from dataclasses import replace
@@ -35,8 +35,7 @@ def test_a_run_records_accuracy_under_random_block_orders_and_writes_a_loadable_
     assert {m["metric"] for m in meta["metrics"]} == {"accuracy", "loss"}  # what `odezoo eval` repeats
     orders = meta["block_orders"]
     assert orders["command"] == (
-        "python -m odezoo.models.mean_field.mean_field_eval orders "
-        "mean_field_resnet2_w3_reordered_fashion_mnist --orders 2"
+        "odezoo block-orders mean_field_resnet2_w3_reordered_fashion_mnist --orders 2"
     )
     assert orders["random_order_min"] == summary["accuracy_random_order_min"] <= orders["random_order_mean"]
     assert orders["random_orders"] == mean_field_eval.random_orders(2, 2, seed=0) == [[1, 0], [1, 0]]
@@ -69,13 +68,3 @@ def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path, change
         train(replace(SMOKE, **change), tmp_path / "run")
     assert message in str(error.value)
     assert not (tmp_path / "run").exists()
-
-
-def test_the_order_measurement_refuses_a_model_without_blocks_in_one_line(capsys):
-    with pytest.raises(SystemExit) as exit:
-        mean_field_eval.main(["orders", "lm_resnet20_fashion_mnist"])
-    assert exit.value.code == 2
-    assert capsys.readouterr().err.strip() == (
-        "error: Block orders exist in MeanFieldResNet presets only; 'lm_resnet20_fashion_mnist' is a "
-        "LMResNet. `odezoo list` shows the presets with their models."
-    )

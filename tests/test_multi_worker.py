@@ -175,7 +175,7 @@ def test_recipe_under_multi_worker_strategy_resumes_and_writes_a_loadable_preset
     import json, os
     from dataclasses import replace
     import tensorflow_datasets as tfds
-    from odezoo.recipes.image_classification import FASHION_MNIST, train
+    from odezoo.recipes.lm_resnet import FASHION_MNIST, train
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     config = replace(FASHION_MNIST, depth=8, width=2, epochs=EPOCHS, batch_size=4, limit=8,
                      strategy="multi_worker")

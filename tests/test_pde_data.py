@@ -1,4 +1,4 @@
-"""PDE simulators against exact facts (issue 4, models.md 4.2-4.5)."""
+"""PDE simulators against exact facts (issue 4, docs/papers.md#pde-net)."""
 
 import math
 import re
@@ -64,8 +64,9 @@ def _frozen_block(u, dt, coefficients, n):
 
 
 def test_v1_solver_matches_a_frozen_7x7_delta_t_block_and_pins_the_axes():
-    """models.md 4.5.6: one forward-Euler block of frozen 7 x 7 filters with the true coefficients
-    agrees with the spectral solver to O(dt^2) + O(h^6); swapping the axes breaks the agreement."""
+    """docs/papers.md#pde-net-test-6: one forward-Euler block of frozen 7 x 7 filters with the true
+    coefficients agrees with the spectral solver to O(dt^2) + O(h^6); swapping the axes breaks the
+    agreement."""
     eq = pde.get_equation("linear_cd")
     rng = np.random.default_rng(0)
     fine = pde._initial(eq, rng, 2)

@@ -9,7 +9,7 @@ import pytest
 from odezoo import cli
 from odezoo.errors import OdezooError
 from odezoo.recipes import RECIPES
-from odezoo.recipes.pde import BURGERS, LINEAR_CD, train
+from odezoo.recipes.pde_net import BURGERS, LINEAR_CD, train
 
 TINY = dict(batch=2, maxiter=3, eval_trajectories=2, eval_times="0.03")
 
@@ -124,8 +124,9 @@ def test_simulate_command_writes_trajectories(tmp_path, capsys):
 
 def test_pde_export_is_float32_and_close_to_the_float64_model(tmp_path):
     from odezoo.data.pde import simulate
-    from odezoo.export import export_model, float32_copy
+    from odezoo.export import export_model
     from odezoo.models.pde_net import PDENet2
+    from odezoo.models.pde_net.pde_net_task import float32_copy
 
     model = PDENet2(channels=("u",), grid=32)
     sample = simulate("heat", batch=4, steps=0, seed=1, noise=0.0).u[:, 0].astype("float32")

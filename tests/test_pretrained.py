@@ -17,7 +17,9 @@ from odezoo import hub as hub_module
 from odezoo import presets as presets_module
 from odezoo import pretrained as pretrained_module
 from odezoo import zoo as zoo_module
+from odezoo.preset_folder import read_metadata, sha256_of, write_metadata
 from odezoo.pretrained import PretrainedMixin
+from odezoo.tasks.image_classification import ImageClassification
 
 TINY = {"depth": 8, "num_classes": 4, "image_shape": (8, 8, 1), "width": 2}
 X = np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype("float32")
@@ -48,7 +50,6 @@ def registered(monkeypatch, tmp_path):
             name="tiny_test",
             family="lm_resnet",
             model="LMResNet",
-            config=TINY,
             description="tiny",
             sha256=sha256,
             dataset="fashion_mnist",
@@ -71,7 +72,7 @@ def _hub_cache(root, repo_id, commits):
         snapshot = repo / "snapshots" / commit
         snapshot.mkdir(parents=True)
         for file in source.iterdir():
-            blob = repo / "blobs" / pretrained_module.sha256_of(file)
+            blob = repo / "blobs" / sha256_of(file)
             shutil.copyfile(file, blob)
             (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
         (repo / "refs" / ref).write_text(commit)
@@ -97,7 +98,7 @@ def test_round_trip_and_folder_contents(folder):
         "model.weights.h5",
     ]
     meta = json.loads((folder / "metadata.json").read_text())
-    assert meta["weights_sha256"] == pretrained_module.sha256_of(folder / "model.weights.h5")
+    assert meta["weights_sha256"] == sha256_of(folder / "model.weights.h5")
     assert meta["parameter_count"] == LMResNet(**TINY).count_params()
     assert meta["class_name"] == "LMResNet" and meta["keras_version"] == keras.__version__
     card = (folder / "README.md").read_text()
@@ -210,7 +211,7 @@ def test_assets_are_shipped_and_verified(tmp_path):
     vocabulary.write_text("<pad>\n<s>\n</s>\n<unk>\nhallo\n")
     folder = LMResNet(**TINY).save_pretrained(tmp_path / "p", assets={"assets/vocab.txt": vocabulary})
     files = json.loads((folder / "metadata.json").read_text())["files"]
-    assert files["assets/vocab.txt"] == pretrained_module.sha256_of(vocabulary)
+    assert files["assets/vocab.txt"] == sha256_of(vocabulary)
     odezoo.load(str(folder))
     (folder / "assets" / "vocab.txt").write_text("tampered\n")
     with pytest.raises(OdezooError, match=r"assets/vocab.txt is corrupt or truncated"):
@@ -219,7 +220,7 @@ def test_assets_are_shipped_and_verified(tmp_path):
 
 @keras.saving.register_keras_serializable(package="odezoo_test")
 class _Other(PretrainedMixin, keras.Model):
-    TASK = "image_classification"
+    TASK_CLASS = ImageClassification
 
     def __init__(self, *, units=2, **kwargs):
         inputs = keras.Input((3,))
@@ -243,7 +244,7 @@ def test_a_folder_whose_weights_do_not_fit_its_config_blames_the_folder(folder):
     other = LMResNet(**{**TINY, "depth": 14}).save_pretrained(folder.parent / "deeper")
     (folder / "model.weights.h5").write_bytes((other / "model.weights.h5").read_bytes())
     metadata = json.loads((folder / "metadata.json").read_text())
-    digest = pretrained_module.sha256_of(folder / "model.weights.h5")
+    digest = sha256_of(folder / "model.weights.h5")
     metadata["files"]["model.weights.h5"] = metadata["weights_sha256"] = digest
     (folder / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(
@@ -274,7 +275,7 @@ def test_a_folder_saved_before_padding_existed_keeps_its_padding(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     del config["config"]["padding"]
     (folder / "config.json").write_text(json.dumps(config))
-    pretrained_module.write_metadata(folder, pretrained_module.read_metadata(folder))
+    write_metadata(folder, read_metadata(folder))
     loaded = LMResNet.from_pretrained(folder)
     assert loaded.padding == "same"
     np.testing.assert_array_equal(np.asarray(loaded(X)), np.asarray(model(X)))

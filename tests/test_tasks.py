@@ -1,6 +1,9 @@
 """The tasks: every one is registered and declares its contract; the restoration and text tasks,
 which no published preset uses yet, on toy models (their measures and messages)."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -24,6 +27,18 @@ def test_every_task_declares_its_contract():
 def test_the_cli_offers_every_tasks_options():
     args = build_parser().parse_args(["eval", "x", "--sigma", "15", "--trajectories", "3"])
     assert vars(args)["sigma"] == 15.0 and vars(args)["trajectories"] == 3 and "limit" not in vars(args)
+
+
+def test_the_pde_task_names_no_family_and_starts_no_tensorflow():
+    """`odezoo.tasks.pde_rollout` imports no model; PDE-Net's part of the task (`pde_net_task`) only the
+    generic task, so the CLI reads either before TensorFlow starts."""
+    code = (
+        "import sys, odezoo.tasks.pde_rollout; print(sorted(m for m in sys.modules if 'models' in m)); "
+        "import odezoo.models.pde_net.pde_net_task; "
+        "print(sorted({'keras', 'tensorflow', 'odezoo.models.pde_net.pde_net2'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split("\n")[:2] == ["[]", "[]"], out.stderr[-2000:]
 
 
 def _identity(shape, name="identity"):
@@ -68,6 +83,18 @@ def test_restoration_evaluation_scores_the_identity_as_the_clipped_noisy_input()
         with pytest.raises(OdezooError, match=f"^{flag} applies to models that choose their depth; identity "
                                               "has a fixed one.$"):  # fmt: skip
             task.evaluate(_identity((28, 28, 1)), {"dataset": "fashion_mnist"}, split="sample", **option)
+
+
+def test_the_image_tasks_name_no_family_and_probe_no_model():
+    """Family behaviour lives in the family's task subclass (DURR's in its folder); the generic image
+    tasks ask a model only what their hooks declare."""
+    import inspect
+
+    from odezoo.tasks import image_classification, image_restoration
+
+    for module in (image_classification, image_restoration):
+        source = inspect.getsource(module)
+        assert "odezoo.models" not in source and "hasattr(" not in source and "DURR" not in source
 
 
 def test_restoration_export_check_fails_on_drift():

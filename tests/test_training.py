@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 
 from odezoo import LMResNet, OdezooError
 from odezoo.recipes import RECIPES, get_recipe
-from odezoo.recipes.image_classification import FASHION_MNIST, train
+from odezoo.recipes.lm_resnet import FASHION_MNIST, train
 from odezoo.training import EpochCheckpoint, make_strategy
 
 SMOKE = replace(FASHION_MNIST, depth=8, width=4, epochs=1, batch_size=2, limit=4)
@@ -110,7 +110,7 @@ PRELUDE = """
     import os, signal
     from dataclasses import replace
     import keras, tensorflow_datasets as tfds
-    from odezoo.recipes.image_classification import FASHION_MNIST, train
+    from odezoo.recipes.lm_resnet import FASHION_MNIST, train
     SMOKE = replace(FASHION_MNIST, depth=8, width=4, batch_size=2, limit=4)
 """
 
@@ -224,7 +224,7 @@ def test_metrics_json_is_replaced_atomically(tmp_path, monkeypatch):
     """A write that fails half-way (a full disk) leaves the previous metrics.json whole."""
     import types
 
-    import odezoo.training as training
+    import odezoo._files as files
     from odezoo.recipes._common import finish_run
 
     def failing_dump(obj, f, **kwargs):
@@ -232,7 +232,7 @@ def test_metrics_json_is_replaced_atomically(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     (tmp_path / "metrics.json").write_text('{"test_accuracy": 0.5}\n')
-    monkeypatch.setattr(training, "json", types.SimpleNamespace(dump=failing_dump))
+    monkeypatch.setattr(files, "json", types.SimpleNamespace(dump=failing_dump))
     model = LMResNet(depth=8, width=2, num_classes=10, image_shape=(28, 28, 1))
     with pytest.raises(OSError, match="No space left"):
         finish_run(tmp_path, model, SMOKE, summary={"test_accuracy": 0.9}, history=[], metadata={})

@@ -9,14 +9,10 @@ import pytest
 import odezoo
 from odezoo.data import text
 from odezoo.errors import OdezooError
-from odezoo.recipes import get_recipe, translation
-from odezoo.recipes.translation import (
-    DICTIONARY,
-    InverseSquareRoot,
-    LabelSmoothedCrossEntropy,
-    batch_arrays,
-    token_batches,
-)
+from odezoo.recipes import get_recipe
+from odezoo.recipes.macaron import LabelSmoothedCrossEntropy, translation
+from odezoo.recipes.macaron.translation import DICTIONARY, batch_arrays, token_batches
+from odezoo.training import InverseSquareRoot
 
 GERMAN = ("das Haus", "der Hund", "die Katze", "ein Baum", "das Auto", "der Tisch", "die Tür", "ein Buch")
 ENGLISH = ("the house", "the dog", "the cat", "a tree", "the car", "the table", "the door", "a book")

@@ -18,8 +18,9 @@ import odezoo  # noqa: E402
 from odezoo import OdezooError  # noqa: E402
 from odezoo.data import text  # noqa: E402
 from odezoo.models.macaron.macaron import INPUT_NAMES, MacaronTransformer  # noqa: E402
+from odezoo.models.macaron.macaron_tasks import evaluate_translation  # noqa: E402
 from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer  # noqa: E402
-from odezoo.tasks.text import evaluate_translation, translation_scores  # noqa: E402
+from odezoo.tasks.text import translation_scores  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not text.DEBIAN_DICTIONARY.is_file(), reason="needs the trans-de-en dictionary"

@@ -2,7 +2,7 @@
 adversarial training with PGD, Free, YOPO and TRADES (`trainer`)."""
 
 from odezoo.adversarial.attacks import check_budget as check_budget
-from odezoo.adversarial.attacks import check_images as check_images
+from odezoo.adversarial.attacks import check_in_unit_box as check_in_unit_box
 from odezoo.adversarial.attacks import fgsm as fgsm
 from odezoo.adversarial.attacks import pgd as pgd
 from odezoo.adversarial.attacks import project as project

@@ -20,7 +20,7 @@ def check_budget(eps, step=None, steps=None):
         raise OdezooError(f"steps must be >= 1. Received: steps={steps}")
 
 
-def check_images(x):
+def check_in_unit_box(x):
     """Raises unless the images lie in [0, 1]: attacks clip to that box."""
     lo, hi = float(np.min(x)), float(np.max(x))
     if lo < -1e-6 or hi > 1 + 1e-6:
@@ -93,7 +93,7 @@ def robust_evaluate(model, data, *, eps, step, steps, batch_size=256, seed=0):
     clean = robust = count = 0
     for index, (xb, yb) in enumerate(data):
         xb, yb = np.asarray(xb), np.asarray(yb)
-        check_images(xb)
+        check_in_unit_box(xb)
         clean += int(np.sum(np.argmax(model(xb, training=False), -1) == yb))
         logits = attack(tf.constant(xb, tf.float32), tf.constant(yb), tf.constant(seed + index, tf.int64))
         robust += int(np.sum(np.argmax(logits, -1) == yb))

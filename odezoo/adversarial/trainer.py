@@ -3,7 +3,7 @@
 YOPO (Zhang, Zhang, Lu, Zhu, Dong, NeurIPS 2019) reads the network as a discrete-time control
 system: the perturbation `eta` only enters the first layer `z = f0(x + eta)`, so after one full
 backward pass the costate `p = -dl/dz` is kept fixed and `eta` is updated `n` times through the
-first layer alone, by ascent on the Hamiltonian `H(eta) = <f0(x + eta), p>` (models.md 5.1).
+first layer alone, by ascent on the Hamiltonian `H(eta) = <f0(x + eta), p>` (docs/papers.md#yopo-hamiltonian).
 
 Models take float images in [0, 1] with normalisation inside them, as every odezoo classifier.
 """
@@ -79,7 +79,7 @@ class Attack:
 class AdversarialTrainer(keras.Model):
     """Wraps a classifier so that `compile` / `fit` train it adversarially.
 
-    Methods (models.md 5.1-5.3): `"natural"`; `"pgd"` (PGD-k adversary in inference mode, loss
+    Methods (docs/papers.md#yopo): `"natural"`; `"pgd"` (PGD-k adversary in inference mode, loss
     CE(adv) + CE(clean)); `"free"` (each batch replayed m times, one backward updating both the
     weights and eta; eta starts at 0 on every batch, where Shafahi et al. carry it over);
     `"yopo"` (YOPO-m-n, gradients summed over the m passes, so scale the learning rate by 1/m as
@@ -90,8 +90,8 @@ class AdversarialTrainer(keras.Model):
     examples (clean ones for natural and TRADES). Under a `tf.distribute` strategy each replica's
     loss is divided by the replica count, as Keras does, since the replicas' gradients are summed.
 
-    YOPO's gradient for f0's weights `W0` (models.md 5.1). Pass `j = 1..m` runs the full network at
-    `x + eta_{j-1}`, giving the costate `p_j = -dl_j/dz` and the full-pass gradient
+    YOPO's gradient for f0's weights `W0` (docs/papers.md#yopo-official-rule). Pass `j = 1..m` runs the full
+    network at `x + eta_{j-1}`, giving the costate `p_j = -dl_j/dz` and the full-pass gradient
     `G_j = dl_j/dW0`; its n inner steps move eta to `eta_j`, where the Hamiltonian part is
     `h_j = -d/dW0 <f0(clip(x + eta_j)), p_j>`. The step applies, by `first_layer_rule`:
 
@@ -226,7 +226,7 @@ class AdversarialTrainer(keras.Model):
         return loss, logits
 
     def yopo_perturbation(self, x, y, eta):
-        """YOPO-m-n's adversary from the start `eta` (models.md 5.1, steps 2.1-2.5).
+        """YOPO-m-n's adversary from the start `eta` (docs/papers.md#yopo-hamiltonian, steps 2.1-2.5).
 
         Returns `(eta, rest_grads, first_grads, loss, logits)`: the gradients of g summed over the m
         full passes, `sum_j dl_j/dtheta_g`, and those of f0 under `first_layer_rule` (class docstring).
@@ -341,8 +341,8 @@ class AdversarialTrainer(keras.Model):
         return loss, logits
 
     def _trades_yopo_step(self, x, y):
-        """TRADES+YOPO (models.md 5.3): YOPO's inner loop on the summed KL builds eta; the Hamiltonian
-        gradients are discarded and the weights take one step on CE(clean) + beta KL."""
+        """TRADES+YOPO (docs/papers.md#yopo-trades): YOPO's inner loop on the summed KL builds eta; the
+        Hamiltonian gradients are discarded and the weights take one step on CE(clean) + beta KL."""
         import tensorflow as tf
 
         a = self.attack

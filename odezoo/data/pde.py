@@ -1,8 +1,9 @@
-"""Simulated PDE trajectories for PDE-Net and PDE-Net 2.0 (models.md 4.2, 4.3), in NumPy float64.
+"""Simulated PDE trajectories for PDE-Net and PDE-Net 2.0 (docs/papers.md#pde-net-v1, #pde-net-2), in NumPy
+float64.
 
 Fields are arrays `(batch, rows, cols, channels)`: spatial axis 0 is the tensor's rows, axis 1
 its columns, and `d_k` is the derivative along spatial axis k (the official codes' convention,
-models.md 4.1). In x/y terms x runs along axis 1 and y along axis 0, so 2-D Burgers reads
+docs/papers.md#pde-net-moments). In x/y terms x runs along axis 1 and y along axis 0, so 2-D Burgers reads
 `u_t = nu Lap(u) - u u_x - v u_y` with `u_x = d_1 u`, `u_y = d_0 u`.
 
 Every simulator is deterministic given its seed. A `Trajectories` holds the observed frames
@@ -210,7 +211,7 @@ def heat_rhs(nu, h):
 
 
 def cdr_rhs(nu, beta, h):
-    """Convection-diffusion-reaction (models.md 4.3), `A = u^2 + v^2`:
+    """Convection-diffusion-reaction (docs/papers.md#pde-net-2), `A = u^2 + v^2`:
     `u_t = nu Lap u - u u_x - v u_y + (1 - A) u + beta A v`,
     `v_t = nu Lap v - u v_x - v v_y - beta A u + (1 - A) v`."""
     import tensorflow as tf
@@ -310,7 +311,8 @@ def forward_euler(rhs, u, t_end, max_dt):
 
 @dataclass(frozen=True)
 class Equation:
-    """One data-generating setting of models.md 4.2 / 4.3 (official values unless the docstring says)."""
+    """One data-generating setting of docs/papers.md#pde-net-v1 / #pde-net-2 (official values unless the
+    docstring says)."""
 
     name: str
     version: int  # 1: PDE-Net, 2: PDE-Net 2.0

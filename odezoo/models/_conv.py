@@ -1,5 +1,5 @@
 """The convolutions of the residual classifiers (LMResNet, PreActResNet18, WideResNet), padded as the
-official PyTorch code pads them (models.md 1.2, "Padding")."""
+official PyTorch code pads them (docs/papers.md#padding)."""
 
 import keras
 from keras import layers

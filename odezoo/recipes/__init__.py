@@ -1,5 +1,8 @@
-"""Training recipes: a frozen `Config` with the schedule's defaults (and `validate()`) plus
-`train(config, workdir)`, all on the run machinery of `recipes._common`.
+"""Training recipes: one module per family, named after its folder under `odezoo/models/` (a package for
+a family with several, as `macaron`), with a frozen `Config` (a `_common.RunConfig`: the schedule's
+defaults, `preset_name()` and `validate()`), `train(config, workdir)` on the run layer of
+`recipes._common` and `odezoo.training`, and `CONFIGS`, its default configs. The modules are found
+here: a new family's recipe is registered by existing.
 
 A recipe is named after the preset it writes: `<architecture><size>_[<variant>_]<dataset>`, e.g.
 `lm_resnet20_fashion_mnist`, `small_cnn_yopo5_3_fashion_mnist`, `pde_net2_burgers2d`. `RECIPES` maps
@@ -7,49 +10,35 @@ each name to `(train function, default Config)`; `ALIASES` keeps the names of ea
 """
 
 import difflib
+import importlib
+import pkgutil
 
 from odezoo.errors import OdezooError
-from odezoo.recipes import (
-    adversarial,
-    durr,
-    glue,
-    image_classification,
-    masked_lm,
-    mean_field,
-    pde,
-    translation,
-)
 
-_CONFIGS = [
-    (image_classification.train, image_classification.FASHION_MNIST),
-    (image_classification.train, image_classification.RESNET20_FASHION_MNIST),
-    (image_classification.train, image_classification.CIFAR10),
-    (image_classification.train, image_classification.CIFAR100),
-    (pde.train, pde.BURGERS),
-    (pde.train, pde.HEAT),
-    (pde.train, pde.CDR),
-    (pde.train, pde.LINEAR_CD),
-    *((adversarial.train, config) for config in adversarial.recipes().values()),
-    (mean_field.train, mean_field.MEAN_FIELD),
-    (mean_field.train, mean_field.REORDERED),
-    (mean_field.train, mean_field.STANDARD),
-    (durr.train, durr.DENOISE),
-    (durr.train, durr.DEBLOCK),
-    *(
-        (translation.train, config)
-        for config in (
-            translation.DICTIONARY,
-            translation.TRANSFORMER_DICTIONARY,
-            translation.IWSLT14,
-            translation.WMT14,
-            translation.WMT14_BIG,
-        )
-    ),
-    *((glue.train, config) for config in glue.CONFIGS),
-    (masked_lm.train, masked_lm.MACARON_BERT_SMALL),
-    (masked_lm.train, masked_lm.BERT_SMALL),
-]
-RECIPES = {config.preset_name(): (train, config) for train, config in _CONFIGS}
+
+def _recipe_modules(path, prefix):
+    """The modules below `path` (packages searched too), but those whose name starts with `_`."""
+    for info in pkgutil.iter_modules(path, prefix):
+        if not info.name.rpartition(".")[2].startswith("_"):
+            module = importlib.import_module(info.name)
+            yield module
+            if info.ispkg:
+                yield from _recipe_modules(module.__path__, f"{info.name}.")
+
+
+def _discover():
+    """`{recipe name: (train function, default Config)}` of every recipe module's `CONFIGS`."""
+    recipes = {}
+    for module in _recipe_modules(__path__, f"{__name__}."):
+        for config in getattr(module, "CONFIGS", ()):
+            name = config.preset_name()
+            if name in recipes:
+                raise RuntimeError(f"Two recipes are named {name!r} ({module.__name__} and another).")
+            recipes[name] = (module.train, config)
+    return recipes
+
+
+RECIPES = _discover()
 ALIASES = {
     "lm_resnet_fashion_mnist": "lm_resnet20_fashion_mnist",
     "lm_resnet_cifar10": "lm_resnet56_cifar10",

@@ -1,35 +1,134 @@
-"""The run machinery every recipe shares: the start of a run (settings checked, then the settings
-guard), the `odezoo train` command that reproduces a config, and the end of a run (the preset
-folder and an atomic `metrics.json`). Checkpoints: `odezoo.training.write_checkpoint`.
+"""The run layer every recipe shares: the run settings (`RunConfig` and its two extensions) and their
+typing from `odezoo train --set/--config`, the checks of settings, the start of a run (settings
+checked, then the settings guard; `start_image_run` for image classifiers), the `odezoo train`
+command that reproduces a config, and the end of a run (the preset folder and an atomic
+`metrics.json`). Checkpoints and schedules: `odezoo.training`.
 """
 
 import dataclasses
+import difflib
 import json
 import math
 import sys
 import tempfile
 from pathlib import Path
+from typing import ClassVar
+
+import keras
 
 from odezoo._files import check_folder, write_json_atomic
+from odezoo.data.images import get_dataset, image_dataset
 from odezoo.errors import OdezooError
-from odezoo.training import STATE_FILE, check_strategy
+from odezoo.training import STATE_FILE, check_strategy, make_strategy
 
-# Settings a run may change when it resumes: they do not alter what the checkpoints hold.
-RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset", "eval_trajectories", "eval_times")
+# Settings a run may change when it resumes: they do not alter what the checkpoints hold (a Config adds
+# its own in `RESUMABLE`).
+RESUMABLE_CHANGES = ("epochs", "strategy", "tpu", "data_dir", "preset")
+# The run settings, in the order they follow a Config's own settings (config lists, `--set` order).
+RUN_SETTINGS = ("limit", "seed", "strategy", "tpu", "data_dir", "preset")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """The settings of every recipe. A family's `Config` (a frozen dataclass) extends it, or
+    `DataRunConfig` / `DistributedRunConfig`, with its own settings, `preset_name()` and `validate()`;
+    its class attribute `RESUMABLE` names its own settings a resumed run may change."""
+
+    RESUMABLE: ClassVar[tuple[str, ...]] = ()
+
+    seed: int = 0
+    preset: str = ""  # name of the preset written; "" derives it
+
+    @classmethod
+    def setting_names(cls):
+        """The settings' names: the Config's own in their order, then the run settings (`RUN_SETTINGS`)."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        return (*(n for n in names if n not in RUN_SETTINGS), *(n for n in RUN_SETTINGS if n in names))
+
+    def settings(self):
+        """`{name: value}` of every setting, in `setting_names()` order."""
+        return {name: getattr(self, name) for name in self.setting_names()}
+
+    def configure(self, changes, recipe):
+        """This config with `changes` (name -> value) applied: a string (`--set KEY=VALUE`) is converted to
+        the setting's type, any other value (from a JSON `--config`) must have it. `recipe` names the
+        recipe in the messages."""
+        return dataclasses.replace(
+            self, **{key: self._typed(key, value, recipe) for key, value in changes.items()}
+        )
+
+    def _typed(self, key, value, recipe):
+        """`value` as the setting `key` takes it; raises `OdezooError` for an unknown key or a misfit."""
+        names = self.setting_names()
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise OdezooError(
+                f"Unknown setting {key!r} for recipe {recipe!r}.{hint} Settings: {', '.join(names)}."
+            )
+        kind = type(getattr(self, key))
+        if not isinstance(value, str) or kind is str:  # from a JSON --config: its type must fit as it is
+            fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if not (fits or (kind is float and isinstance(value, int) and not isinstance(value, bool))):
+                raise OdezooError(
+                    f"Setting {key!r} takes a {kind.__name__}. Received: {value!r} ({type(value).__name__})"
+                )
+            return float(value) if kind is float else value
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return value.lower() in ("true", "1")
+            return kind(value)
+        except ValueError:
+            raise OdezooError(f"Setting {key!r} takes a {kind.__name__}. Received: {value!r}") from None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataRunConfig(RunConfig):
+    """`RunConfig` of a recipe that reads a data set: `limit` caps the examples it reads (0: all; for
+    smoke tests), `data_dir` says where they are ("": the default place)."""
+
+    limit: int = 0
+    data_dir: str = ""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DistributedRunConfig(DataRunConfig):
+    """`DataRunConfig` of a recipe that trains under a `tf.distribute` strategy (`training.make_strategy`:
+    `strategy`, and `tpu`, the TPU's address)."""
+
+    strategy: str = "auto"
+    tpu: str = ""
+
+
+def check_choice(config, name, allowed):
+    """Raises unless the setting `name` is one of `allowed`."""
+    value = getattr(config, name)
+    if value not in allowed:
+        raise OdezooError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
+def check_positive(config, *names, minimum=1):
+    """Raises unless every setting in `names` is at least `minimum`."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
 
 
 def start_run(workdir, config):
     """Checks `config` (its `validate()`, then `check_settings`), then takes the workdir's lock, creates
     it and writes `config.json`.
 
-    A workdir whose checkpoints come from a run with other settings (only `RESUMABLE_CHANGES` may
-    differ) is refused, since resuming would silently mix the two, and so is a workdir another
-    training is using; nothing is written before these checks pass. A changed `epochs` is said
+    A workdir whose checkpoints come from a run with other settings (only `RESUMABLE_CHANGES` and the
+    Config's `RESUMABLE` may differ) is refused, since resuming would silently mix the two, and so is a
+    workdir another training is using; nothing is written before these checks pass. A changed `epochs` is said
     out loud: the learning-rate schedule is rebuilt for the new count.
     """
     config.validate()
     check_settings(config)
-    values = dataclasses.asdict(config)
+    values = config.settings()
     workdir = Path(workdir)
     check_folder(workdir, "--workdir")
     saved_path, state = workdir / "config.json", workdir / "checkpoints" / STATE_FILE
@@ -47,7 +146,7 @@ def start_run(workdir, config):
         changed = {
             k: (saved.get(k), v)
             for k, v in values.items()
-            if saved.get(k) != v and k not in RESUMABLE_CHANGES
+            if saved.get(k) != v and k not in (*RESUMABLE_CHANGES, *config.RESUMABLE)
         }
         if changed:
             diff = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
@@ -74,10 +173,31 @@ def start_run(workdir, config):
     return workdir
 
 
+def start_image_run(config, workdir, *, holdout=0):
+    """What every image-classification run starts with: seed, `workdir/config.json` (see
+    `start_run`), the augmented training pipeline (without the last `holdout` training examples)
+    and the strategy. Returns `(workdir, dataset spec, train dataset, steps per epoch, strategy)`."""
+    keras.utils.set_random_seed(config.seed)
+    workdir = start_run(workdir, config)
+    # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
+    strategy = make_strategy(config.strategy, config.tpu)
+    train_ds, count = image_dataset(
+        config.dataset,
+        "train",
+        batch_size=config.batch_size,
+        training=True,
+        limit=config.limit,
+        seed=config.seed,
+        data_dir=config.data_dir or None,
+        holdout=holdout,
+    )
+    return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
+
+
 def check_settings(config):
     """The checks every recipe's settings share: numbers are finite, a learning rate is positive, a
     strategy is one `make_strategy` knows."""
-    for name, value in dataclasses.asdict(config).items():
+    for name, value in config.settings().items():
         if isinstance(value, float) and not math.isfinite(value):
             raise OdezooError(f"`{name}` must be a finite number. Received: {name}={value!r}")
     if getattr(config, "learning_rate", 1) <= 0:
@@ -133,14 +253,13 @@ def release(workdir):
 
 
 def train_command(config):
-    """`(recipe, command)`: the registered recipe of `config`'s kind whose defaults it changes least,
+    """`(recipe, command)`: the default config of `config`'s recipe module whose settings it changes least,
     and the `odezoo train` command that reproduces `config` from it."""
-    from odezoo.recipes import RECIPES
-
-    values = dataclasses.asdict(config)
+    defaults = sys.modules[type(config).__module__].CONFIGS  # the recipe module's default configs
+    values = config.settings()
     changes = {
-        name: {k: v for k, v in values.items() if getattr(base, k) != v and k != "preset"}
-        for name, (_, base) in RECIPES.items()
+        base.preset_name(): {k: v for k, v in values.items() if getattr(base, k) != v and k != "preset"}
+        for base in defaults
         if type(base) is type(config)
     }
     name = min(changes, key=lambda n: (len(changes[n]), n != config.preset_name()))
@@ -157,6 +276,19 @@ def eval_command(config, dataset, split=None):
     )
 
 
+def test_metric(config, result, metric, command, key=None, **extra):
+    """One `metadata.json` metric record: `result[key or metric]` on the test split of `config.dataset`."""
+    return {
+        "dataset": config.dataset,
+        "split": "test",
+        "metric": metric,
+        "value": result[key or metric],
+        "num_examples": result["num_examples"],
+        "command": command,
+        **extra,
+    }
+
+
 def finish_run(workdir, model, config, *, summary, history, metadata, assets=None, tokenizer=None):
     """Writes the preset folder `workdir/<preset>` (recipe, config, command and history in its
     metadata; `assets` and the files of `tokenizer.save`, if given) and `workdir/metrics.json`
@@ -169,7 +301,7 @@ def finish_run(workdir, model, config, *, summary, history, metadata, assets=Non
             metadata={
                 "preset": preset,
                 "recipe": recipe,
-                "recipe_config": dataclasses.asdict(config),
+                "recipe_config": config.settings(),
                 "train_command": command,
                 "history": history,
                 **metadata,

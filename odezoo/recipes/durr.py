@@ -1,7 +1,7 @@
 """DURR recipe: the restoration unit first, then its stopping policy by deep Q-learning
 (TensorFlow only: custom training steps with `tf.GradientTape`).
 
-The paper's training details are NOT FOUND (models.md §3); every choice below is ours, following
+The paper's training details are NOT FOUND (docs/papers.md#durr-paper); every choice below is ours, following
 what two secondary summaries report:
 
 - Stage 1 (`unit_epochs`): the unit alone on random patches of the training photographs, each
@@ -29,17 +29,20 @@ from dataclasses import dataclass, replace
 import keras
 import numpy as np
 
+from odezoo.data.restoration import check_degradation, clean_images, training_patches
 from odezoo.errors import OdezooError
-from odezoo.recipes._common import finish_run, start_run, train_command
-from odezoo.recipes.image_classification import check_positive
-from odezoo.training import STATE_FILE, write_checkpoint
+from odezoo.models.durr import DURR
+from odezoo.models.durr.durr_layers import StoppingPolicy
+from odezoo.recipes._common import DataRunConfig, check_positive, finish_run, start_run, train_command
+from odezoo.training import read_checkpoint, write_checkpoint
 
 DEGRADATIONS = ("noise", "jpeg")
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DataRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: images per
+    split)."""
 
     degradation: str = "noise"  # "noise" (Gaussian, sigma on 0..255) or "jpeg" (quality)
     level_low: float = 15.0  # training levels: uniform in [level_low, level_high]
@@ -66,10 +69,6 @@ class Config:
     epsilon_end: float = 0.05
     replay_size: int = 10000
     target_update: int = 100
-    limit: int = 0  # images per split (0: all); for smoke tests
-    seed: int = 0
-    data_dir: str = ""
-    preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
         """`durr_denoise_gray`, `durr_deblock_jpeg`; `_color` for 3 channels, `_<dataset>` for data
@@ -104,8 +103,6 @@ class Config:
 
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
-        from odezoo.data.restoration import check_degradation
-
         if self.degradation not in DEGRADATIONS:
             raise OdezooError(f"`degradation` must be one of {DEGRADATIONS}. Received: {self.degradation!r}")
         if self.channels not in (1, 3):
@@ -135,6 +132,7 @@ DEBLOCK = replace(
     DENOISE, degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5",
     step_table="10:6,20:5,30:4,40:3",
 )  # fmt: skip
+CONFIGS = (DENOISE, DEBLOCK)
 
 
 def train(config, workdir, *, callbacks=()):
@@ -146,8 +144,6 @@ def train(config, workdir, *, callbacks=()):
         `{"psnr_<level>", "mean_steps_<level>", ..., "preset_dir"}`.
     """
     import json
-
-    from odezoo.models.durr import DURR
 
     if keras.config.backend() != "tensorflow":
         raise OdezooError(
@@ -169,33 +165,24 @@ def train(config, workdir, *, callbacks=()):
     )
     checkpoints = workdir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
-    state_path = checkpoints / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": 0, "history": []}
-    if state["epoch"]:
-        model.load_weights(checkpoints / state["weights"])
-        print(
-            f"resumed after epoch {state['epoch']} of {config.unit_epochs + config.policy_epochs}", flush=True
-        )
+    done, weights, history = read_checkpoint(checkpoints, "epoch")
+    if done:
+        model.load_weights(weights)
+        print(f"resumed after epoch {done} of {config.unit_epochs + config.policy_epochs}", flush=True)
     images = _training_images(config)
     stages = [(_UnitStage, config.unit_epochs), (_PolicyStage, config.policy_epochs)]
     first = 0
     for stage_cls, epochs in stages:
         stage = None
-        for epoch in range(first, first + epochs):
-            if epoch < state["epoch"]:
-                continue
+        for epoch in range(max(first, done), first + epochs):
             stage = stage or stage_cls(model, config)
-            record = {
-                "epoch": epoch + 1,
-                "stage": stage.name,
-                **stage.run_epoch(images, epoch, first, epochs),
-            }
-            state["history"].append(record)
-            write_checkpoint(checkpoints, model, "epoch", epoch + 1, state["history"])
-            state["epoch"] = epoch + 1
-            print(json.dumps(record), flush=True)
+            history.append(
+                {"epoch": epoch + 1, "stage": stage.name, **stage.run_epoch(images, epoch, first, epochs)}
+            )
+            write_checkpoint(checkpoints, model, "epoch", epoch + 1, history)
+            print(json.dumps(history[-1]), flush=True)
             for callback in callbacks:
-                callback(record)
+                callback(history[-1])
         first += epochs
     metrics, summary = _evaluate(model, config)
     recipe, _ = train_command(config)
@@ -205,7 +192,7 @@ def train(config, workdir, *, callbacks=()):
         model,
         config,
         summary=summary,
-        history=state["history"],
+        history=history,
         metadata={
             "description": f"DURR for {kind} ({config.level_low:g}..{config.level_high:g}) on "
             f"{config.dataset} by recipe `{recipe}`.",
@@ -217,8 +204,6 @@ def train(config, workdir, *, callbacks=()):
 
 def _training_images(config):
     """The training split's clean images as a cached dataset."""
-    from odezoo.data.restoration import clean_images
-
     images, _ = clean_images(
         config.dataset,
         "train",
@@ -230,8 +215,6 @@ def _training_images(config):
 
 
 def _patches(images, config, seed):
-    from odezoo.data.restoration import training_patches
-
     levels = (config.level_low, config.level_high)
     kind = {"sigma": levels} if config.degradation == "noise" else {"quality": tuple(int(v) for v in levels)}
     return training_patches(
@@ -289,8 +272,6 @@ class _PolicyStage:
 
     def __init__(self, model, config):
         import tensorflow as tf
-
-        from odezoo.models.durr.durr_layers import StoppingPolicy
 
         self.model, self.config = model, config
         policy, unit = model.policy, model.unit
@@ -400,14 +381,12 @@ def _log_mse(x, clean):
 
 def _evaluate(model, config):
     """PSNR and mean steps on the test split at each of `eval_levels`, restoring with the policy."""
-    from odezoo.tasks import get_task
-
     kind = "sigma" if config.degradation == "noise" else "quality"
     flag = "--sigma" if kind == "sigma" else "--quality"
     metrics, summary = [], {}
     for level in config.levels():
         level = level if kind == "sigma" else int(level)
-        result = get_task("image_restoration").evaluate(
+        result = model.task.evaluate(
             model, {}, dataset=config.dataset, split="test", limit=config.limit,
             data_dir=config.data_dir or None, max_steps=config.max_steps, **{kind: level},
         )  # fmt: skip

@@ -1,13 +1,13 @@
 """Mean-field ResNet recipe: plain or block-reordering training, and the standard-ResNet baseline
 (`scaling="standard"`, the same code without 1/(L·M)).
 
-The paper's training scheme is NOT FOUND (models.md 6); every choice here is ours. Adam with
-cosine decay over 8 epochs, no weight decay, batch 128, the zoo's Fashion-MNIST augmentation (pad 2 +
-random crop + flip). Learning rates, one per scaling, from 4-epoch runs on the first 50,000
-training images scored on the last 10,000 (`--set validation=10000`): mean-field 0.002 / 0.006 /
-0.02 / 0.06 gave 75.5 / 81.8 / 87.4 / 85.2 %, standard 0.0006 / 0.002 / 0.006 gave 84.5 / 89.1 /
-9.6 % (diverged); hence 0.02 and 0.002. Under the 1/(L·M) factor each particle's weights must move
-further to change the output, so its best rate is larger.
+The paper's training scheme is NOT FOUND (docs/papers.md#mean-field-paper); every choice here is ours. Adam
+with cosine decay over 8 epochs, no weight decay, batch 128, the zoo's Fashion-MNIST augmentation (pad 2 +
+random crop + flip). Learning rates, one per scaling, from 4-epoch runs on the first 50,000 training images
+scored on the last 10,000 (`--set validation=10000`): mean-field 0.002 / 0.006 / 0.02 / 0.06 gave 75.5 /
+81.8 / 87.4 / 85.2 %, standard 0.0006 / 0.002 / 0.006 gave 84.5 / 89.1 / 9.6 % (diverged); hence 0.02 and
+0.002. Under the 1/(L·M) factor each particle's weights must move further to change the output, so its best
+rate is larger.
 
 Block reordering (`shuffle_blocks=True`) draws a fresh random permutation of the blocks at every
 training step: per step rather than per epoch so that each block is trained at every position about
@@ -21,18 +21,27 @@ from dataclasses import dataclass, replace
 
 import keras
 
+from odezoo.data.images import image_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.mean_field.mean_field import VARIANTS, MeanFieldResNet
 from odezoo.models.mean_field.mean_field_eval import order_invariance
 from odezoo.models.mean_field.mean_field_layers import SCALINGS
-from odezoo.recipes._common import finish_run, train_command
-from odezoo.recipes.image_classification import check_positive, start_image_run, test_metric
+from odezoo.recipes._common import (
+    DistributedRunConfig,
+    check_positive,
+    finish_run,
+    start_image_run,
+    test_metric,
+    train_command,
+)
+from odezoo.tasks.image_classification import evaluate
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DistributedRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
+    per split)."""
 
     dataset: str = "fashion_mnist"
     num_blocks: int = 8  # L
@@ -46,12 +55,6 @@ class Config:
     learning_rate: float = 0.02  # mean-field scaling's; the standard scaling's is 0.002 (see above)
     orders: int = 10  # random block orders evaluated after training
     validation: int = 0  # hold out the last N training images and report on them, not on the test split
-    limit: int = 0  # examples per split (0: all); for smoke tests
-    seed: int = 0
-    strategy: str = "auto"
-    tpu: str = ""
-    data_dir: str = ""
-    preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
         """`mean_field_resnet8_fashion_mnist`, `mean_field_resnet8_reordered_fashion_mnist`,
@@ -78,10 +81,11 @@ class Config:
         check_positive(self, "limit", "orders", "learning_rate", "validation", minimum=0)
 
 
-ORDERS_COMMAND = "python -m odezoo.models.mean_field.mean_field_eval orders"
+ORDERS_COMMAND = "odezoo block-orders"  # the command that repeats the block-order measurement
 MEAN_FIELD = Config()
 REORDERED = replace(MEAN_FIELD, shuffle_blocks=True)
 STANDARD = replace(MEAN_FIELD, scaling="standard", learning_rate=0.002)
+CONFIGS = (MEAN_FIELD, REORDERED, STANDARD)
 
 
 def train(config, workdir, *, callbacks=()):
@@ -153,8 +157,6 @@ def train(config, workdir, *, callbacks=()):
 def _test_metrics(model, config, preset):
     """Test accuracy and loss (`odezoo eval`), and accuracy under `config.orders` random block
     orders with the command that repeats it."""
-    from odezoo.tasks.image_classification import evaluate
-
     data_dir = config.data_dir or None
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     command = f"odezoo eval {preset} --dataset {config.dataset}"
@@ -172,8 +174,6 @@ def _test_metrics(model, config, preset):
 
 def _validation_metrics(model, config, recipe):
     """Accuracy and loss on the `config.validation` training images the run held out."""
-    from odezoo.data.images import image_dataset
-
     ds, count = image_dataset(
         config.dataset, "train", batch_size=256, holdout=config.validation, heldout=True,
         data_dir=config.data_dir or None,

@@ -1,13 +1,15 @@
 """Tasks: what a model does, and everything about it that is not its architecture.
 
-Every model class names its task (`TASK = "image_classification"`); the task owns the input checks
+Every model class names its task class (`TASK_CLASS = ImageClassification`, or the family's subclass
+of a task, kept in the family's folder); the task owns the input checks
 and their messages, what `predict` returns, the evaluation and its headline metric, the sample
 inputs and agreement measure of export, the Hub `pipeline_tag` and card entries, fine-tuning with a
 new head, and the checks the preset tests run. The CLI, `odezoo.load`, evaluation, export, the cards
 and the preset tests call these hooks and never ask which task they hold.
 
-Task modules import only NumPy at module level, so the CLI can read their options without starting
-TensorFlow.
+Task modules import only NumPy (and `odezoo.data`, `odezoo.errors`) at module level, so the CLI can
+read their options without starting TensorFlow. `TASKS` lists the task contracts (the CLI offers every
+contract's options; a family's subclass adds behaviour, not options).
 """
 
 import importlib

@@ -1,5 +1,6 @@
 """The `Task` interface every task implements, and the command-line options tasks declare."""
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +49,12 @@ def data_options(dataset, split, data_dir="TensorFlow Datasets data folder"):
 
 
 class Task:
-    """What a task owns. Subclasses set the class attributes and override the hooks that apply."""
+    """What a task owns. Subclasses set the class attributes and override the hooks that apply.
+
+    A model class names the task it does with `TASK_CLASS` (`odezoo.pretrained.PretrainedMixin`): a
+    task of this package, or the family's subclass of one where the family adds behaviour (its
+    evaluation data, sample inputs, export parts), kept in the family's folder.
+    """
 
     name = ""
     pipeline_tag = ""  # the Hugging Face Hub pipeline tag; also the card's model-index task type
@@ -57,6 +63,12 @@ class Task:
     eval_options: tuple[Option, ...] = ()
     head_layer = None  # the layer a fine-tuning head replaces, where the task has one
     unexportable: dict[str, str] = {}  # export format -> why this task's models cannot take it
+
+    @classmethod
+    @functools.cache
+    def instance(cls):
+        """The one instance of this task class (tasks hold no state)."""
+        return cls()
 
     # --- inputs ---
     def check_inputs(self, model, x):

@@ -3,17 +3,19 @@ an L-inf PGD attack."""
 
 import numpy as np
 
+from odezoo.data.images import SAMPLE_FILE, get_dataset, image_dataset, read_image
 from odezoo.errors import OdezooError
 from odezoo.tasks.base import Option, Task, data_options, metric
 
-# Default L-inf budgets of robust evaluation (models.md 5.2): (eps, step, steps); PGD-40 on MNIST-like data.
+# Default L-inf budgets of robust evaluation (docs/papers.md#yopo-baselines): (eps, step, steps);
+# PGD-40 on MNIST-like data.
 ATTACKS = {
     "cifar10": (8 / 255, 2 / 255, 20),
     "cifar100": (8 / 255, 2 / 255, 20),
     "fashion_mnist": (0.1, 0.01, 40),
 }
-# Largest allowed |artifact - Keras| on the logits, per export format / quantisation (the published
-# LM-ResNet-20's logits lie in [-12, 22]; measured differences are in export/MANIFEST.json).
+# Largest allowed |artifact - Keras| on the logits, per export format / quantisation (set on a published
+# classifier whose logits lie in [-12, 22]; measured differences are in export/MANIFEST.json).
 TOLERANCES = {"saved_model": 1e-4, "tflite": 1e-4, "onnx": 1e-4, "float16": 0.1, "dynamic": 1.0, "int8": 2.0}
 MIN_TOP1_AGREEMENT = 0.95  # share of sample inputs whose top-1 class matches Keras
 INPUT_RANGE = (0.0, 1.0)
@@ -41,7 +43,7 @@ class ImageClassification(Task):
     )
 
     def check_inputs(self, model, x):
-        return check_images(model, x)
+        return check_image_inputs(model, x)
 
     def predict(self, model, metadata, inputs, *, sample=None, top_k=3):
         """Top-k classes with probabilities for image files, or for bundled sample images (5 by default)."""
@@ -131,7 +133,7 @@ class ImageClassification(Task):
     def spot_checks(self, model, metadata):
         """Accuracy on the 1,000 bundled test images within 3 points of the card's full-test figure; for
         robust presets, the card's attack on 200 of them within 10 points (binomial sd <= 3.5 points)."""
-        from odezoo.adversarial import robust_evaluate
+        from odezoo.adversarial import robust_evaluate  # deferred: start-up
 
         full = metric(metadata, "accuracy", "test")["value"]
         sample = evaluate(model, metadata["dataset"], split="sample")["accuracy"]
@@ -147,7 +149,7 @@ class ImageClassification(Task):
         return checks
 
 
-def check_images(model, x, *, overshoot=1e-3):
+def check_image_inputs(model, x, *, overshoot=1e-3):
     """Returns `x` as an array if it holds float images in [0, 1] of `model`'s input shape (a `None`
     dimension takes any size), else raises `OdezooError` saying what fits. Values may lie up to
     `overshoot` outside [0, 1] (degraded images, e.g. with unclipped noise, do)."""
@@ -213,7 +215,6 @@ def _class(class_names, index):
 
 def bundled_sample(count=None):
     """The first `count` of the 1,000 bundled Fashion-MNIST test images (float32 in [0, 1]) and labels."""
-    from odezoo.data.images import SAMPLE_FILE
 
     with np.load(SAMPLE_FILE) as f:
         return f["images"][:count].astype("float32") / 255.0, f["labels"][:count]
@@ -221,9 +222,7 @@ def bundled_sample(count=None):
 
 def read_images(paths, shape):
     """Decodes PNG/JPEG/BMP/GIF files to float images in [0, 1] of `shape` (resized)."""
-    import tensorflow as tf
-
-    from odezoo.data.images import read_image
+    import tensorflow as tf  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
     return np.stack([tf.image.resize(read_image(path, shape[-1]), shape[:2]).numpy() for path in paths])
 
@@ -234,15 +233,13 @@ def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=
     Returns:
         `{"dataset", "split", "num_examples", "accuracy", "loss"}`.
     """
-    import keras
-
-    from odezoo.data.images import image_dataset
+    import keras  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
     _check_fits(model, dataset)
     ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
     loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = keras.metrics.SparseCategoricalAccuracy()
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
     batches = -(-count // batch_size)
     for images, labels in tqdm(ds, total=batches, desc=f"{dataset} {split}", unit="batch", disable=None):
@@ -262,14 +259,13 @@ def evaluate_robust(
     model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None, eps=None, step=None, steps=None
 ):
     """Clean and PGD accuracy on a data split; unset budgets default to `ATTACKS[dataset]`."""
-    from odezoo.adversarial import robust_evaluate
-    from odezoo.data.images import image_dataset
+    from odezoo.adversarial import robust_evaluate  # deferred: start-up
 
     _check_fits(model, dataset)
     default = ATTACKS.get(dataset, (8 / 255, 2 / 255, 20))
     eps, step, steps = (d if v is None else v for v, d in zip((eps, step, steps), default))
     ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
     batches = tqdm(
         ds,
@@ -286,7 +282,6 @@ def evaluate_robust(
 
 
 def _check_fits(model, dataset):
-    from odezoo.data.images import get_dataset
 
     spec = get_dataset(dataset)
     expected = tuple(model.inputs[0].shape[1:])

@@ -2,18 +2,27 @@
 by PSNR against the clean image, for additive Gaussian noise of standard deviation `sigma / 255`
 (not clipped) or JPEG compression at a quality (`odezoo.data.restoration`).
 
-A restoration model may choose its depth per image: it then has `restore(images, *, max_steps=None,
-steps=None)` returning `(restored images, steps taken per image)`, which `predict` and `evaluate` use
-and report (`steps` fixes the depth instead).
-It may also set `min_image_size`, the smallest height and width it accepts.
+The task restores through its hook `restore(model, images, max_steps=, steps=)`, returning
+`(restored images, steps taken per image or None)`: here one `model.predict`, a fixed depth. A family
+whose models choose their depth per image overrides it in its subclass (in the family's folder), and
+`predict` and `evaluate` report the steps it returns.
 """
+
+from pathlib import Path
 
 import numpy as np
 
-from odezoo.data.restoration import add_noise, degrade
+from odezoo._files import check_folder
+from odezoo.data.images import read_image
+from odezoo.data.restoration import add_noise, check_degradation, clean_images, degrade
 from odezoo.errors import OdezooError
 from odezoo.tasks.base import Option, Task, metric
-from odezoo.tasks.image_classification import IMAGE_DATA_OPTIONS, bundled_sample, check_images, read_images
+from odezoo.tasks.image_classification import (
+    IMAGE_DATA_OPTIONS,
+    bundled_sample,
+    check_image_inputs,
+    read_images,
+)
 
 NOISE_SIGMA = 25.0  # default noise level, on the 0..255 scale (the usual denoising benchmark)
 PSNR_METRIC = "psnr"
@@ -35,26 +44,16 @@ def psnr(clean, restored):
 def ssim(clean, restored):
     """Structural similarity of images in [0, 1], per image (`tf.image.ssim`: 11x11 Gaussian window
     of sigma 1.5, the constants of Wang et al. 2004; colour images averaged over channels)."""
-    import tensorflow as tf
+    import tensorflow as tf  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
     clean, restored = tf.constant(clean, tf.float32), tf.constant(restored, tf.float32)
     return tf.image.ssim(clean, restored, max_val=1.0).numpy()
 
 
-def restore(model, images, max_steps=None, steps=None):
-    """`(restored images, steps per image or None)`: `model.restore` for a model that chooses its
-    depth, else `model.predict`."""
-    if hasattr(model, "restore"):
-        return model.restore(images, max_steps=max_steps, steps=steps)
-    for flag, value in (("--max-steps", max_steps), ("--steps", steps)):
-        if value is not None:
-            raise OdezooError(
-                f"{flag} applies to models that choose their depth; {model.name} has a fixed one."
-            )
-    return model.predict(images, verbose=0), None
-
-
 class ImageRestoration(Task):
+    """Restoration by a model of a fixed depth. A family whose models choose their depth subclasses
+    it and overrides `restore` (and `check_inputs`, `export_parts` where its models need more)."""
+
     name = "image_restoration"
     pipeline_tag = "image-to-image"
     description = "a degraded float image in [0, 1] -> the restored image"
@@ -74,26 +73,28 @@ class ImageRestoration(Task):
         STEPS_OPTION,
     )
 
+    def restore(self, model, images, *, max_steps=None, steps=None):
+        """`(restored images, steps taken per image or None)`: what `predict` and `evaluate` run. Here
+        `model.predict`, a fixed depth, so `max_steps` and `steps` (a cap on the depth a model chooses,
+        or a depth fixed instead of its choice) are refused."""
+        for flag, value in (("--max-steps", max_steps), ("--steps", steps)):
+            if value is not None:
+                raise OdezooError(
+                    f"{flag} applies to models that choose their depth; {model.name} has a fixed one."
+                )
+        return model.predict(images, verbose=0), None
+
     def check_inputs(self, model, x):
-        x = check_images(model, x, overshoot=OVERSHOOT)
-        least, (height, width) = getattr(model, "min_image_size", 1), x.shape[1:3]
-        if min(height, width) < least:
-            raise OdezooError(
-                f"{model.name} needs images of at least {least}x{least} pixels (the receptive field of one "
-                f"step); received {height}x{width}. Give larger images."
-            )
-        return x
+        """Float images of the model's channels in [0, 1], which degraded images may overshoot by
+        `OVERSHOOT` (unclipped noise)."""
+        return check_image_inputs(model, x, overshoot=OVERSHOOT)
 
     def predict(self, model, metadata, inputs, *, out="restored", max_steps=None, steps=None):
         """Restores image files and writes each as `<out>/<name>.png`, or as the file `out` itself when
         it ends in `.png` and one image is given (with the steps taken, for a model that chooses its
         depth). An input file is never overwritten."""
-        from pathlib import Path
 
-        import tensorflow as tf
-
-        from odezoo._files import check_folder
-        from odezoo.data.images import read_image
+        import tensorflow as tf  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
         if not inputs:
             raise OdezooError(f"Give image files to restore: `odezoo predict {model.name} noisy.png`.")
@@ -122,7 +123,9 @@ class ImageRestoration(Task):
         targets[0].parent.mkdir(parents=True, exist_ok=True)
         results = []
         for path, image, target in zip(inputs, images, targets):
-            restored, taken = restore(model, image[None] if fixed else image, max_steps, steps)
+            restored, taken = self.restore(
+                model, image[None] if fixed else image, max_steps=max_steps, steps=steps
+            )
             pixels = np.round(np.clip(restored[0], 0.0, 1.0) * 255).astype("uint8")
             tf.io.write_file(str(target), tf.io.encode_png(pixels))
             results.append({"input": str(path), "output": str(target)})
@@ -136,7 +139,6 @@ class ImageRestoration(Task):
     ):  # fmt: skip
         """Mean PSNR of the degraded and of the restored images against the clean ones, the restored
         images' mean SSIM (and the mean steps taken, for a model that chooses its depth)."""
-        from odezoo.data.restoration import check_degradation, clean_images
 
         dataset = dataset or metadata.get("dataset")
         if not dataset:
@@ -157,7 +159,9 @@ class ImageRestoration(Task):
         degraded_psnr, restored_psnr, restored_ssim, all_steps = [], [], [], []
         for index, images in enumerate(ds.batch(batch_size if fixed else 1).as_numpy_iterator()):
             degraded = degrade(images, **level, seed=seed + index)
-            restored, taken = restore(model, self.check_inputs(model, degraded), max_steps, steps)
+            restored, taken = self.restore(
+                model, self.check_inputs(model, degraded), max_steps=max_steps, steps=steps
+            )
             degraded_psnr.append(psnr(images, degraded))
             restored = np.clip(restored, 0.0, 1.0)
             restored_psnr.append(psnr(images, restored))
@@ -192,16 +196,6 @@ class ImageRestoration(Task):
         elif images.shape[1:] != shape:
             images = super().sample_inputs(model, metadata, count)
         return add_noise(images, NOISE_SIGMA, 0)
-
-    def export_parts(self, model, metadata, quantize=None):
-        """A model that chooses its depth exports `step` (`step_model`: one step `(x, x0) -> x_next`, to
-        run in a loop of one's own) and `restore` (`restore_model`: the whole policy-driven loop in
-        the graph, `x0 -> (restored, steps)`); a fixed-depth model exports itself."""
-        if not hasattr(model, "restore_model"):
-            return super().export_parts(model, metadata, quantize)
-        sample = self.sample_inputs(model, metadata)
-        step, restore = model.step_model(), model.restore_model()
-        return {"step": (step, step, {"x": sample, "x0": sample}), "restore": (restore, restore, sample)}
 
     def agreement(self, expected, actual, fmt):
         """Max |difference| of the restored images, and the PSNR of the artifact's output against Keras'."""

@@ -6,6 +6,9 @@ at `(x_i, y_j)`. Fields built with `np.meshgrid(x, y)` (the default `indexing="x
 convention; `indexing="ij"` gives the transpose.
 """
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import numpy as np
 
 from odezoo.errors import OdezooError
@@ -17,7 +20,23 @@ FIELD_TOLERANCE = 1e-5
 ROLLOUT_METRIC = "median relative error, t=1"
 
 
+class FieldModel(Protocol):
+    """What `PDERollout` reads off a model, besides a Keras model's `name` and `inputs`."""
+
+    grid: int  # points per axis of the square grid the model was trained on
+    channels: Sequence[str]  # the names of the fields, one per channel
+    periodic: bool  # whether the grid is periodic (then the input check looks across the boundary)
+
+
 class PDERollout(Task):
+    """A field in, the field one time step later out (the module docstring).
+
+    Models: a `FieldModel`. A family's subclass adds what needs its simulator or its models' methods
+    (the evaluation, export sample inputs, golden and spot checks). Metadata: `metrics` holds
+    `ROLLOUT_METRIC` (the headline), and `pde_report` the evaluation the card quotes
+    (`rollout_relative_error` per time, `max_relative_error`, `largest_spurious`).
+    """
+
     name = "pde_rollout"
     pipeline_tag = "time-series-forecasting"
     description = "a field on a periodic grid -> the field one time step later"
@@ -35,24 +54,9 @@ class PDERollout(Task):
             "on fresh trajectories, and `odezoo.load(name).rollout(u0, steps)` predicts from a field."
         )
 
-    def evaluate(self, model, metadata, *, trajectories=100, seed=10_000):
-        from odezoo.models.pde_net.pde_net_eval import evaluate_pde, public
-
-        return public(evaluate_pde(model, metadata["equation"], trajectories=trajectories, seed=seed))
-
     def headline(self, metadata):
         m = metric(metadata, ROLLOUT_METRIC)
         return "—" if m is None else f"{m['value']:.2%} median rollout error at t = 1"
-
-    def export_pair(self, model, metadata, quantize=None):
-        """The float32 copy is exported and checked against the float64 model on simulated fields."""
-        from odezoo.data.pde import simulate
-        from odezoo.export import float32_copy
-
-        if quantize:
-            raise OdezooError(f"{model.name} is a PDE model: it exports in float32 only; drop --quantize.")
-        sample = simulate(metadata["equation"], batch=16, steps=0, seed=1, noise=0.0).u[:, 0]
-        return float32_copy(model), model, sample.astype("float32")
 
     def agreement(self, expected, actual, fmt):
         diff = float(np.max(np.abs(actual - expected)))
@@ -70,9 +74,6 @@ class PDERollout(Task):
             f"(tolerance {FIELD_TOLERANCE:g})"
         )
 
-    def golden(self, model, stored):
-        return model.rollout(stored["u0"], 1)[:, 1], stored["u1"]
-
     def card_quotes(self, metadata):
         report = metadata["pde_report"]
         return [
@@ -82,19 +83,8 @@ class PDERollout(Task):
             *super().card_quotes(metadata),
         ]
 
-    def spot_checks(self, model, metadata):
-        """Ten steps from fresh noise-free trajectories (not the evaluation seed) stay within the card's
-        upper-quartile error at t = 1 (errors grow along a rollout)."""
-        from odezoo.data.pde import simulate
 
-        at_1 = metadata["pde_report"]["rollout_relative_error"]["t=1"]
-        data = simulate(metadata["equation"], batch=2, steps=10, seed=123, noise=0.0, start_time=0.0)
-        path = model.rollout(data.u[:, 0], 10)
-        error = float(np.sqrt(np.mean((path[:, -1] - data.u[:, -1]) ** 2) / np.var(data.u[:, -1])))
-        return [(f"10-step error {error:.3g} < card's t=1 q75 {at_1['q75']:.3g}", error < at_1["q75"])]
-
-
-def check_fields(model, u, what="u0"):
+def check_fields(model: FieldModel, u, what="u0"):
     """Returns `u` as an array after the checks every PDE model needs; raises `OdezooError` otherwise."""
     grid, channels = model.grid, len(model.channels)
     arr = np.asarray(u)

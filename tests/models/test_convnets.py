@@ -1,4 +1,5 @@
-"""YOPO's classifiers (models.md 5.1): parameter counts by hand / from the literature, configs, f0 split."""
+"""YOPO's classifiers (docs/papers.md#yopo-hamiltonian): parameter counts by hand / from the literature,
+configs, f0 split."""
 
 import numpy as np
 import pytest

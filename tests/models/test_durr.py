@@ -38,7 +38,7 @@ def constant_policy(model, stop):
 
 
 def test_default_sizes_match_the_paper():
-    """≈1.8e5 parameters in the unit and ≈1.0e5 in the policy (models.md §3), grey and colour."""
+    """≈1.8e5 parameters in the unit and ≈1.0e5 in the policy (docs/papers.md#durr), grey and colour."""
     for channels, unit, policy in ((1, 186_433, 97_554), (3, 189_891, 98_130)):
         model = DURR(channels=channels)
         assert model.unit.count_params() == unit and model.policy.count_params() == policy
@@ -183,6 +183,26 @@ def test_noise_within_the_overshoot_is_accepted():
     x = np.full((1, 16, 16, 1), 0.5, "float32")
     x[0, 0, 0, 0], x[0, 1, 1, 0] = -1.9, 2.9
     assert model.restore(x, max_steps=1)[0].shape == x.shape
+
+
+def test_durr_brings_its_own_restoration_task():
+    """DURR's task (in its folder) restores with the policy and exports the step and the loop; the
+    generic task restores a model of fixed depth with `predict` and exports the model itself."""
+    from odezoo.models.durr.durr_task import DURRRestoration
+    from odezoo.tasks import get_task
+
+    model = mean_policy(DURR(**TINY))
+    task, generic = model.task, get_task("image_restoration")
+    assert type(task) is DURRRestoration and DURR.TASK == model.TASK == generic.name
+    restored, steps = task.restore(model, STARTS, max_steps=10)
+    expected, expected_steps = model.restore(STARTS, max_steps=10)
+    np.testing.assert_array_equal(restored, expected)
+    assert steps.tolist() == expected_steps.tolist() == [5, 2, 0]
+    assert set(task.export_parts(model, {})) == {"step", "restore"}
+    assert set(generic.export_parts(model, {})) == {"model"}
+    np.testing.assert_array_equal(generic.restore(model, STARTS)[0], model.predict(STARTS, verbose=0))
+    assert generic.restore(model, STARTS)[1] is None
+    generic.check_inputs(model, noisy((1, 20, 6, 1)))  # the receptive field is DURR's check, not the task's
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""LM-ResNet: the properties of models.md 1.6, and the model harness."""
+"""LM-ResNet: the properties of docs/papers.md#lm-resnet-tests, and the model harness."""
 
 import re
 

@@ -1,5 +1,5 @@
-"""Macaron Net: the faithfulness tests of models.md 2.5 (parameter counts, sub-layer order and the 1/2
-factors, the Lie–Trotter limit, splitting orders), fairseq's positions and init, masks, padding,
+"""Macaron Net: the faithfulness tests of docs/papers.md#macaron-tests (parameter counts, sub-layer order and
+the 1/2 factors, the Lie–Trotter limit, splitting orders), fairseq's positions and init, masks, padding,
 cached decoding, and the messages of bad arguments."""
 
 import math
@@ -49,7 +49,7 @@ def _logits(model, x, training=False):
 
 X = _inputs(RNG.integers(3, 20, (2, 6)), np.concatenate([np.full((2, 1), 2), RNG.integers(3, 20, (2, 4))], 1))
 
-# --- NumPy reference of the equations of models.md 2.1 ---
+# --- NumPy reference of the equations of docs/papers.md#macaron-layer ---
 
 
 def _w(dense):
@@ -84,7 +84,8 @@ ORDER = ("macaron_ffn", "self_attention", "cross_attention", "ffn")
 
 def _reference(layer, x, encoder_output=None, order=ORDER, factor=None):
     """The layer's equations with its sub-layers run in `order` and the FFN factor `factor` (default:
-    models.md 2.1, 1/2 for Strang); a sub-layer the layer lacks (macaron_ffn, cross_attention) is skipped."""
+    docs/papers.md#macaron-layer, 1/2 for Strang); a sub-layer the layer lacks (macaron_ffn, cross_attention)
+    is skipped."""
     c = factor or (0.5 if layer.scheme == "strang" else 1.0)
     t = x.shape[1]
     causal = np.tril(np.ones((t, t), bool)) if encoder_output is not None else True
@@ -133,8 +134,9 @@ def _copy_trunk(strang, lie_trotter, ffn_output_scale):
 
 
 def test_zero_macaron_ffn_is_the_transformer_with_a_half_ffn_then_doubling_gives_the_baseline():
-    """models.md 2.5.3, on the whole model: W2a = b2a = 0 leaves a pre-norm Transformer whose FFN output
-    is scaled by 1/2; doubling W2b and b2b then gives exactly the Lie–Trotter model of width d_ff / 2.
+    """docs/papers.md#macaron-test-3, on the whole model: W2a = b2a = 0 leaves a pre-norm Transformer whose
+    FFN output is scaled by 1/2; doubling W2b and b2b then gives exactly the Lie–Trotter model of width
+    d_ff / 2.
     (Post-norm has no such identity: the macaron LayerNorm still acts on x.)"""
     strang = _model("strang", dtype="float64", intermediate_dim=16)
     baseline = _model("lie_trotter", dtype="float64", intermediate_dim=8)
@@ -173,8 +175,9 @@ def _transformer_parameters(vocabulary_size, num_layers, hidden_dim, intermediat
 
 @pytest.mark.parametrize("name,difference", [("iwslt14_small", 18_432), ("wmt14_big", 36_864)])
 def test_parameter_counts_of_the_paper_configurations(name, difference):
-    """models.md 2.5.1: Strang = Lie–Trotter + 3d per layer (12 layers): IWSLT +18,432, WMT big +36,864;
-    everything else equals the Transformer counted by hand (vocabulary 8: the embedding is V·E in both)."""
+    """docs/papers.md#macaron-test-1: Strang = Lie–Trotter + 3d per layer (12 layers): IWSLT +18,432, WMT big
+    +36,864; everything else equals the Transformer counted by hand (vocabulary 8: the embedding is
+    V·E in both)."""
     config = CONFIGS[name]
     strang, baseline = (
         MacaronTransformer(vocabulary_size=8, scheme=scheme, **config).count_params()
@@ -197,9 +200,9 @@ def test_parameter_counts_per_layer_affine_and_non_affine():
 
 
 def test_splitting_orders_on_a_linear_system():
-    """models.md 2.5.4, du/dt = (A + B)u with non-commuting A, B, up to t = 1 in n steps: Lie–Trotter
-    e^{hB} e^{hA} errs O(h) (one step O(h²)), Strang e^{hA/2} e^{hB} e^{hA/2} O(h²) (one step O(h³)):
-    halving h divides the global errors by 2 and 4, the one-step errors by 4 and 8."""
+    """docs/papers.md#macaron-test-4, du/dt = (A + B)u with non-commuting A, B, up to t = 1 in n steps:
+    Lie–Trotter e^{hB} e^{hA} errs O(h) (one step O(h²)), Strang e^{hA/2} e^{hB} e^{hA/2} O(h²) (one step
+    O(h³)): halving h divides the global errors by 2 and 4, the one-step errors by 4 and 8."""
     a, b = np.array([[0.0, 1.0], [-1.0, 0.0]]), np.array([[-0.5, 0.0], [0.3, -1.0]])
     assert np.abs(a @ b - b @ a).max() > 0.1
     e = scipy.linalg.expm
@@ -302,8 +305,9 @@ def test_cached_decoding_gives_the_logits_and_greedy_tokens_of_full_decoding():
 
 
 def _fairseq_positions(mask, dim, pad_id, start=0):
-    """models.md 2.4b in float64: real tokens numbered pad_id + 1, ... in order, pads at pad_id (zero);
-    half = dim // 2, f = exp(-arange(half) ln(10000) / (half - 1)), [sin(p f), cos(p f)] (then 0)."""
+    """docs/papers.md#macaron-checkpoints in float64: real tokens numbered pad_id + 1, ... in order, pads at
+    pad_id (zero); half = dim // 2, f = exp(-arange(half) ln(10000) / (half - 1)), [sin(p f), cos(p f)]
+    (then 0)."""
     half = dim // 2
     f = np.exp(-np.arange(half) * np.log(10000.0) / (half - 1))
     out = np.zeros((*mask.shape, dim))

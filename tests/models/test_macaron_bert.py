@@ -1,7 +1,7 @@
-"""Macaron-BERT (models.md 2.3, 2.4b, 2.5): the parameter identity (+d per layer with non-affine
-LayerNorms), the sub-layer order FFN(ReLU)/2 → attention → FFN(GELU)/2 against a NumPy reference,
-the segment table's zero row, the tied masked-LM logits, right padding, the classifier head swap and
-the input checks."""
+"""Macaron-BERT (docs/papers.md#macaron-bert, #macaron-checkpoints, #macaron-tests): the parameter identity
+(+d per layer with non-affine LayerNorms), the sub-layer order FFN(ReLU)/2 → attention → FFN(GELU)/2 against a
+NumPy reference, the segment table's zero row, the tied masked-LM logits, right padding, the classifier head
+swap and the input checks."""
 
 import math
 
@@ -45,8 +45,8 @@ def _bert_parameters(vocabulary_size, num_layers, hidden_dim, intermediate_dim):
 
 
 def test_parameter_identity_plus_d_per_layer():
-    """models.md 2.5.1 with non-affine LayerNorms: Macaron = BERT + d per layer (one more FFN output
-    bias); BERT-base: 12 x 768 = +9,216, and BERT itself is the count by hand."""
+    """docs/papers.md#macaron-test-1 with non-affine LayerNorms: Macaron = BERT + d per layer (one more FFN
+    output bias); BERT-base: 12 x 768 = +9,216, and BERT itself is the count by hand."""
     strang, baseline = (_model(scheme).count_params() for scheme in ("strang", "lie_trotter"))
     assert strang - baseline == TINY["num_layers"] * TINY["hidden_dim"]
     assert baseline == _bert_parameters(20, 2, 8, 16)
@@ -88,9 +88,9 @@ def _gelu(x):
 
 
 def _reference(model, x, macaron=(_relu, 0.5), attention_factor=1.0, main=(_gelu, 0.5)):
-    """models.md 2.3 in NumPy: the embeddings, per layer FFN_a(LN(x)) → attention → FFN_b(LN(x)) with
-    the given activations and factors (Lie–Trotter: no FFN_a, GELU FFN of factor 1), the final
-    LayerNorm and the tied masked-LM head."""
+    """docs/papers.md#macaron-bert in NumPy: the embeddings, per layer FFN_a(LN(x)) → attention → FFN_b(LN(x))
+    with the given activations and factors (Lie–Trotter: no FFN_a, GELU FFN of factor 1), the final LayerNorm
+    and the tied masked-LM head."""
     ids, segments, mask = x["token_ids"], x["segment_ids"], x["padding_mask"]
     table = np.asarray(model.token_embedding.embeddings)
     positions = model.position_embedding.table[1 + np.cumsum(mask, 1) * mask]

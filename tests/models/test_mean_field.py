@@ -1,14 +1,16 @@
-"""Mean-field ResNet: the identities of models.md 6 (depth consistency, width invariance, permutation),
-block reordering in training, and the messages of bad arguments."""
+"""Mean-field ResNet: the identities of docs/papers.md#mean-field-tests (depth consistency, width invariance,
+permutation), block reordering in training, the messages of bad arguments, and the family's commands."""
 
 import itertools
+import json
 
 import keras
 import numpy as np
 import pytest
 
+from odezoo.cli import main
 from odezoo.models import MeanFieldResNet
-from odezoo.models.mean_field.mean_field_eval import random_orders
+from odezoo.models.mean_field.mean_field_eval import order_invariance, random_orders
 from odezoo.models.mean_field.mean_field_layers import MeanFieldBlocks
 
 RNG = np.random.default_rng(0)
@@ -185,3 +187,30 @@ def test_random_orders_are_seeded_permutations_other_than_the_identity():
     assert orders == random_orders(4, 20, seed=3)
     assert all(sorted(o) == [0, 1, 2, 3] and o != [0, 1, 2, 3] for o in orders)
     assert MeanFieldBlocks(2, 3, kernel_size=3).get_config()["kernel_size"] == 3
+
+
+def test_the_block_orders_command_measures_a_preset_folder(capsys, tmp_path):
+    """`odezoo block-orders` on a preset folder: the trained order's accuracy and `order_invariance`'s."""
+    keras.utils.set_random_seed(0)
+    model = MeanFieldResNet(num_blocks=3, width=3, channels=4, num_classes=10, name="tiny")
+    folder = model.save_pretrained(tmp_path / "tiny", metadata={"dataset": "fashion_mnist"})
+    assert main(["block-orders", str(folder), "--orders", "2", "--limit", "16", "--seed", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = order_invariance(model, "fashion_mnist", orders=2, seed=1, limit=16)
+    assert {k: result[k] for k in expected} == expected
+    assert result["dataset"] == "fashion_mnist" and 0 <= result["accuracy"] <= 1
+    assert result["random_orders"] == random_orders(3, 2, seed=1)
+
+
+def test_the_family_commands_refuse_what_they_cannot_measure_in_one_line(capsys, tmp_path):
+    assert main(["block-orders", "lm_resnet20_fashion_mnist"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "odezoo block-orders: error: Block orders exist in MeanFieldResNet presets only; "
+        "'lm_resnet20_fashion_mnist' is a LMResNet. `odezoo list` shows the presets with their models."
+    )
+    (tmp_path / "file.txt").write_text("")
+    assert main(["continuum-limit", "--out", str(tmp_path / "file.txt")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"odezoo continuum-limit: error: --out {tmp_path / 'file.txt'} is a file; give a folder (it is "
+        "created if missing)."
+    )

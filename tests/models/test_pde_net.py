@@ -1,4 +1,4 @@
-"""PDE-Net v1 model: delta-t block, coefficient interpolants, learned source (models.md 4.2)."""
+"""PDE-Net v1 model: delta-t block, coefficient interpolants, learned source (docs/papers.md#pde-net-v1)."""
 
 import math
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from odezoo.data import pde
+from odezoo.errors import OdezooError
 from odezoo.models.pde_net import MomentConv2D, PDENet
 from odezoo.models.pde_net.pde_net import lagrange_weights, periodic_interpolation_matrix
 
@@ -74,11 +75,13 @@ def test_config_round_trip_and_bad_arguments():
     model = PDENet(grid=16, mesh=4)
     clone = PDENet.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
-    with pytest.raises(ValueError, match="kernel_size` must be 5 or 7"):
+    with pytest.raises(OdezooError, match="kernel_size` must be 5 or 7"):
         PDENet(kernel_size=9)
-    with pytest.raises(ValueError, match="max_order"):
+    with pytest.raises(OdezooError, match="max_order"):
         PDENet(kernel_size=5, max_order=5)
-    with pytest.raises(ValueError, match="padding"):
+    with pytest.raises(
+        OdezooError, match=r"^`padding` must be 'periodic' or 'zero'. Received: padding='reflect'$"
+    ):
         PDENet(padding="reflect")
 
 

@@ -1,6 +1,8 @@
-"""PDE-Net 2.0 model: models.md 4.3 and tests 4.5.7, 4.5.8."""
+"""PDE-Net 2.0 model: docs/papers.md#pde-net-2 and #pde-net-test-7, #pde-net-test-8."""
 
+import inspect
 import math
+import re
 
 import numpy as np
 import pytest
@@ -8,8 +10,12 @@ import sympy
 
 from odezoo.data import pde
 from odezoo.errors import OdezooError
-from odezoo.models.pde_net import PDENet2, SymNet
-from odezoo.models.pde_net.pde_net2 import derivative_orders, feature_name
+from odezoo.models.pde_net import PDENet, PDENet2, SymNet
+from odezoo.models.pde_net.pde_net import VariableCoefficientStep
+from odezoo.models.pde_net.pde_net2 import PolynomialPDEStep
+from odezoo.models.pde_net.pde_net_base import derivative_orders, feature_name
+from odezoo.models.pde_net.pde_net_task import PDENetRollout
+from odezoo.tasks import get_task
 
 NU = 0.05
 
@@ -141,11 +147,34 @@ def test_a_fractional_number_of_rollout_steps_is_refused():
         burgers_model().rollout(np.zeros((1, 32, 32, 2)), 2.5)
 
 
-def test_filter_size_and_order_are_checked():
-    with pytest.raises(ValueError, match="kernel_size` must be 5 or 7"):
-        PDENet2(kernel_size=3)
-    with pytest.raises(ValueError, match="max_order"):
-        PDENet2(kernel_size=5, max_order=5)
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"kernel_size": 3}, "`kernel_size` must be 5 or 7 and `max_order` < kernel_size"),
+        ({"kernel_size": 5, "max_order": 5}, "Received: kernel_size=5, max_order=5"),
+        ({"channels": ("u", "u")}, "`channels` must be distinct names. Received: channels=('u', 'u')"),
+        ({"grid": 4}, "`grid` must be at least kernel_size=5. Received: grid=4"),
+    ],
+)
+def test_bad_arguments_are_refused_with_an_odezoo_error(kwargs, message):
+    with pytest.raises(OdezooError, match=re.escape(message)):
+        PDENet2(**kwargs)
+
+
+def test_the_pde_net_models_do_the_familys_rollout_task():
+    """`PDENetRollout` is the generic `pde_rollout` task with PDE-Net's evaluation and checks."""
+    for model in (PDENet2(channels=("u",), grid=8), PDENet(grid=8, mesh=2, max_order=2)):
+        assert model.TASK == "pde_rollout" and type(model.task) is PDENetRollout
+    assert issubclass(PDENetRollout, type(get_task("pde_rollout")))
+
+
+def test_the_defaults_are_declared_once_by_the_model():
+    """The step layers take every argument they share with their model from it: no second defaults."""
+    for model_cls, step_cls in ((PDENet2, PolynomialPDEStep), (PDENet, VariableCoefficientStep)):
+        declared = inspect.signature(model_cls.__init__).parameters
+        step = inspect.signature(step_cls.__init__).parameters.values()
+        shared = [p for p in step if p.name in declared]
+        assert len(shared) >= 7 and all(p.default is inspect.Parameter.empty for p in shared)
 
 
 def test_float64_survives_the_config_round_trip():

@@ -1,4 +1,4 @@
-"""PDE-Net's moment-constrained filters: the accuracy orders of models.md 4.5, in float64."""
+"""PDE-Net's moment-constrained filters: the accuracy orders of docs/papers.md#pde-net-tests, in float64."""
 
 import re
 
@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from odezoo.errors import OdezooError
 from odezoo.models.pde_net.pde_net_layers import (
     MomentConv2D,
     SymNet,
@@ -122,10 +123,11 @@ def test_config_round_trip():
         ({"order": (3, 2), "kernel_size": 5}, "Received: order=(3, 2)"),
         ({"order": (1, 0), "constraint": "soft"}, "Received: constraint='soft'"),
         ({"order": (1, 0), "padding": "reflect"}, "Received: padding='reflect'"),
+        ({"order": (1, 0), "constraint": "moment", "acc": 0}, "`acc` must be >= 1. Received: acc=0"),
     ],
 )
 def test_invalid_arguments(kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(OdezooError, match=re.escape(message)):
         MomentConv2D(**kwargs)
 
 
@@ -181,5 +183,5 @@ def test_symnet_config_and_shapes():
     net = SymNet(3, seed=1)
     assert net(np.zeros((2, 4, 4, 12), "float32")).shape == (2, 4, 4)
     assert SymNet.from_config(net.get_config()).get_config() == net.get_config()
-    with pytest.raises(ValueError, match="Received: num_hidden=-1"):
+    with pytest.raises(OdezooError, match="Received: num_hidden=-1"):
         SymNet(-1)

@@ -1,4 +1,5 @@
-"""The classifiers of YOPO's experiments (models.md 5.1): SmallCNN, PreActResNet18, WideResNet.
+"""The classifiers of YOPO's experiments (docs/papers.md#yopo-hamiltonian): SmallCNN, PreActResNet18,
+WideResNet.
 
 Each is a residual network read as forward Euler, `x_{t+1} = x_t + f_t(x_t)` (SmallCNN is the
 plain feed-forward case); YOPO perturbs only the first layer `f_0`, named `first_layer` here.
@@ -13,7 +14,7 @@ from odezoo.errors import OdezooError
 from odezoo.models._conv import PADDING_CHANGE, check_padding, conv
 from odezoo.models._inputs import image_inputs
 from odezoo.pretrained import PretrainedMixin
-from odezoo.tasks.image_classification import check_num_classes
+from odezoo.tasks.image_classification import ImageClassification, check_num_classes
 
 
 def _bn_relu(x, name, dtype):
@@ -36,7 +37,7 @@ def _preact_block(x, filters, stride, name, padding, dtype, dropout=0.0):
 
 
 class _Classifier(PretrainedMixin, keras.Model):
-    TASK = "image_classification"
+    TASK_CLASS = ImageClassification
     first_layer = "conv1"  # where YOPO's f0 ends
 
     def _finish(self, inputs, outputs, dtype, kwargs, **config):
@@ -82,7 +83,7 @@ class PreActResNet18(_Classifier):
 
     YOPO's official network pools the last stage's output directly; `final_bn_relu=True` adds a
     BN-ReLU before the pooling (the usual pre-activation head, and what configs saved without the
-    key had). The recipes (`odezoo.recipes.adversarial`, `preact_resnet18_*`) use the default, the
+    key had). The recipes (`odezoo.recipes.convnets`, `preact_resnet18_*`) use the default, the
     official network.
 
     Args:
@@ -175,7 +176,7 @@ class WideResNet(_Classifier):
         )  # fmt: skip
 
 
-# YOPO's networks by config name (models.md 5.1); WRN-34-10 is the paper's CIFAR-10 network.
+# YOPO's networks by config name (docs/papers.md#yopo-hamiltonian); WRN-34-10 is the paper's CIFAR-10 network.
 ARCHITECTURES = {
     "small_cnn": (SmallCNN, {}),
     "preact_resnet18": (PreActResNet18, {}),
@@ -183,7 +184,8 @@ ARCHITECTURES = {
 }
 
 
-def check_architecture(architecture):
+def check_architecture_name(architecture):
+    """Raises `OdezooError` unless `architecture` names a network of `ARCHITECTURES`."""
     if architecture not in ARCHITECTURES:
         raise OdezooError(f"Unknown architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}.")
 
@@ -191,6 +193,6 @@ def check_architecture(architecture):
 def build_classifier(architecture, **kwargs):
     """The network named `architecture` in `ARCHITECTURES`, e.g. `build_classifier("wrn34_10")`
     is WRN-34-10 for CIFAR-10; `kwargs` go to its constructor (`num_classes`, `image_shape`, ...)."""
-    check_architecture(architecture)
+    check_architecture_name(architecture)
     cls, defaults = ARCHITECTURES[architecture]
     return cls(**defaults, **kwargs)

@@ -8,6 +8,7 @@ from keras import ops
 from odezoo.errors import OdezooError, check_integer
 from odezoo.models._inputs import image_inputs
 from odezoo.models.durr.durr_layers import GreedyStopping, Unfolding
+from odezoo.models.durr.durr_task import DURRRestoration
 from odezoo.pretrained import PretrainedMixin
 
 
@@ -25,7 +26,7 @@ class DURR(PretrainedMixin, keras.Model):
     `q_stop >= q_continue` (or `max_steps`). `g_θ` is a DnCNN-style stack of 3x3 convolutions on
     `x_t` and `x0` concatenated (≈1.8e5 parameters by default); `Q_φ` a strided CNN, global average
     pooling and a dense layer (≈1.0e5). The paper gives neither architecture: these are odezoo's
-    choices (models.md §3).
+    choices (docs/papers.md#durr-design).
 
     Calling the model applies `num_steps` steps (training the unit, export); `restore` acts with
     the policy. Inputs are float images on the [0, 1] scale of any size, `channels` channels.
@@ -46,7 +47,7 @@ class DURR(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1805.07709
     """
 
-    TASK = "image_restoration"
+    TASK_CLASS = DURRRestoration
     CITATION = """@inproceedings{zhang2019dynamically,
   title={Dynamically Unfolding Recurrent Restorer: A Moving Endpoint Control Method for Image Restoration},
   author={Zhang, Xiaoshuai and Lu, Yiping and Liu, Jiaying and Dong, Bin},

@@ -9,13 +9,14 @@ from odezoo.models._conv import PADDING_CHANGE, check_padding, conv
 from odezoo.models._inputs import image_inputs
 from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
 from odezoo.pretrained import PretrainedMixin
-from odezoo.tasks.image_classification import check_num_classes
+from odezoo.tasks.image_classification import ImageClassification, check_num_classes
 
 BLOCK_TYPES = {"basic": (2, 1), "bottleneck": (3, 4)}  # (convs per block, expansion)
 
 
-def check_architecture(*, depth, scheme, block_type):
-    """Raises `OdezooError` unless LM-ResNet has an architecture of this depth, scheme and block type."""
+def check_block_layout(*, depth, scheme, block_type):
+    """Raises `OdezooError` unless LM-ResNet can stack blocks of `block_type` to `depth` layers, joined by
+    `scheme`."""
     if block_type not in BLOCK_TYPES:
         raise OdezooError(
             f"`block_type` must be one of {tuple(BLOCK_TYPES)}. Received: block_type={block_type!r}"
@@ -78,7 +79,7 @@ class LMResNet(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1710.10121
     """
 
-    TASK = "image_classification"
+    TASK_CLASS = ImageClassification
     CITATION = """@inproceedings{lu2018beyond,
   title={Beyond Finite Layer Neural Networks: Bridging Deep Architectures and
          Numerical Differential Equations},
@@ -106,7 +107,7 @@ class LMResNet(PretrainedMixin, keras.Model):
         **kwargs,
     ):
         check_num_classes(num_classes)
-        check_architecture(depth=depth, scheme=scheme, block_type=block_type)
+        check_block_layout(depth=depth, scheme=scheme, block_type=block_type)
         check_padding(padding)
         convs, expansion = BLOCK_TYPES[block_type]
         if not 0.0 <= death_rate < 1.0:

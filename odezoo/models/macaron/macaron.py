@@ -10,7 +10,7 @@ from keras import layers, ops
 
 from odezoo._compile import backend_compiled
 from odezoo.errors import OdezooError, check_integer, check_number
-from odezoo.models.macaron.macaron_decoding import fairseq_beam_search
+from odezoo.models.macaron.macaron_decoding import fairseq_beam_search, padded_hypotheses
 from odezoo.models.macaron.macaron_layers import (
     MacaronDecoderLayer,
     MacaronEncoderLayer,
@@ -19,12 +19,14 @@ from odezoo.models.macaron.macaron_layers import (
     check_model_settings,
     layer_norm,
 )
+from odezoo.models.macaron.macaron_tasks import MacaronTranslation
 from odezoo.models.macaron.macaron_tokenizer import check_sentences, preset_tokenizer
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
 
-# The paper's translation architectures (models.md 2.2; fairseq `*_macaron_v2` and `*_big_t2t_macaron`):
+# The paper's translation architectures (docs/papers.md#macaron-translation; fairseq `*_macaron_v2` and
+# `*_big_t2t_macaron`):
 # `intermediate_dim` is the Transformer baseline's d_ff, each Macaron FFN has half of it.
 CONFIGS = {
     "iwslt14_small": {
@@ -109,7 +111,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1906.02762
     """
 
-    TASK = "translation"
+    TASK_CLASS = MacaronTranslation
     CITATION = """@article{lu2019understanding,
   title={Understanding and Improving Transformer From a Multi-Particle Dynamic System Point of View},
   author={Lu, Yiping and Li, Zhuohan and He, Di and Sun, Zhiqing and Dong, Bin and Qin, Tao and
@@ -142,62 +144,23 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         )
 
         # === Layers ===
-        embedding_init = PaddedNormal(hidden_dim**-0.5, pad_id)
+        embeddings = _token_embeddings(vocabulary_size, hidden_dim, pad_id, share_all_embeddings, dtype)
         if share_all_embeddings:
-            self.token_embedding = layers.ReversibleEmbedding(
-                vocabulary_size, hidden_dim, embeddings_initializer=embedding_init, name="token_embedding",
-                dtype=dtype,
-            )  # fmt: skip
-            self.encoder_embedding = self.decoder_embedding = self.token_embedding
-            self.output_projection = None
-        else:
-            self.encoder_embedding, self.decoder_embedding = (
-                layers.Embedding(
-                    vocabulary_size, hidden_dim, embeddings_initializer=embedding_init, name=name, dtype=dtype
-                )
-                for name in ("encoder_token_embedding", "decoder_token_embedding")
-            )
-            self.output_projection = layers.Dense(
-                vocabulary_size, use_bias=False, name="output_projection", dtype=dtype,
-                kernel_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
-            )  # fmt: skip
+            self.token_embedding = embeddings[0]
+        self.encoder_embedding, self.decoder_embedding, self.output_projection = embeddings
         self.position_embedding = SinusoidalPositionEmbedding(
             hidden_dim, max_positions, pad_id, name="position_embedding", dtype=dtype
         )
         self.embedding_dropout = layers.Dropout(dropout, name="embedding_dropout", dtype=dtype)
-        layer_kwargs = {
-            "scheme": scheme,
-            "normalize_before": normalize_before,
-            "dropout": dropout,
-            "attention_dropout": attention_dropout,
-            "activation_dropout": activation_dropout,
-            "dtype": dtype,
-        }
-        self.encoder_layers = [
-            MacaronEncoderLayer(num_heads, intermediate_dim, name=f"encoder_layer_{i}", **layer_kwargs)
-            for i in range(num_layers)
-        ]
-        self.decoder_layers = [
-            MacaronDecoderLayer(num_heads, intermediate_dim, name=f"decoder_layer_{i}", **layer_kwargs)
-            for i in range(num_layers)
-        ]
-        self.encoder_norm, self.decoder_norm = (
-            layer_norm(name, dtype=dtype) if normalize_before else None
-            for name in ("encoder_norm", "decoder_norm")
-        )
+        self.encoder_layers, self.decoder_layers, self.encoder_norm, self.decoder_norm = _layer_stacks(
+            num_layers, num_heads, intermediate_dim, scheme=scheme, normalize_before=normalize_before,
+            dropout=dropout, attention_dropout=attention_dropout, activation_dropout=activation_dropout,
+            dtype=dtype,
+        )  # fmt: skip
 
         # === Functional Model ===
         inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES}
-        encoder_output = self._encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
-        x = self._embed(self.decoder_embedding, inputs["decoder_token_ids"], inputs["decoder_padding_mask"])
-        for layer in self.decoder_layers:
-            x = layer(
-                x,
-                encoder_output,
-                decoder_padding_mask=inputs["decoder_padding_mask"],
-                encoder_padding_mask=inputs["encoder_padding_mask"],
-            )
-        logits = self._logits(x)
+        logits = self._teacher_forced_logits(inputs)
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
 
         # === Config ===
@@ -218,6 +181,20 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             share_all_embeddings=bool(share_all_embeddings),
         )
         self._compiled_steps = {}  # `_decoder_stepper`'s compiled step by `k`; `greedy_search`
+
+    def _teacher_forced_logits(self, inputs):
+        """The functional model's output on its `inputs` (`INPUT_NAMES`): the encoder, then the decoder
+        stack on the whole shifted target, then the next-token logits."""
+        encoder_output = self._encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
+        x = self._embed(self.decoder_embedding, inputs["decoder_token_ids"], inputs["decoder_padding_mask"])
+        for layer in self.decoder_layers:
+            x = layer(
+                x,
+                encoder_output,
+                decoder_padding_mask=inputs["decoder_padding_mask"],
+                encoder_padding_mask=inputs["encoder_padding_mask"],
+            )
+        return self._logits(x)
 
     def _embed(self, embedding, token_ids, padding_mask, start_index=0):
         """`Drop(sqrt(E) · Emb(ids) + P(positions))`."""
@@ -457,20 +434,9 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         }
 
     def beam_search(
-        self,
-        encoder_token_ids,
-        encoder_padding_mask,
-        *,
-        beam=5,
-        lenpen=1.0,
-        max_len_a=0.0,
-        max_len_b=200,
-        min_len=1,
-        unk_penalty=0.0,
-        n_best=None,
-        eos_id=2,
-        unk_id=3,
-    ):
+        self, encoder_token_ids, encoder_padding_mask, *, beam=5, lenpen=1.0, max_len_a=0.0, max_len_b=200,
+        min_len=1, unk_penalty=0.0, n_best=None, eos_id=2, unk_id=3,
+    ):  # fmt: skip
         """fairseq's beam search (`generate.py --beam --lenpen`: IWSLT beam 5 lenpen 1.0, WMT beam 4
         lenpen 0.6), batched over sentences, on the compiled cached decoder step.
 
@@ -523,6 +489,28 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             `(tokens, scores)`: `(batch, n_best, length)` the same way and `(batch, n_best)` the
             normalised scores, best first.
         """
+        beam, lenpen, min_len, max_length, token_bias = self._beam_search_settings(
+            encoder_padding_mask, beam=beam, lenpen=lenpen, max_len_a=max_len_a, max_len_b=max_len_b,
+            min_len=min_len, unk_penalty=unk_penalty, n_best=n_best, eos_id=eos_id, unk_id=unk_id,
+        )  # fmt: skip
+        batch_size = len(encoder_token_ids)
+        step = self._decoder_stepper(
+            encoder_token_ids, encoder_padding_mask, copies=beam, max_length=max_length + 1, k=2 * beam
+        )
+        finalized = fairseq_beam_search(
+            step, batch_size=batch_size, beam=beam, lenpen=lenpen, max_length=max_length,
+            min_len=min_len, eos_id=eos_id, token_bias=token_bias,
+        )  # fmt: skip
+        return padded_hypotheses(finalized, n_best, self.pad_id)
+
+    def _beam_search_settings(
+        self, encoder_padding_mask, *, beam, lenpen, max_len_a, max_len_b, min_len, unk_penalty, n_best,
+        eos_id, unk_id,
+    ):  # fmt: skip
+        """Checks `beam_search`'s arguments (raising `OdezooError`) and returns `(beam, lenpen, min_len,
+        max_length, token_bias)`: `max_length` the most tokens before the closing eos, `token_bias` the
+        `(vocabulary_size,)` term added to every step's log-probabilities (-inf at pad, -unk_penalty
+        at unk)."""
         vocabulary_size = self.vocabulary_size
         beam = check_integer("beam", beam, 1)
         if beam > (vocabulary_size - 1) // 2:
@@ -542,6 +530,15 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 raise OdezooError(
                     f"`{name}` must be < vocabulary_size={vocabulary_size}. Received: {name}={value}"
                 )
+        max_length = self._beam_max_length(encoder_padding_mask, max_len_a, max_len_b)
+        token_bias = np.zeros(vocabulary_size, "float32")
+        token_bias[unk_id] -= unk_penalty
+        token_bias[self.pad_id] = -np.inf
+        return beam, lenpen, min_len, max_length, token_bias
+
+    def _beam_max_length(self, encoder_padding_mask, max_len_a, max_len_b):
+        """`int(max_len_a * src_len + max_len_b)`, `src_len` the longest real source; raises `OdezooError`
+        where it is over `max_positions - 1`."""
         src_len = int(np.asarray(encoder_padding_mask).sum(axis=1).max())
         max_length = int(max_len_a * src_len + max_len_b)
         if max_length > self.max_positions - 1:
@@ -550,26 +547,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 f"{self.max_positions - 1}. Received: max_len_a={max_len_a}, src_len={src_len}, "
                 f"max_len_b={max_len_b}: {max_length}"
             )
-        bias = np.zeros(vocabulary_size, "float32")
-        bias[unk_id] -= unk_penalty
-        bias[self.pad_id] = -np.inf
-        batch_size = len(encoder_token_ids)
-        step = self._decoder_stepper(
-            encoder_token_ids, encoder_padding_mask, copies=beam, max_length=max_length + 1, k=2 * beam
-        )
-        finalized = fairseq_beam_search(
-            step, batch_size=batch_size, beam=beam, lenpen=lenpen, max_length=max_length,
-            min_len=min_len, eos_id=eos_id, token_bias=bias,
-        )  # fmt: skip
-        kept = [hypotheses[: n_best or 1] for hypotheses in finalized]
-        length = max(len(hypothesis) for hypotheses in kept for hypothesis, _ in hypotheses)
-        tokens = np.full((batch_size, len(kept[0]), length), self.pad_id, "int32")
-        for sentence, hypotheses in enumerate(kept):
-            for i, (hypothesis, _) in enumerate(hypotheses):
-                tokens[sentence, i, : len(hypothesis)] = hypothesis
-        if n_best is None:
-            return tokens[:, 0]
-        return tokens, np.array([[score for _, score in hypotheses] for hypotheses in kept], "float32")
+        return max_length
 
     def preset_tokenizer(self):
         """The `MacaronTokenizer` saved in the preset folder this model was loaded from (see
@@ -630,6 +608,49 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             for i, translation in zip(rows, tokenizer.decode(tokens, detokenize=not tokenized)):
                 translations[i] = translation
         return translations
+
+
+def _token_embeddings(vocabulary_size, hidden_dim, pad_id, share_all_embeddings, dtype):
+    """The token embeddings `(encoder's, decoder's, output projection)`, `~ N(0, 1/E)` with a zero `pad_id`
+    row: with `share_all_embeddings` one `ReversibleEmbedding` twice and `None` (it projects the logits
+    too), else two `Embedding`s and a `Dense` projection."""
+    embedding_init = PaddedNormal(hidden_dim**-0.5, pad_id)
+    if share_all_embeddings:
+        shared = layers.ReversibleEmbedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=embedding_init, name="token_embedding",
+            dtype=dtype,
+        )  # fmt: skip
+        return shared, shared, None
+    encoder_embedding, decoder_embedding = (
+        layers.Embedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=embedding_init, name=name, dtype=dtype
+        )
+        for name in ("encoder_token_embedding", "decoder_token_embedding")
+    )
+    output_projection = layers.Dense(
+        vocabulary_size, use_bias=False, name="output_projection", dtype=dtype,
+        kernel_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
+    )  # fmt: skip
+    return encoder_embedding, decoder_embedding, output_projection
+
+
+def _layer_stacks(num_layers, num_heads, intermediate_dim, *, normalize_before, dtype, **layer_kwargs):
+    """`(encoder layers, decoder layers, encoder norm, decoder norm)`: `num_layers` of each kind
+    (`layer_kwargs`: the scheme and the dropouts) and the final LayerNorms (`None` in post-norm form)."""
+    layer_kwargs.update(normalize_before=normalize_before, dtype=dtype)
+    encoder_layers = [
+        MacaronEncoderLayer(num_heads, intermediate_dim, name=f"encoder_layer_{i}", **layer_kwargs)
+        for i in range(num_layers)
+    ]
+    decoder_layers = [
+        MacaronDecoderLayer(num_heads, intermediate_dim, name=f"decoder_layer_{i}", **layer_kwargs)
+        for i in range(num_layers)
+    ]
+    norms = (
+        layer_norm(name, dtype=dtype) if normalize_before else None
+        for name in ("encoder_norm", "decoder_norm")
+    )
+    return encoder_layers, decoder_layers, *norms
 
 
 class _Method(keras.layers.Layer):

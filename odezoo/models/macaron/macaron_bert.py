@@ -4,11 +4,11 @@ GLUE), in the authors' fairseq fork (`transformer_bert_base_macaron`, `transform
 import math
 
 import keras
-import numpy as np
 from keras import layers, ops
 
-from odezoo.errors import OdezooError, check_integer
+from odezoo.errors import check_integer
 from odezoo.models.macaron.macaron import MacaronTransformer
+from odezoo.models.macaron.macaron_bert_inputs import SEGMENT_PAD_ROW
 from odezoo.models.macaron.macaron_layers import (
     MacaronEncoderLayer,
     PaddedNormal,
@@ -17,15 +17,14 @@ from odezoo.models.macaron.macaron_layers import (
     erf_gelu,
     layer_norm,
 )
-from odezoo.models.macaron.macaron_tokenizer import Dictionary, preset_tokenizer
+from odezoo.models.macaron.macaron_tasks import MacaronMaskedLM, MacaronTextClassification
+from odezoo.models.macaron.macaron_tokenizer import preset_tokenizer
 from odezoo.pretrained import PretrainedMixin
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
-SEGMENT_PAD_ROW = 1  # fairseq's `Embedding(2, E, padding_idx=1)`: segment 1 (the first sentence) adds 0
-BERT_SYMBOLS = {4: "<mask>", 5: "<cls>"}  # after fairseq's four specials (models.md 2.4b)
-MASK_ID, CLS_ID = 4, 5
 
-# models.md 2.3: `intermediate_dim` is BERT's d_ff, each Macaron FFN has half of it (fairseq: 1536).
+# docs/papers.md#macaron-bert: `intermediate_dim` is BERT's d_ff, each Macaron FFN has half of it
+# (fairseq: 1536).
 CONFIGS = {
     "bert_base": {
         "num_layers": 12,
@@ -93,12 +92,12 @@ class MacaronBert(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1906.02762
     """
 
-    TASK = "masked_lm"  # an instance with `num_classes` is a "text_classification" model
+    TASK_CLASS = MacaronMaskedLM  # an instance with `num_classes` is a text classifier
     CITATION = MacaronTransformer.CITATION
 
     @classmethod
     def task_of(cls, config):
-        return cls.TASK if config.get("num_classes") is None else "text_classification"
+        return cls.TASK_CLASS if config.get("num_classes") is None else MacaronTextClassification
 
     def __init__(
         self,
@@ -125,6 +124,38 @@ class MacaronBert(PretrainedMixin, keras.Model):
             num_classes = check_integer("num_classes", num_classes, 1)
 
         # === Layers ===
+        self._build_embeddings(vocabulary_size, hidden_dim, max_positions, pad_id, dropout, dtype)
+        self._build_encoder(
+            num_layers, num_heads, intermediate_dim, scheme, dropout, attention_dropout, activation_dropout,
+            dtype,
+        )  # fmt: skip
+        self._build_head(hidden_dim, num_classes, dtype)
+
+        # === Functional Model ===
+        inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES}
+        x = self._encode(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
+        outputs = self._head_outputs(x, num_classes)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.set_config(
+            dtype=dtype,
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            hidden_dim=hidden_dim,
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            scheme=scheme,
+            num_classes=num_classes,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation_dropout=activation_dropout,
+            max_positions=max_positions,
+            pad_id=pad_id,
+        )
+
+    def _build_embeddings(self, vocabulary_size, hidden_dim, max_positions, pad_id, dropout, dtype):
+        """Creates the token, position and segment embeddings (padding rows zero) and their dropout."""
         embedding_init = PaddedNormal(hidden_dim**-0.5, pad_id)
         self.token_embedding = layers.ReversibleEmbedding(
             vocabulary_size, hidden_dim, embeddings_initializer=embedding_init, name="token_embedding",
@@ -138,6 +169,20 @@ class MacaronBert(PretrainedMixin, keras.Model):
             name="segment_embedding", dtype=dtype,
         )  # fmt: skip
         self.embedding_dropout = layers.Dropout(dropout, name="embedding_dropout", dtype=dtype)
+
+    def _build_encoder(
+        self,
+        num_layers,
+        num_heads,
+        intermediate_dim,
+        scheme,
+        dropout,
+        attention_dropout,
+        activation_dropout,
+        dtype,
+    ):
+        """Creates the `num_layers` pre-norm `MacaronEncoderLayer`s (the fork's ReLU then GELU FFNs,
+        Kaiming-normal kernels, LayerNorms without scale and shift) and the final LayerNorm."""
         self.encoder_layers = [
             MacaronEncoderLayer(
                 num_heads,
@@ -157,6 +202,9 @@ class MacaronBert(PretrainedMixin, keras.Model):
             for i in range(num_layers)
         ]
         self.encoder_norm = layer_norm("encoder_norm", affine=False, dtype=dtype)
+
+    def _build_head(self, hidden_dim, num_classes, dtype):
+        """Creates the masked-LM head's layers (`num_classes=None`) or the classifier `head`."""
         if num_classes is None:
             self.mlm_dense = layers.Dense(hidden_dim, activation=erf_gelu, name="mlm_dense", dtype=dtype)
             self.mlm_norm = layer_norm("mlm_norm", dtype=dtype)
@@ -165,32 +213,12 @@ class MacaronBert(PretrainedMixin, keras.Model):
                 num_classes, kernel_initializer="zeros", name="head", dtype=dtype
             )  # fairseq's `classifier`, zero-initialised
 
-        # === Functional Model ===
-        inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in INPUT_NAMES}
-        x = self._encode(inputs["token_ids"], inputs["segment_ids"], inputs["padding_mask"])
+    def _head_outputs(self, x, num_classes):
+        """The head's output on the encoder output `x`: masked-LM logits at every position through the
+        tied token embedding, or the classifier's on the `<cls>` position."""
         if num_classes is None:
-            outputs = self.token_embedding(self.mlm_norm(self.mlm_dense(x)), reverse=True)
-        else:
-            outputs = self.head(x[:, 0])
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-        self.TASK = self.task_of({"num_classes": num_classes})
-
-        # === Config ===
-        self.set_config(
-            dtype=dtype,
-            vocabulary_size=vocabulary_size,
-            num_layers=num_layers,
-            hidden_dim=hidden_dim,
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            scheme=scheme,
-            num_classes=num_classes,
-            dropout=dropout,
-            attention_dropout=attention_dropout,
-            activation_dropout=activation_dropout,
-            max_positions=max_positions,
-            pad_id=pad_id,
-        )
+            return self.token_embedding(self.mlm_norm(self.mlm_dense(x)), reverse=True)
+        return self.head(x[:, 0])
 
     def preset_tokenizer(self):
         """The `MacaronTokenizer` of the preset folder this model was loaded from (its dictionary has
@@ -206,95 +234,3 @@ class MacaronBert(PretrainedMixin, keras.Model):
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=padding_mask)
         return self.encoder_norm(x)
-
-
-def encode_examples(tokenizer, examples, max_positions):
-    """The fork's input of each example (a tuple of one or two sentences): `<cls> s1 </s>` or
-    `<cls> s1 </s> s2 </s>` in `tokenizer`'s BERT dictionary, at most `max_positions` tokens.
-
-    A longer example loses tokens from the end of its longer sentence (of the second on a tie), one at
-    a time (BERT's `_truncate_seq_pair`; how the fork truncates is NOT FOUND).
-
-    Returns:
-        `(token id lists, lengths of the first segment (<cls>, s1, </s>), number of examples truncated)`.
-    """
-    dictionary = tokenizer.dictionary
-    found = {i: dictionary.symbols[i] if i < len(dictionary) else None for i in BERT_SYMBOLS}
-    if found != BERT_SYMBOLS:
-        raise OdezooError(
-            f"A BERT dictionary holds {BERT_SYMBOLS} after fairseq's four specials; this tokenizer's "
-            f"holds {found}. Use the tokenizer of a Macaron-BERT preset."
-        )
-    ids, firsts, truncated = [], [], 0
-    for example in examples:
-        parts = [dictionary.encode_line(tokenizer.tokenize(s), append_eos=False).tolist() for s in example]
-        budget = max_positions - 1 - len(parts)  # <cls> and one </s> per sentence
-        if budget < len(parts):
-            raise OdezooError(
-                f"max_positions={max_positions} leaves no room for {len(parts)} sentence(s) after <cls> "
-                "and </s>."
-            )
-        truncated += sum(map(len, parts)) > budget
-        while sum(map(len, parts)) > budget:
-            max(reversed(parts), key=len).pop()  # the longer; on a tie, the second
-        sequence = [CLS_ID, *parts[0], dictionary.EOS_ID]
-        firsts.append(len(sequence))
-        for part in parts[1:]:
-            sequence += [*part, dictionary.EOS_ID]
-        ids.append(sequence)
-    return ids, firsts, truncated
-
-
-def pack_inputs(ids, first_lengths, pad_id=1):
-    """The model's inputs of token id lists (`encode_examples`), right-padded to the longest:
-    `segment_ids` 1 over the first segment and the padding, 0 over the second sentence."""
-    width = max(map(len, ids))
-    token_ids = np.full((len(ids), width), pad_id, "int32")
-    segment_ids = np.full((len(ids), width), SEGMENT_PAD_ROW, "int32")
-    padding_mask = np.zeros((len(ids), width), "int32")
-    for row, (sequence, first) in enumerate(zip(ids, first_lengths)):
-        token_ids[row, : len(sequence)] = sequence
-        segment_ids[row, first : len(sequence)] = 0
-        padding_mask[row, : len(sequence)] = 1
-    return {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-
-
-def pack_sentences(id_lists, length):
-    """Sentences' token ids (no `</s>`) packed in order into sequences `<cls> s1 </s> s2 </s> ...` of at
-    most `length` tokens (RoBERTa's FULL-SENTENCES, one segment); a sentence longer than `length - 2`
-    tokens is cut to fit a sequence of its own."""
-    if length < 3:
-        raise OdezooError(f"A packed sequence holds <cls>, a token and </s>: length >= 3. Received: {length}")
-    sequences, current = [], [CLS_ID]
-    for ids in id_lists:
-        ids = [*list(ids)[: length - 2], Dictionary.EOS_ID]
-        if len(current) + len(ids) > length:
-            sequences.append(current)
-            current = [CLS_ID]
-        current += ids
-    if len(current) > 1:
-        sequences.append(current)
-    return sequences
-
-
-def mask_tokens(token_ids, padding_mask, rng, *, vocabulary_size, rate=0.15):
-    """BERT's masking of right-padded `token_ids` (fairseq's `MaskedLMDataset`): in each sequence
-    `int(rate · n + u)` of its `n` maskable tokens (real tokens other than `<cls>` and `</s>`; `u`
-    uniform in [0, 1)) are picked; 80 % of them become `<mask>`, 10 % a random ordinary token (ids from
-    `<cls>` + 1 up), 10 % stay.
-
-    Returns:
-        `(masked token ids, labels: the original ids, weights: 1.0 at the picked positions, else 0)`.
-    """
-    maskable = (padding_mask == 1) & (token_ids != CLS_ID) & (token_ids != Dictionary.EOS_ID)
-    weights = np.zeros(token_ids.shape, "float32")
-    for row, positions in enumerate(maskable):
-        candidates = np.flatnonzero(positions)
-        count = min(int(rate * len(candidates) + rng.random()), len(candidates))
-        weights[row, rng.choice(candidates, count, replace=False)] = 1.0
-    picked = weights == 1.0
-    draw = rng.random(token_ids.shape)
-    masked = np.where(picked & (draw < 0.8), MASK_ID, token_ids)
-    random_ids = rng.integers(CLS_ID + 1, vocabulary_size, token_ids.shape)
-    masked = np.where(picked & (draw >= 0.8) & (draw < 0.9), random_ids, masked)
-    return masked.astype("int32"), token_ids.astype("int32"), weights

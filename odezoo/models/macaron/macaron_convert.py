@@ -1,6 +1,6 @@
 """Converts the authors' fairseq checkpoints of Macaron Net (IWSLT14 De→En small, WMT14 En→De base and
-big; models.md 2.4b) and of their BERT fork (BERT-base Macaron, pre-trained or fine-tuned as a
-classifier) into preset folders that `odezoo.load` opens. Token ids stay fairseq's.
+big; docs/papers.md#macaron-checkpoints) and of their BERT fork (BERT-base Macaron, pre-trained or
+fine-tuned as a classifier) into preset folders that `odezoo.load` opens. Token ids stay fairseq's.
 
 The checkpoint is read with `torch.load(weights_only=True)`: only tensors, containers,
 `argparse.Namespace` and inert stand-ins for fairseq's meter classes are rebuilt, so a file that
@@ -17,8 +17,8 @@ import numpy as np
 
 from odezoo.errors import OdezooError
 from odezoo.models.macaron.macaron import CONFIGS
-from odezoo.models.macaron.macaron_bert import BERT_SYMBOLS, SEGMENT_PAD_ROW
 from odezoo.models.macaron.macaron_bert import CONFIGS as BERT_CONFIGS
+from odezoo.models.macaron.macaron_bert_inputs import BERT_SYMBOLS, SEGMENT_PAD_ROW
 from odezoo.models.macaron.macaron_tokenizer import Dictionary, MacaronTokenizer
 
 # fairseq arch name (`--arch`) → the `CONFIGS` entry whose defaults its architecture function sets
@@ -356,10 +356,6 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
         `{"preset_dir", "arch", "vocabulary_size", "parameter_count", "left_out"}`, the last `{key: why}`
         of the checkpoint's weights the model has no use for (the BERT pre-training's next-sentence head).
     """
-    from odezoo.models.macaron.macaron import MacaronTransformer
-    from odezoo.models.macaron.macaron_bert import MacaronBert
-    from odezoo.pretrained import sha256_of
-
     for option, path in (("--dict", dictionary), ("--bpe-codes", bpe_codes)):
         if path is not None and not Path(path).is_file():
             raise OdezooError(f"{option} {path} is not a file.")
@@ -369,6 +365,22 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
     config = bert_config(args) if bert else model_config(args)
     state = {key: value.float().numpy() for key, value in state_file["model"].items()}
     rows = len(_entry(state, "encoder.embed_tokens.weight"))
+    tokenizer = _tokenizer(dictionary, bpe_codes, rows, args, bert)
+    model, left_out = _converted_model(args, config, rows, state, bert)
+    folder = _save_preset(model, tokenizer, out, checkpoint, args, left_out, bert)
+    return {
+        "preset_dir": str(folder),
+        "arch": args.arch,
+        "vocabulary_size": rows,
+        "parameter_count": int(model.count_params()),
+        "left_out": left_out,
+    }
+
+
+def _tokenizer(dictionary, bpe_codes, rows, args, bert):
+    """The `MacaronTokenizer` of the `dict.txt` `dictionary` (the fork's `BertDictionary` for BERT) and
+    the BPE codes file `bpe_codes`, after refusing a dictionary whose size is not the embedding's `rows`
+    or one with subwords but no codes."""
     vocabulary = Dictionary.load(dictionary)
     specials = len(Dictionary.SPECIALS)
     if bert:
@@ -385,7 +397,7 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
             "the BPE codes (subword-nmt's or fastBPE's) the training data was segmented with."
         )
     codes = None if bpe_codes is None else Path(bpe_codes).read_text(encoding="utf-8")
-    tokenizer = MacaronTokenizer(
+    return MacaronTokenizer(
         vocabulary,
         codes,
         lowercase=not any(s != s.lower() for s in vocabulary.symbols[specials:]),
@@ -394,6 +406,13 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
         target_lang="en" if bert else getattr(args, "target_lang", "en"),
     )
 
+
+def _converted_model(args, config, rows, state, bert):
+    """The `MacaronBert` (`bert`) or `MacaronTransformer` of `config` with fairseq's state dict `state`
+    loaded, and `{key: why}` of the checkpoint's weights it leaves out."""
+    from odezoo.models.macaron.macaron import MacaronTransformer
+    from odezoo.models.macaron.macaron_bert import MacaronBert
+
     if bert:
         model = MacaronBert(vocabulary_size=rows, pad_id=Dictionary.PAD_ID, **config)
         pairs, left_out = _bert_weights(model, state)
@@ -401,6 +420,13 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
         model = MacaronTransformer(vocabulary_size=rows, pad_id=Dictionary.PAD_ID, **config)
         pairs, left_out = _weights(model, state), {}
     pairs.assign(left_out, f"a {args.arch} {type(model).__name__}")
+    return model, left_out
+
+
+def _save_preset(model, tokenizer, out, checkpoint, args, left_out, bert):
+    """Saves `model` and `tokenizer`'s assets as the preset folder `out`, its metadata naming the
+    checkpoint it was converted from; returns the folder."""
+    from odezoo.preset_folder import sha256_of
 
     out = Path(out)
     name = Path(checkpoint).name
@@ -411,7 +437,7 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
         converted |= {"source_lang": tokenizer.source_lang, "target_lang": tokenizer.target_lang}
     family = "Macaron-BERT" if bert else "Macaron Net"
     with tempfile.TemporaryDirectory() as assets_folder:
-        folder = model.save_pretrained(
+        return model.save_pretrained(
             out,
             metadata={
                 "preset": out.name,
@@ -420,10 +446,3 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
             },
             assets=tokenizer.save(assets_folder),
         )
-    return {
-        "preset_dir": str(folder),
-        "arch": args.arch,
-        "vocabulary_size": rows,
-        "parameter_count": int(model.count_params()),
-        "left_out": left_out,
-    }

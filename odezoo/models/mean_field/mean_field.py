@@ -8,7 +8,7 @@ from keras import layers
 from odezoo.models._inputs import image_inputs
 from odezoo.models.mean_field.mean_field_layers import MeanFieldBlocks
 from odezoo.pretrained import PretrainedMixin
-from odezoo.tasks.image_classification import check_num_classes
+from odezoo.tasks.image_classification import ImageClassification, check_num_classes
 
 VARIANTS = ("conv", "dense")
 
@@ -52,7 +52,7 @@ class MeanFieldResNet(PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/2003.05508
     """
 
-    TASK = "image_classification"
+    TASK_CLASS = ImageClassification
     CITATION = """@inproceedings{lu2020mean,
   title={A Mean-field Analysis of Deep ResNet and Beyond: Towards Provable Optimization
          via Overparameterization from Depth},

@@ -1,19 +1,17 @@
-"""Measurements particular to the mean-field ResNet.
+"""Measurements particular to the mean-field ResNet, which `odezoo eval` cannot repeat; the family's
+commands run them (`mean_field_commands`):
 
-    python -m odezoo.models.mean_field.mean_field_eval orders PRESET [--orders 10] [--seed 0]
+    odezoo block-orders PRESET [--orders 10] [--seed 0]
 
 prints, as JSON, the test accuracy in the trained order and under `--orders` random permutations
 of the blocks (drawn from `--seed`), with their mean, minimum and standard deviation.
 
-    python -m odezoo.models.mean_field.mean_field_eval continuum [--out DIR]
+    odezoo continuum-limit [--out DIR]
 
 trains residual stacks of depth L and width M on a synthetic regression task under both scalings
 and prints the losses reached (and writes `DIR/continuum.json`, `DIR/continuum.png`): under the
 1/(L·M) scaling the loss settles to a limit as L and M grow.
 """
-
-import argparse
-import json
 
 import numpy as np
 
@@ -131,55 +129,3 @@ def plot_continuum(rows, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m odezoo.models.mean_field.mean_field_eval")
-    commands = parser.add_subparsers(dest="command", required=True)
-    orders = commands.add_parser("orders", help="accuracy under random block orders")
-    orders.add_argument("preset", help="a mean-field ResNet preset name or folder")
-    orders.add_argument("--orders", type=int, default=10, help="random block orders (default 10)")
-    orders.add_argument("--seed", type=int, default=0, help="seed of the orders (default 0)")
-    orders.add_argument("--dataset", default=None, help="data set (default: the preset's)")
-    orders.add_argument("--limit", type=int, default=0, help="first N test examples only (0: all)")
-    orders.add_argument("--data-dir", default=None, help="TensorFlow Datasets data folder")
-    continuum = commands.add_parser("continuum", help="loss reached vs depth and width, both scalings")
-    continuum.add_argument("--out", default=".", help="folder for continuum.json and continuum.png")
-    args = parser.parse_args(argv)
-    if args.command == "continuum":
-        from pathlib import Path
-
-        from odezoo._files import write_json_atomic
-
-        rows = continuum_limit()
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "continuum.json", rows)
-        plot_continuum(rows, out / "continuum.png")
-        print(json.dumps(rows, indent=1))
-        return
-    from odezoo.errors import OdezooError
-    from odezoo.models.mean_field.mean_field import MeanFieldResNet
-    from odezoo.tasks.image_classification import evaluate
-    from odezoo.zoo import resolve
-
-    try:
-        resolved = resolve(args.preset)
-        model = resolved.load()
-        if not isinstance(model, MeanFieldResNet):
-            raise OdezooError(
-                f"Block orders exist in MeanFieldResNet presets only; {args.preset!r} is a "
-                f"{type(model).__name__}. `odezoo list` shows the presets with their models."
-            )
-        dataset = args.dataset or resolved.metadata.get("dataset") or "fashion_mnist"
-        data = {"split": "test", "limit": args.limit, "data_dir": args.data_dir}
-        trained_order = evaluate(model, dataset, **data)["accuracy"]
-        result = order_invariance(model, dataset, orders=args.orders, seed=args.seed, **data)
-    except OdezooError as error:
-        parser.exit(2, f"error: {error}\n")
-    summary = {"preset": args.preset, "dataset": dataset, "accuracy": trained_order, **result}
-    print(json.dumps(summary, indent=2))
-
-
-if __name__ == "__main__":
-    main()

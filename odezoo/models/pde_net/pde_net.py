@@ -4,7 +4,7 @@ One block is `u <- D_0 u + dt * (sum_{i+j<=max_order} c_ij(y, x) D_ij u + f(D_00
 moment-constrained filters approximating `d^(i+j) / dy^i dx^j`, `D_0` a learnable order-0 filter,
 each `c_ij` a periodic piecewise-quadratic Lagrange interpolant of trainable nodal values on a
 coarse mesh, and `f` an optional 1-D piecewise-quartic interpolant (the learned source term of
-the nonlinear diffusion experiment). All blocks share weights (models.md 4.2).
+the nonlinear diffusion experiment). All blocks share weights (docs/papers.md#pde-net-v1).
 """
 
 import math
@@ -13,8 +13,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from odezoo.models.pde_net.pde_net2 import PDEModelMixin, derivative_orders, feature_name
+from odezoo.errors import OdezooError
+from odezoo.models.pde_net.pde_net_base import PDEModelMixin, check_filters, derivative_orders, feature_name
 from odezoo.models.pde_net.pde_net_layers import MomentConv2D, filter_bank
+from odezoo.models.pde_net.pde_net_task import PDENetRollout
 from odezoo.pretrained import PretrainedMixin
 
 
@@ -44,20 +46,23 @@ def periodic_interpolation_matrix(points, cells, degree=2):
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class VariableCoefficientStep(keras.layers.Layer):
-    """One delta-t block of PDE-Net (see the module docstring); input and output `(batch, rows, cols, 1)`."""
+    """One delta-t block of PDE-Net (see the module docstring); input and output `(batch, rows, cols, 1)`.
+
+    The arguments are `PDENet`'s, which declares their defaults, and the range and cells of the source.
+    """
 
     def __init__(
         self,
         *,
         grid,
         dt,
-        kernel_size=5,
-        max_order=4,
-        constraint="moment",
-        acc=1,
-        padding="periodic",
-        mesh=20,
-        source=False,
+        kernel_size,
+        max_order,
+        constraint,
+        acc,
+        padding,
+        mesh,
+        source,
         source_range=15.0,
         source_cells=20,
         **kwargs,
@@ -174,6 +179,7 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1710.09668
     """
 
+    TASK_CLASS = PDENetRollout
     CITATION = """@inproceedings{long2018pdenet,
   title={PDE-Net: Learning PDEs from Data},
   author={Long, Zichao and Lu, Yiping and Ma, Xianzhong and Dong, Bin},
@@ -196,13 +202,9 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         dtype="float64",
         **kwargs,
     ):
-        if kernel_size not in (5, 7) or max_order >= kernel_size:
-            raise ValueError(
-                f"`kernel_size` must be 5 or 7 and `max_order` < kernel_size (an N x N filter has moments up "
-                f"to order N - 1). Received: kernel_size={kernel_size}, max_order={max_order}"
-            )
+        check_filters(kernel_size, max_order)
         if padding not in ("periodic", "zero"):
-            raise ValueError(f"`padding` must be 'periodic' or 'zero'. Received: padding={padding!r}")
+            raise OdezooError(f"`padding` must be 'periodic' or 'zero'. Received: padding={padding!r}")
         inputs = keras.Input((grid, grid, 1), name="u", dtype=keras.dtype_policies.get(dtype).variable_dtype)
         step = VariableCoefficientStep(
             grid=grid,

@@ -2,7 +2,7 @@
 
 One step is `u <- u + dt * SymNet_c(features(u))` per channel `c`, where the features are the
 moment-filter derivatives `d^(i+j) c' / dy^i dx^j` (i + j <= max_order) of every channel `c'`
-and SymNet is a polynomial network (models.md 4.3). The model is the one-step map, so it
+and SymNet is a polynomial network (docs/papers.md#pde-net-2). The model is the one-step map, so it
 exports like any Keras model; `rollout` iterates it and `expression` reads the PDE it learned.
 """
 
@@ -13,21 +13,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from odezoo.errors import check_integer
+from odezoo.errors import OdezooError
+from odezoo.models.pde_net.pde_net_base import PDEModelMixin, check_filters, derivative_orders, feature_name
 from odezoo.models.pde_net.pde_net_layers import MomentConv2D, SymNet, filter_bank, kernel_to_moments
+from odezoo.models.pde_net.pde_net_task import PDENetRollout
 from odezoo.pretrained import PretrainedMixin
-from odezoo.tasks.pde_rollout import check_fields
-
-
-def derivative_orders(max_order):
-    """`(i, j)` with `i + j <= max_order`, in the official order: 00, 01, 10, 02, 11, 20, ..."""
-    return tuple((i, total - i) for total in range(max_order + 1) for i in range(total + 1))
-
-
-def feature_name(channel, order):
-    """`u` for (0, 0), `u_x` for (0, 1), `u_yy` for (2, 0): x runs along axis 1, y along axis 0."""
-    i, j = order
-    return channel if i + j == 0 else f"{channel}_{'x' * j}{'y' * i}"
 
 
 def _stencil_moments(order, size):
@@ -50,12 +40,15 @@ def _stencil_moments(order, size):
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class PolynomialPDEStep(keras.layers.Layer):
-    """`u + dt * (SymNet_1(F(u)), ..., SymNet_C(F(u)))`, F the moment-filter features (models.md 4.3).
+    """`u + dt * (SymNet_1(F(u)), ..., SymNet_C(F(u)))`, F the moment-filter features
+    (docs/papers.md#pde-net-2).
 
     With `upwind`, every first-order feature is computed with its kernel `k` and with the mirror
     `-flip(k)`, and each point takes `k` where the SymNet's derivative with respect to that
     feature (evaluated on the `k` features, without gradient) is positive, else the mirror:
     for `-u u_x` that is the backward difference where `u > 0`.
+
+    The arguments are `PDENet2`'s (`h = 2 pi / grid`), which declares their defaults.
     """
 
     def __init__(
@@ -64,13 +57,13 @@ class PolynomialPDEStep(keras.layers.Layer):
         num_channels,
         h,
         dt,
-        kernel_size=5,
-        max_order=2,
-        num_hidden=5,
-        constraint="moment",
-        acc=2,
-        upwind=True,
-        seed=0,
+        kernel_size,
+        max_order,
+        num_hidden,
+        constraint,
+        acc,
+        upwind,
+        seed,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -188,23 +181,6 @@ class LearnedPDE:
         return "\n".join(lines + [f"(terms with |coefficient| < {self.threshold:g} dropped)"])
 
 
-class PDEModelMixin:
-    """`rollout`, input checks and `expression` shared by the PDE-Net models."""
-
-    periodic = True
-    TASK = "pde_rollout"
-
-    def rollout(self, u0, steps):
-        """`(batch, steps + 1, grid, grid, channels)`: `u0` and `steps` applications of the one-step map."""
-        steps = check_integer("steps", steps)
-        u = check_fields(self, u0)
-        frames = [u]
-        for _ in range(steps):  # the backend's compiled predict step: no per-op eager overhead
-            u = self.predict_on_batch(u)
-            frames.append(u)
-        return np.stack(frames, axis=1)
-
-
 @keras.saving.register_keras_serializable(package="odezoo")
 class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
     """PDE-Net 2.0: `u_{n+1} = u_n + dt * N(u_n)`, forward Euler for the PDE `u_t = N(u)` it learns.
@@ -233,6 +209,7 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
     Reference: https://arxiv.org/abs/1812.04426
     """
 
+    TASK_CLASS = PDENetRollout
     CITATION = """@article{long2019pdenet2,
   title={PDE-Net 2.0: Learning PDEs from data with a numeric-symbolic hybrid deep network},
   author={Long, Zichao and Lu, Yiping and Dong, Bin},
@@ -260,14 +237,10 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
     ):
         channels = tuple(channels)
         if not channels or len(set(channels)) != len(channels):
-            raise ValueError(f"`channels` must be distinct names. Received: channels={channels}")
-        if kernel_size not in (5, 7) or max_order >= kernel_size:
-            raise ValueError(
-                f"`kernel_size` must be 5 or 7 and `max_order` < kernel_size (an N x N filter has moments up "
-                f"to order N - 1). Received: kernel_size={kernel_size}, max_order={max_order}"
-            )
+            raise OdezooError(f"`channels` must be distinct names. Received: channels={channels}")
+        check_filters(kernel_size, max_order)
         if int(grid) < kernel_size:
-            raise ValueError(f"`grid` must be at least kernel_size={kernel_size}. Received: grid={grid}")
+            raise OdezooError(f"`grid` must be at least kernel_size={kernel_size}. Received: grid={grid}")
         inputs = keras.Input(
             (grid, grid, len(channels)), name="u", dtype=keras.dtype_policies.get(dtype).variable_dtype
         )

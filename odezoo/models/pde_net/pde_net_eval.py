@@ -3,6 +3,8 @@
 import numpy as np
 
 from odezoo.data.pde import get_equation, simulate
+from odezoo.errors import OdezooError
+from odezoo.models.pde_net.pde_net_base import feature_name
 
 TIMES = (1.0, 2.0, 4.0)
 SPURIOUS_FLOOR = 1e-4  # coefficients below this are not read when looking for spurious terms
@@ -12,11 +14,10 @@ def field_report(model, equation):
     """PDE-Net v1: relative L2 error of every effective coefficient field (`PDENet.effective_coefficients`)
     against the true one on the grid, and the largest |coefficient| among the terms the true PDE lacks."""
     from odezoo.data.pde import grid_coordinates, linear_cd_coefficients
-    from odezoo.models.pde_net.pde_net2 import feature_name
 
     eq = get_equation(equation)
     if eq.name != "linear_cd":
-        raise ValueError(f"Field reports exist for linear_cd only. Received: {equation!r}")
+        raise OdezooError(f"Field reports exist for linear_cd only. Received: {equation!r}")
     learned = model.effective_coefficients()
     true = {feature_name("u", o): f for o, f in linear_cd_coefficients(*grid_coordinates(model.grid)).items()}
     errors = {f"u: {t}": float(np.linalg.norm(learned[t] - f) / np.linalg.norm(f)) for t, f in true.items()}

@@ -1,4 +1,4 @@
-"""PDE-Net's moment-constrained convolution (Long, Lu, Ma, Dong, ICML 2018; models.md 4.1).
+"""PDE-Net's moment-constrained convolution (Long, Lu, Ma, Dong, ICML 2018; docs/papers.md#pde-net-moments).
 
 An N x N filter `q` is described by its moment matrix `m = M q M^T`, where
 `M[i, c] = (c - (N - 1) / 2)^i / i!`; then `(q * u)(x) = sum_ij m_ij h^(i+j) d^(i+j)u / dx0^i dx1^j + ...`
@@ -12,6 +12,8 @@ import math
 import keras
 import numpy as np
 from keras import ops
+
+from odezoo.errors import OdezooError
 
 CONSTRAINTS = ("frozen", "moment", "free")
 PADDINGS = ("periodic", "zero")
@@ -85,20 +87,20 @@ class MomentConv2D(keras.layers.Layer):
         super().__init__(**kwargs)
         order = tuple(int(o) for o in order)
         if kernel_size % 2 == 0 or kernel_size < 1:
-            raise ValueError(f"`kernel_size` must be odd. Received: kernel_size={kernel_size}")
+            raise OdezooError(f"`kernel_size` must be odd. Received: kernel_size={kernel_size}")
         if len(order) != 2 or min(order) < 0 or sum(order) >= kernel_size:
-            raise ValueError(
+            raise OdezooError(
                 f"`order` must be (a, b) with a, b >= 0 and a + b < kernel_size={kernel_size}. "
                 f"Received: order={order}"
             )
         if constraint not in CONSTRAINTS:
-            raise ValueError(
+            raise OdezooError(
                 f"`constraint` must be one of {CONSTRAINTS}. Received: constraint={constraint!r}"
             )
         if padding not in PADDINGS:
-            raise ValueError(f"`padding` must be one of {PADDINGS}. Received: padding={padding!r}")
+            raise OdezooError(f"`padding` must be one of {PADDINGS}. Received: padding={padding!r}")
         if constraint == "moment" and acc < 1:
-            raise ValueError(f"`acc` must be >= 1. Received: acc={acc}")
+            raise OdezooError(f"`acc` must be >= 1. Received: acc={acc}")
         self.order = order
         self.kernel_size = kernel_size
         self.h = float(h)
@@ -163,7 +165,7 @@ class MomentConv2D(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class SymNet(keras.layers.Layer):
-    """PDE-Net 2.0's symbolic network: a polynomial of its input features (models.md 4.3).
+    """PDE-Net 2.0's symbolic network: a polynomial of its input features (docs/papers.md#pde-net-2).
 
     Hidden layer `k = 0 .. H-1` maps the `F + k` features so far to two values and appends
     their product as a new feature; the output is an affine map of all `F + H` features.
@@ -178,7 +180,7 @@ class SymNet(keras.layers.Layer):
     def __init__(self, num_hidden=5, *, seed=None, **kwargs):
         super().__init__(**kwargs)
         if num_hidden < 0:
-            raise ValueError(f"`num_hidden` must be >= 0. Received: num_hidden={num_hidden}")
+            raise OdezooError(f"`num_hidden` must be >= 0. Received: num_hidden={num_hidden}")
         self.num_hidden = int(num_hidden)
         self.seed = seed
         init = keras.initializers.RandomNormal(stddev=0.1, seed=seed)

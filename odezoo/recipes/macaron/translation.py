@@ -1,12 +1,12 @@
 """Translation recipe for Macaron Net and its Transformer baseline (`scheme="lie_trotter"`: the same
 code, one FFN after attention instead of half an FFN on each side).
 
-The paper's setting (models.md 2.2): shared embeddings, Adam β = (0.9, 0.98), inverse-square-root
-schedule with linear warm-up from 1e-7, label-smoothed cross-entropy ε = 0.1, batches of about
-`max_tokens` tokens (fairseq's `--max-tokens`), seed 1; IWSLT14 peak rate 1.5e-3 and weight decay
-1e-4, WMT14 base 1.5e-3, big 3e-3. Two differences, both ours: Keras' Adam decays weights decoupled
-from the gradient (fairseq 0.6's adds `wd · θ` to it), and the run length, which the authors' scripts
-do not set (NOT FOUND), is `epochs`.
+The paper's setting (docs/papers.md#macaron-translation): shared embeddings, Adam β = (0.9, 0.98),
+inverse-square-root schedule with linear warm-up from 1e-7, label-smoothed cross-entropy ε = 0.1, batches of
+about `max_tokens` tokens (fairseq's `--max-tokens`), seed 1; IWSLT14 peak rate 1.5e-3 and weight decay 1e-4,
+WMT14 base 1.5e-3, big 3e-3. Two differences, both ours: Keras' Adam decays weights decoupled from the
+gradient (fairseq 0.6's adds `wd · θ` to it), and the run length, which the authors' scripts do not set
+(NOT FOUND), is `epochs`.
 
 `DICTIONARY` is the offline recipe, sized for a 2-core CPU: the Debian German–English dictionary
 (`odezoo.data.text.dictionary_splits`), a small model, BPE learned on its training split with the
@@ -28,21 +28,35 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras import ops
 
+from odezoo.data import text
 from odezoo.errors import OdezooError
-from odezoo.models.macaron.macaron import CONFIGS, MacaronTransformer
+from odezoo.models.macaron.macaron import CONFIGS as ARCHITECTURES
+from odezoo.models.macaron.macaron import MacaronTransformer
 from odezoo.models.macaron.macaron_layers import SCHEMES
-from odezoo.recipes._common import eval_command, finish_run, start_run, train_command
-from odezoo.recipes.image_classification import check_positive
-from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
+from odezoo.models.macaron.macaron_tasks import evaluate_translation
+from odezoo.models.macaron.macaron_tokenizer import Dictionary, MacaronTokenizer
+from odezoo.recipes._common import (
+    DistributedRunConfig,
+    check_choice,
+    check_positive,
+    eval_command,
+    finish_run,
+    start_run,
+    test_metric,
+    train_command,
+)
+from odezoo.recipes.macaron import LabelSmoothedCrossEntropy, check_heads
+from odezoo.training import InverseSquareRoot, checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
 DATASETS = ("dictionary", "iwslt14", "wmt14")
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DistributedRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: training
+    pairs and test pairs scored; `data_dir`: for iwslt14 the folder prepare-iwslt14.sh writes, for wmt14
+    the TFDS data dir)."""
 
     dataset: str = "dictionary"
     direction: str = "de-en"
@@ -64,12 +78,7 @@ class Config:
     label_smoothing: float = 0.1
     beam: int = 5
     lenpen: float = 1.0
-    limit: int = 0  # training pairs (0: all) and test pairs scored; for smoke tests
     seed: int = 1
-    strategy: str = "auto"
-    tpu: str = ""
-    data_dir: str = ""  # iwslt14: the folder prepare-iwslt14.sh writes; wmt14: the TFDS data dir
-    preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
         """`macaron_dictionary_de_en`, `transformer_dictionary_de_en`, `macaron_iwslt14_de_en`,
@@ -83,21 +92,13 @@ class Config:
 
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
-        for name, value, allowed in (
-            ("dataset", self.dataset, DATASETS),
-            ("direction", self.direction, ("de-en", "en-de")),
-            ("scheme", self.scheme, SCHEMES),
-        ):
-            if value not in allowed:
-                raise OdezooError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+        check_choice(self, "dataset", DATASETS)
+        check_choice(self, "direction", ("de-en", "en-de"))
+        check_choice(self, "scheme", SCHEMES)
         check_positive(self, "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "bpe_merges")
         check_positive(self, "max_tokens", "epochs", "warmup_updates", "beam")
         check_positive(self, "limit", "weight_decay", "label_smoothing", "warmup_init_lr", minimum=0)
-        if self.hidden_dim % self.num_heads:
-            raise OdezooError(
-                f"`hidden_dim` must be a multiple of `num_heads`. Received: hidden_dim={self.hidden_dim}, "
-                f"num_heads={self.num_heads}"
-            )
+        check_heads(self)
         if self.dataset == "iwslt14" and not self.data_dir:
             raise OdezooError(
                 "dataset=iwslt14 reads the folder fairseq's prepare-iwslt14.sh writes: pass it with "
@@ -106,8 +107,8 @@ class Config:
 
 
 def _architecture(name):
-    """The recipe's settings of the paper's architecture `CONFIGS[name]` (every one is pre-norm)."""
-    return {k: v for k, v in CONFIGS[name].items() if k != "normalize_before"}
+    """The recipe's settings of the paper's architecture `ARCHITECTURES[name]` (every one is pre-norm)."""
+    return {k: v for k, v in ARCHITECTURES[name].items() if k != "normalize_before"}
 
 
 def _paper(name, dataset, direction, **training):
@@ -121,42 +122,7 @@ IWSLT14 = _paper("iwslt14_small", "iwslt14", "de-en", bpe_merges=10000, max_toke
 WMT14 = _paper("wmt14_base", "wmt14", "en-de", bpe_merges=32000, max_tokens=8192, weight_decay=0.0, beam=4,
                lenpen=0.6)  # fmt: skip
 WMT14_BIG = replace(WMT14, **_architecture("wmt14_big"), learning_rate=3e-3, max_tokens=4096)
-
-
-@keras.saving.register_keras_serializable(package="odezoo")
-class InverseSquareRoot(keras.optimizers.schedules.LearningRateSchedule):
-    """fairseq's `inverse_sqrt`: `lr(t) = init + (peak - init) · t / warmup` for `t < warmup`, then
-    `peak · sqrt(warmup / t)`."""
-
-    def __init__(self, peak, warmup, init=1e-7):
-        self.peak, self.warmup, self.init = float(peak), int(warmup), float(init)
-
-    def __call__(self, step):
-        t = ops.cast(step, "float32") + 1.0  # fairseq counts updates from 1
-        rising = self.init + (self.peak - self.init) * t / self.warmup
-        return ops.where(t < self.warmup, rising, self.peak * ops.sqrt(self.warmup / t))
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "init": self.init}
-
-
-@keras.saving.register_keras_serializable(package="odezoo")
-class LabelSmoothedCrossEntropy(keras.losses.Loss):
-    """fairseq's `label_smoothed_cross_entropy` per target token: `(1 - ε) · (-log p_y) + ε / V ·
-    Σ_v (-log p_v)`, averaged over the tokens whose sample weight is 1 (padding has 0)."""
-
-    def __init__(self, epsilon=0.1, name="label_smoothed_cross_entropy", **kwargs):
-        super().__init__(name=name, reduction="mean_with_sample_weight", **kwargs)
-        self.epsilon = float(epsilon)
-
-    def call(self, y_true, y_pred):
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        nll = -ops.squeeze(ops.take_along_axis(log_probs, ops.cast(y_true, "int32")[..., None], -1), -1)
-        smooth = -ops.mean(log_probs, axis=-1)
-        return (1.0 - self.epsilon) * nll + self.epsilon * smooth
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
+CONFIGS = (DICTIONARY, TRANSFORMER_DICTIONARY, IWSLT14, WMT14, WMT14_BIG)
 
 
 def token_batches(source_lengths, target_lengths, max_tokens):
@@ -213,30 +179,7 @@ def train(config, workdir, *, callbacks=()):
     first_epoch = checkpointed_epoch(workdir / "checkpoints")  # a resumed run: the next epoch's order
     dataset = _training_dataset(config, tokenizer, sources, targets, batches, first_epoch)
     with strategy.scope():
-        model = MacaronTransformer(
-            vocabulary_size=len(tokenizer.dictionary),
-            num_layers=config.num_layers,
-            hidden_dim=config.hidden_dim,
-            num_heads=config.num_heads,
-            intermediate_dim=config.intermediate_dim,
-            scheme=config.scheme,
-            dropout=config.dropout,
-            attention_dropout=config.attention_dropout,
-            activation_dropout=config.activation_dropout,
-            pad_id=tokenizer.dictionary.PAD_ID,
-            name=config.preset_name(),
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(
-                InverseSquareRoot(config.learning_rate, config.warmup_updates, config.warmup_init_lr),
-                beta_1=0.9,
-                beta_2=0.98,
-                epsilon=1e-8,
-                weight_decay=config.weight_decay or None,
-            ),
-            loss=LabelSmoothedCrossEntropy(config.label_smoothing),
-            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-        )
+        model = _compiled_model(config, tokenizer)
     checkpoint = fit_resumable(
         model,
         dataset,
@@ -246,8 +189,6 @@ def train(config, workdir, *, callbacks=()):
         strategy=strategy,
         callbacks=callbacks,
     )
-    from odezoo.tasks.text import evaluate_translation
-
     result = evaluate_translation(
         model, tokenizer, config.dataset, split="test", beam=config.beam, lenpen=config.lenpen,
         limit=config.limit, data_dir=config.data_dir or None,
@@ -270,21 +211,42 @@ def train(config, workdir, *, callbacks=()):
             "training_pairs": len(sources),
             "examples": result["examples"],
             "metrics": [
-                {
-                    "dataset": config.dataset,
-                    "split": "test",
-                    "metric": key,
-                    "value": result[key],
-                    "num_examples": result["num_examples"],
-                    "command": command,
-                    "beam": config.beam,
-                    "lenpen": config.lenpen,
-                }
+                test_metric(config, result, key, command, beam=config.beam, lenpen=config.lenpen)
                 for key in scores
             ],
         },
         tokenizer=tokenizer,
     )
+
+
+def _compiled_model(config, tokenizer):
+    """The `MacaronTransformer` of `config` for `tokenizer`'s dictionary, compiled with the paper's Adam,
+    inverse-square-root schedule and label-smoothed loss."""
+    model = MacaronTransformer(
+        vocabulary_size=len(tokenizer.dictionary),
+        num_layers=config.num_layers,
+        hidden_dim=config.hidden_dim,
+        num_heads=config.num_heads,
+        intermediate_dim=config.intermediate_dim,
+        scheme=config.scheme,
+        dropout=config.dropout,
+        attention_dropout=config.attention_dropout,
+        activation_dropout=config.activation_dropout,
+        pad_id=tokenizer.dictionary.PAD_ID,
+        name=config.preset_name(),
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            InverseSquareRoot(config.learning_rate, config.warmup_updates, config.warmup_init_lr),
+            beta_1=0.9,
+            beta_2=0.98,
+            epsilon=1e-8,
+            weight_decay=config.weight_decay or None,
+        ),
+        loss=LabelSmoothedCrossEntropy(config.label_smoothing),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+    )
+    return model
 
 
 def _training_dataset(config, tokenizer, sources, targets, batches, first_epoch=0):
@@ -314,8 +276,6 @@ def prepare_corpus(config):
     dictionary / wmt14: BPE codes and the joined dictionary learned on the training split
     (`MacaronTokenizer.train` with `bpe_merges`); iwslt14: the files are already tokenised and BPE'd,
     so the dictionary is built on them and the tokenizer takes the folder's `code` file."""
-    from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
-
     pairs = _training_pairs(config)
     key = hashlib.sha256(json.dumps([config.dataset, config.direction, config.bpe_merges, pairs]).encode())
     folder = Path(os.environ.get("ODEZOO_CACHE", Path.home() / ".cache" / "odezoo")) / "translation"
@@ -342,8 +302,6 @@ def prepare_corpus(config):
 
 def _training_pairs(config):
     """The training split's `(source, target)` pairs (the first `limit`, if set)."""
-    from odezoo.data import text
-
     if config.dataset == "dictionary":
         pairs = text.dictionary_corpus("train", direction=config.direction)
     elif config.dataset == "iwslt14":
@@ -354,8 +312,6 @@ def _training_pairs(config):
 
 
 def _tokenizer(config, train_pairs):
-    from odezoo.models.macaron.macaron_tokenizer import Dictionary, MacaronTokenizer
-
     src, tgt = config.direction.split("-")
     if config.dataset != "iwslt14":
         return MacaronTokenizer.train(

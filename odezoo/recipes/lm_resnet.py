@@ -4,7 +4,7 @@ SGD with momentum, decoupled weight decay (not on batch-norm, biases or the LM
 scalars `k`), cosine or step learning-rate decay, sparse cross-entropy on logits.
 Runs under a `tf.distribute` strategy; checkpoints every epoch and resumes.
 
-CIFAR schedule: the paper's is NOT FOUND (models.md 1.4). The defaults are the usual
+CIFAR schedule: the paper's is NOT FOUND (docs/papers.md#lm-resnet-training). The defaults are the usual
 pre-activation ResNet recipe: SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128,
 160 epochs, learning rate / 10 at 50 % and 75 %. Fashion-MNIST: 20 epochs with cosine
 decay, sized for a 2-core CPU (about 35 min per model).
@@ -14,17 +14,26 @@ from dataclasses import dataclass, replace
 
 import keras
 
-from odezoo.data.images import get_dataset, image_dataset
+from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.lm_resnet import LMResNet
-from odezoo.models.lm_resnet.lm_resnet import check_architecture
-from odezoo.recipes._common import finish_run, start_run, train_command
-from odezoo.training import fit_resumable, learning_rate_schedule, make_strategy
+from odezoo.models.lm_resnet.lm_resnet import check_block_layout
+from odezoo.recipes._common import (
+    DistributedRunConfig,
+    check_positive,
+    finish_run,
+    start_image_run,
+    test_metric,
+    train_command,
+)
+from odezoo.tasks.image_classification import evaluate
+from odezoo.training import fit_resumable, learning_rate_schedule
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DistributedRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
+    per split)."""
 
     dataset: str = "fashion_mnist"
     depth: int = 20
@@ -40,12 +49,6 @@ class Config:
     weight_decay: float = 5e-4
     lr_schedule: str = "cosine"  # "cosine" or "step" (/10 at 50 % and 75 %)
     label_smoothing: float = 0.0
-    limit: int = 0  # examples per split (0: all); for smoke tests
-    seed: int = 0
-    strategy: str = "auto"
-    tpu: str = ""
-    data_dir: str = ""
-    preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
         if self.preset:
@@ -63,7 +66,11 @@ class Config:
         check_positive(self, "depth", "epochs", "batch_size", "width")
         check_positive(self, "limit", "weight_decay", "label_smoothing", "death_rate", minimum=0)
         get_dataset(self.dataset)
-        check_architecture(depth=self.depth, scheme=self.scheme, block_type=self.block_type)
+        check_block_layout(depth=self.depth, scheme=self.scheme, block_type=self.block_type)
+
+    def milestone_epochs(self):
+        """The epochs at which the learning rate drops 10x: 50 % and 75 % of the run for `step`, else none."""
+        return (self.epochs * 0.5, self.epochs * 0.75) if self.lr_schedule == "step" else ()
 
 
 _ARCHITECTURES = {"lm": "LM-ResNet", "euler": "pre-activation ResNet"}
@@ -73,6 +80,7 @@ CIFAR10 = Config(
 )
 CIFAR100 = replace(CIFAR10, dataset="cifar100")
 RESNET20_FASHION_MNIST = replace(FASHION_MNIST, scheme="euler")  # LM-ResNet-20's baseline
+CONFIGS = (FASHION_MNIST, RESNET20_FASHION_MNIST, CIFAR10, CIFAR100)
 
 
 def train(config, workdir, *, callbacks=()):
@@ -99,8 +107,14 @@ def train(config, workdir, *, callbacks=()):
             std=spec.std,
             name=config.preset_name(),
         )
+        schedule = learning_rate_schedule(
+            config.learning_rate,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            milestones=config.milestone_epochs(),
+        )
         optimizer = keras.optimizers.SGD(
-            _schedule(config, steps_per_epoch),
+            schedule,
             momentum=config.momentum,
             nesterov=config.nesterov,
             weight_decay=config.weight_decay,
@@ -126,8 +140,6 @@ def train(config, workdir, *, callbacks=()):
         strategy=strategy,
         callbacks=callbacks,
     )
-    from odezoo.tasks.image_classification import evaluate
-
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     command = f"odezoo eval {config.preset_name()} --dataset {config.dataset}"
     recipe, _ = train_command(config)
@@ -144,62 +156,6 @@ def train(config, workdir, *, callbacks=()):
             "class_names": list(spec.class_names),
             "metrics": [test_metric(config, result, metric, command) for metric in ("accuracy", "loss")],
         },
-    )
-
-
-def start_image_run(config, workdir, *, holdout=0):
-    """What every image-classification run starts with: seed, `workdir/config.json` (see
-    `start_run`), the augmented training pipeline (without the last `holdout` training examples)
-    and the strategy. Returns `(workdir, dataset spec, train dataset, steps per epoch, strategy)`."""
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
-    # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
-    strategy = make_strategy(config.strategy, config.tpu)
-    train_ds, count = image_dataset(
-        config.dataset,
-        "train",
-        batch_size=config.batch_size,
-        training=True,
-        limit=config.limit,
-        seed=config.seed,
-        data_dir=config.data_dir or None,
-        holdout=holdout,
-    )
-    return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
-
-
-def test_metric(config, result, metric, command, key=None, **extra):
-    """One `metadata.json` metric record: `result[key or metric]` on the test split of `config.dataset`."""
-    return {
-        "dataset": config.dataset,
-        "split": "test",
-        "metric": metric,
-        "value": result[key or metric],
-        "num_examples": result["num_examples"],
-        "command": command,
-        **extra,
-    }
-
-
-def check_choice(config, name, allowed):
-    """Raises unless the setting `name` is one of `allowed`."""
-    value = getattr(config, name)
-    if value not in allowed:
-        raise OdezooError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
-
-
-def check_positive(config, *names, minimum=1):
-    """Raises unless every setting in `names` is at least `minimum`."""
-    for name in names:
-        value = getattr(config, name)
-        if value < minimum:
-            raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
-
-
-def _schedule(config, steps_per_epoch):
-    milestones = (config.epochs * 0.5, config.epochs * 0.75) if config.lr_schedule == "step" else ()
-    return learning_rate_schedule(
-        config.learning_rate, epochs=config.epochs, steps_per_epoch=steps_per_epoch, milestones=milestones
     )
 
 

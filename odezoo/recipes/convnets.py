@@ -1,4 +1,5 @@
-"""Adversarial-training recipes: natural, PGD-k, Free-m, YOPO-m-n, TRADES and TRADES+YOPO (models.md 5).
+"""Recipes of YOPO's networks (`models/convnets`: SmallCNN, PreAct-ResNet-18, WRN-34-10), trained
+naturally or adversarially: PGD-k, Free-m, YOPO-m-n, TRADES and TRADES+YOPO (docs/papers.md#yopo).
 
 One `Config` per run of the YOPO paper's CIFAR-10 table (WRN-34-10, PreAct-ResNet-18, TRADES+YOPO),
 with the official code's epochs, learning rates, milestones and weight decay, and a Fashion-MNIST set
@@ -27,15 +28,23 @@ import keras
 from odezoo.adversarial import METHODS, AdversarialTrainer, Attack, check_first_layer_rule
 from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
-from odezoo.models.convnets import build_classifier, check_architecture
-from odezoo.recipes._common import finish_run, train_command
-from odezoo.recipes.image_classification import check_positive, start_image_run, test_metric
+from odezoo.models.convnets import build_classifier, check_architecture_name
+from odezoo.recipes._common import (
+    DistributedRunConfig,
+    check_positive,
+    finish_run,
+    start_image_run,
+    test_metric,
+    train_command,
+)
+from odezoo.tasks.image_classification import evaluate_robust
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DistributedRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
+    per split)."""
 
     dataset: str = "fashion_mnist"
     architecture: str = "small_cnn"
@@ -57,12 +66,6 @@ class Config:
     milestones: str = ""  # epochs at which the rate drops 10x, e.g. "30,34,36"; "" = cosine decay
     warmup_epochs: float = 0.0  # linear learning-rate warm-up over these first epochs
     clipnorm: float = 0.0  # clip each step's (summed) gradient to this global norm; 0: no clipping
-    limit: int = 0  # examples per split (0: all); for smoke tests
-    seed: int = 0
-    strategy: str = "auto"
-    tpu: str = ""
-    data_dir: str = ""
-    preset: str = ""  # name of the preset written; "" derives it
 
     def method_tag(self):
         """`natural`, `pgd10`, `free4`, `yopo5_3`, `trades10`, `trades_yopo3_4`."""
@@ -93,7 +96,7 @@ class Config:
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
         if self.method not in METHODS:
             raise OdezooError(f"Unknown method {self.method!r}; choose one of {METHODS}.")
-        check_architecture(self.architecture)
+        check_architecture_name(self.architecture)
         get_dataset(self.dataset)
         self.attack()
         check_first_layer_rule(self.first_layer_rule, self.method)
@@ -120,7 +123,7 @@ FASHION_MNIST = {
     "yopo3_5": replace(_FMNIST, method="yopo", m=3, n=5, epochs=4, learning_rate=0.02 / 3),
 }
 
-# The official code's CIFAR-10 runs (models.md 5.1-5.3). The loop runs epochs + 1 times there; these
+# The official code's CIFAR-10 runs (docs/papers.md#yopo). The loop runs epochs + 1 times there; these
 # run the stated number. Batch 256 for YOPO (argparse default), 128 otherwise. Not in the official code
 # (NOT FOUND), so our choices: YOPO-3-5 = YOPO-5-3's settings with m = 3, n = 5; Free-8 = 105 / 8 -> 14
 # epochs with the PGD milestones divided by 8; TRADES-10 = the TRADES+YOPO settings with a PGD-10 KL
@@ -150,10 +153,7 @@ CIFAR10 = {
 }
 
 
-def recipes():
-    """Recipe name -> default `Config`; the name is the preset it writes."""
-    configs = [*FASHION_MNIST.values(), *CIFAR10.values()]
-    return {config.preset_name(): config for config in configs}
+CONFIGS = (*FASHION_MNIST.values(), *CIFAR10.values())
 
 
 def build_model(config):
@@ -211,8 +211,6 @@ def train(config, workdir, *, callbacks=()):
         callbacks=callbacks,
     )
     seconds, cpu_seconds = checkpoint.train_seconds()
-    from odezoo.tasks.image_classification import evaluate_robust
-
     result = evaluate_robust(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     command = f"odezoo eval {config.preset_name()} --attack pgd"
     recipe, _ = train_command(config)

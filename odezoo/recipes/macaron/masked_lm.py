@@ -26,18 +26,30 @@ import keras
 import numpy as np
 
 from odezoo.errors import OdezooError
+from odezoo.models.macaron.macaron_bert import MacaronBert
+from odezoo.models.macaron.macaron_bert_inputs import mask_tokens, pack_inputs, pack_sentences
+from odezoo.models.macaron.macaron_convert import bert_dictionary
 from odezoo.models.macaron.macaron_layers import SCHEMES
-from odezoo.recipes._common import eval_command, finish_run, start_run, train_command
-from odezoo.recipes.glue import WarmupLinearDecay
-from odezoo.recipes.image_classification import check_choice, check_positive
-from odezoo.recipes.translation import LabelSmoothedCrossEntropy
+from odezoo.models.macaron.macaron_tasks import evaluate_masked_lm, masked_lm_text
+from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
+from odezoo.recipes._common import (
+    DistributedRunConfig,
+    check_choice,
+    check_positive,
+    eval_command,
+    finish_run,
+    start_run,
+    train_command,
+)
+from odezoo.recipes.macaron import LabelSmoothedCrossEntropy, bert_adam, check_heads
 from odezoo.tasks.text import MASKED_LM_DATASETS
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DistributedRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: training and
+    held-out strings; `data_dir`: the Ding de-en file, "" for Debian's)."""
 
     dataset: str = "dictionary_en"
     scheme: str = "strang"  # "strang": Macaron-BERT; "lie_trotter": BERT
@@ -56,12 +68,7 @@ class Config:
     warmup_ratio: float = 0.06
     warmup_init_lr: float = 1e-7
     weight_decay: float = 0.01
-    limit: int = 0  # training and held-out strings (0: all); for smoke tests
     seed: int = 1
-    strategy: str = "auto"
-    tpu: str = ""
-    data_dir: str = ""  # the Ding de-en file ("": Debian's)
-    preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
         """`macaron_bert_small_dictionary_en` or `bert_small_dictionary_en`; `_seed<k>` when k is not 1."""
@@ -83,11 +90,7 @@ class Config:
                 "`mask_rate` must be in (0, 1) and `warmup_ratio` < 1. Received: "
                 f"mask_rate={self.mask_rate!r}, warmup_ratio={self.warmup_ratio!r}"
             )
-        if self.hidden_dim % self.num_heads:
-            raise OdezooError(
-                f"`hidden_dim` must be a multiple of `num_heads`. Received: hidden_dim={self.hidden_dim}, "
-                f"num_heads={self.num_heads}"
-            )
+        check_heads(self)
 
 
 # The Config fields that are MacaronBert's arguments.
@@ -96,6 +99,7 @@ ARCHITECTURE = (
 )  # fmt: skip
 MACARON_BERT_SMALL = Config()
 BERT_SMALL = replace(MACARON_BERT_SMALL, scheme="lie_trotter")
+CONFIGS = (MACARON_BERT_SMALL, BERT_SMALL)
 
 
 def train(config, workdir, *, callbacks=()):
@@ -104,9 +108,6 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{"masked_accuracy", "masked_tokens", "preset_dir"}`.
     """
-    from odezoo.models.macaron.macaron_bert import MacaronBert
-    from odezoo.tasks.text import evaluate_masked_lm, masked_lm_text
-
     keras.utils.set_random_seed(config.seed)
     workdir = start_run(workdir, config)
     strategy = make_strategy(config.strategy, config.tpu)
@@ -125,15 +126,7 @@ def train(config, workdir, *, callbacks=()):
             **{name: getattr(config, name) for name in ARCHITECTURE},
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                WarmupLinearDecay(
-                    config.learning_rate, int(config.warmup_ratio * total), total, config.warmup_init_lr
-                ),
-                beta_1=0.9,
-                beta_2=0.999,
-                epsilon=1e-6,
-                weight_decay=config.weight_decay or None,
-            ),
+            optimizer=bert_adam(config, total),
             loss=LabelSmoothedCrossEntropy(0.0),  # cross-entropy averaged over the masked positions
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")],
         )
@@ -180,9 +173,6 @@ def bert_tokenizer(texts, bpe_merges):
     """A `MacaronTokenizer` (English, BPE with `bpe_merges` merges) learned on `texts`, its dictionary
     the BERT one (`<mask>`, `<cls>` after fairseq's specials). `MacaronTokenizer.train` takes
     (source, target) pairs: consecutive strings are paired, so each is counted once."""
-    from odezoo.models.macaron.macaron_convert import bert_dictionary
-    from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
-
     texts = list(texts)
     pairs = list(zip(texts[::2], [*texts[1::2], ""]))
     tokenizer = MacaronTokenizer.train(pairs, num_merges=bpe_merges, source_lang="en", target_lang="en")
@@ -191,8 +181,6 @@ def bert_tokenizer(texts, bpe_merges):
 
 
 def _packed(tokenizer, texts, length):
-    from odezoo.models.macaron.macaron_bert import pack_sentences
-
     encode = tokenizer.dictionary.encode_line
     return pack_sentences((encode(tokenizer.tokenize(t), append_eos=False) for t in texts), length)
 
@@ -201,8 +189,6 @@ def _training_dataset(config, tokenizer, sequences, first_epoch=0):
     """Batches of `batch_size` packed sequences in a fresh order every epoch, masked anew (the masks
     drawn from the seed, the epoch and the batch's number, so a resumed run draws what it would have)."""
     import tensorflow as tf
-
-    from odezoo.models.macaron.macaron_bert import mask_tokens, pack_inputs
 
     pad_id = tokenizer.dictionary.PAD_ID
     vocabulary_size = len(tokenizer.dictionary)

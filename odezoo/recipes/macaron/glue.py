@@ -1,9 +1,9 @@
 """GLUE fine-tuning of a Macaron-BERT (or BERT: `scheme="lie_trotter"`) preset, as the authors' fork
-does it (models.md 2.3, `test-our-best-setting.sh`).
+does it (docs/papers.md#macaron-glue, `test-our-best-setting.sh`).
 
 The fork's setting: Adam β = (0.9, 0.999), ε = 1e-6; the learning rate rises linearly from 1e-7 over
 the first 10 % of the updates, then falls linearly to 0 (`WarmupLinearDecay`); batches of `batch_size`
-sentences (pairs) on one GPU. Per task (models.md 2.3's table, quoted as it stands):
+sentences (pairs) on one GPU. Per task (the table at docs/papers.md#macaron-glue, quoted as it stands):
 
 | task | epochs | batch | lr | wd | loss |
 |---|---|---|---|---|---|
@@ -21,7 +21,7 @@ Ours where the table is silent (NOT FOUND there): WNLI, absent from the table, t
 same two-sentence entailment format, similarly small); "binary" is read as one logit with sigmoid
 cross-entropy, "symmetric" as training on both orders of every pair (the fork's exact use of the flag
 is NOT FOUND); MNLI-mm is its own recipe (`validation="validation_mismatched"`, reported first);
-longer examples lose tokens from their longer sentence (`macaron_bert.encode_examples`). Keras' Adam
+longer examples lose tokens from their longer sentence (`macaron_bert_inputs.encode_examples`). Keras' Adam
 decays weights decoupled from the gradient (fairseq's adds `wd · θ` to it). The sequence limit is the
 fork's GLUE `max_positions`, 256.
 
@@ -32,7 +32,7 @@ count fits). Its default, `macaron_bert_base`, is the name reserved for the auth
 `<base>_glue_<task>`.
 
 `macaron_bert_small_dictionary_en_dictionary_tags` and `bert_small_dictionary_en_dictionary_tags`
-fine-tune the small encoders of `recipes.masked_lm` on the offline subject tags (`dictionary_tags`:
+fine-tune the small encoders of `recipes.macaron.masked_lm` on the offline subject tags (`dictionary_tags`:
 12 classes, scored on test and valid by accuracy and macro-F1) with the same machinery; their
 settings (3 epochs, batch 32, peak 1e-4, 64 positions) are ours; their bases are the published
 encoder presets (`--set base=FOLDER` fine-tunes an encoder of your own). Cost (measured, one busy CPU
@@ -45,18 +45,21 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras import ops
 
-from odezoo.data.glue import glue_task
+from odezoo.data.glue import glue_examples, glue_task
 from odezoo.errors import OdezooError
-from odezoo.recipes._common import eval_command, finish_run, start_run
-from odezoo.recipes.image_classification import check_positive
+from odezoo.models.macaron.macaron_bert import MacaronBert
+from odezoo.models.macaron.macaron_bert_inputs import encode_examples, pack_inputs
+from odezoo.models.macaron.macaron_tasks import evaluate_glue
+from odezoo.recipes._common import DistributedRunConfig, check_positive, eval_command, finish_run, start_run
+from odezoo.recipes.macaron import bert_adam
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
 
-@dataclass(frozen=True)
-class Config:
-    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+@dataclass(frozen=True, kw_only=True)
+class Config(DistributedRunConfig):
+    """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: training and
+    validation examples; `data_dir`: the TFDS data folder)."""
 
     task: str = "cola"
     base: str = "macaron_bert_base"  # the pre-trained MacaronBert (with its tokenizer)
@@ -70,12 +73,7 @@ class Config:
     warmup_init_lr: float = 1e-7
     max_positions: int = 256  # tokens per example, <cls> and </s> included
     validation: str = ""  # the split reported first ("": the task's first validation split)
-    limit: int = 0  # training and validation examples (0: all); for smoke tests
     seed: int = 1
-    strategy: str = "auto"
-    tpu: str = ""
-    data_dir: str = ""  # the TFDS data folder
-    preset: str = ""  # name of the preset written; "" derives it
 
     def preset_name(self):
         """`<base>_glue_<task>` or `<base>_dictionary_tags` (base: the preset's name or its folder's),
@@ -131,7 +129,7 @@ QNLI = Config(
     task="qnli", epochs=4, batch_size=16, learning_rate=3e-5, loss="cross_entropy", weight_decay=0.01
 )
 WNLI = replace(RTE, task="wnli")  # not in the table: RTE's row (ours)
-# The offline subject-tag task on the small encoders pre-trained here (recipes.masked_lm; ours).
+# The offline subject-tag task on the small encoders pre-trained here (recipes.macaron.masked_lm; ours).
 MACARON_BERT_SMALL_TAGS = Config(
     task="dictionary_tags", base="macaron_bert_small_dictionary_en", epochs=3, batch_size=32,
     learning_rate=1e-4, loss="cross_entropy", max_positions=64,
@@ -141,24 +139,6 @@ CONFIGS = (COLA, SST2, MRPC, QQP, STSB, MNLI, MNLI_MISMATCHED, QNLI, RTE, WNLI, 
            BERT_SMALL_TAGS)  # fmt: skip
 
 
-@keras.saving.register_keras_serializable(package="odezoo")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """`lr(t) = init + (peak - init) · t / warmup` for `t < warmup`, then linear from `peak` to 0 at
-    `total` (fairseq's `polynomial_decay` with power 1 and end rate 0); `t` counts updates from 1."""
-
-    def __init__(self, peak, warmup, total, init=1e-7):
-        self.peak, self.warmup, self.total, self.init = float(peak), int(warmup), int(total), float(init)
-
-    def __call__(self, step):
-        t = ops.cast(step, "float32") + 1.0
-        rising = self.init + (self.peak - self.init) * t / max(self.warmup, 1)
-        falling = self.peak * ops.maximum(self.total - t, 0.0) / max(self.total - self.warmup, 1)
-        return ops.where(t < self.warmup, rising, falling)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "total": self.total, "init": self.init}
-
-
 def train(config, workdir, *, callbacks=()):
     """Fine-tunes `config.base` on the task's training split, scores its validation split(s) as `odezoo
     eval` does and writes a preset with the base's tokenizer.
@@ -166,9 +146,6 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{split: {metric: value, ...}, "preset_dir"}`.
     """
-    from odezoo.models.macaron.macaron_bert import MacaronBert
-    from odezoo.tasks.text import evaluate_glue
-
     keras.utils.set_random_seed(config.seed)
     workdir = start_run(workdir, config)
     task = glue_task(config.task)
@@ -183,15 +160,7 @@ def train(config, workdir, *, callbacks=()):
     total = steps * config.epochs
     with strategy.scope():
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                WarmupLinearDecay(
-                    config.learning_rate, int(config.warmup_ratio * total), total, config.warmup_init_lr
-                ),
-                beta_1=0.9,
-                beta_2=0.999,
-                epsilon=1e-6,
-                weight_decay=config.weight_decay or None,
-            ),  # fmt: skip
+            optimizer=bert_adam(config, total),
             loss={
                 "binary": keras.losses.BinaryCrossentropy(from_logits=True),
                 "cross_entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -240,9 +209,6 @@ def _training_dataset(config, task, tokenizer, first_epoch=0):
     """`(tf.data.Dataset of (inputs, labels) batches in a fresh order every epoch, batches per epoch)`:
     the training split (and its swapped pairs where `symmetric`), encoded once."""
     import tensorflow as tf
-
-    from odezoo.data.glue import glue_examples
-    from odezoo.models.macaron.macaron_bert import encode_examples, pack_inputs
 
     examples, labels = glue_examples(task, "train", limit=config.limit, data_dir=config.data_dir or None)
     if config.symmetric:

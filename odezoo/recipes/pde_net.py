@@ -1,4 +1,5 @@
-"""PDE-Net and PDE-Net 2.0 recipes: staged training on freshly simulated data (models.md 4.2, 4.3).
+"""PDE-Net and PDE-Net 2.0 recipes: staged training on freshly simulated data
+(docs/papers.md#pde-net-v1, #pde-net-2).
 
 PDE-Net v1 (`linear_cd`): stage `l = 0 .. 20` rolls out `max(l, 1)` delta-t blocks and minimises
 `mean((u_hat(l dt) - u(l dt))^2) / var(u_0)` with L-BFGS-B, no penalty; stage 0 freezes the moments.
@@ -27,14 +28,24 @@ from tqdm.auto import tqdm
 
 from odezoo.data.pde import get_equation, simulate
 from odezoo.errors import OdezooError
-from odezoo.recipes._common import finish_run, start_run
-from odezoo.recipes.image_classification import check_positive
-from odezoo.training import STATE_FILE, minimize, write_checkpoint
+from odezoo.models.pde_net import PDENet, PDENet2
+from odezoo.models.pde_net.pde_net_eval import (
+    card_sections,
+    coefficient_report,
+    evaluate_pde,
+    metric_records,
+    plot,
+    public,
+)
+from odezoo.recipes._common import RunConfig, check_positive, finish_run, start_run
+from odezoo.training import minimize, read_checkpoint, write_checkpoint
 
 
-@dataclass(frozen=True)
-class Config:
+@dataclass(frozen=True, kw_only=True)
+class Config(RunConfig):
     """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one."""
+
+    RESUMABLE = ("eval_trajectories", "eval_times")  # the final evaluation's: a resumed run may change them
 
     equation: str = "burgers2d"
     blocks: str = "0,1,2,3,4,5,6,9,12,15,18"  # stages: number of Euler steps rolled out (0 = warm-up)
@@ -49,11 +60,9 @@ class Config:
     upwind: bool = True
     symnet_penalty: float = 0.005
     moment_penalty: float = 0.001
-    seed: int = 0
     dtype: str = "float64"  # of the model's weights and of the loss ("float64" or "float32")
     eval_trajectories: int = 100
     eval_times: str = "1,2,4"  # rollout times of the final evaluation
-    preset: str = ""  # name of the preset written; "" derives it
 
     mesh: int = 20  # v1: cells per axis of the coefficient interpolants
     max_order: int = 0  # highest derivative order of the model (0: the paper's, 4 for linear_cd, else 2)
@@ -91,6 +100,7 @@ CDR = Config(equation="cdr", blocks="0,0,0,1,2,3,4,5,6,9")
 LINEAR_CD = Config(
     equation="linear_cd", blocks=",".join(str(b) for b in range(21)), optimizer="lbfgs", acc=1, maxiter=20_000
 )
+CONFIGS = (BURGERS, HEAT, CDR, LINEAR_CD)
 
 
 DESCRIPTIONS = {
@@ -109,8 +119,6 @@ def huber_l1(x, s):
 
 
 def build_model(config):
-    from odezoo.models.pde_net import PDENet, PDENet2
-
     eq = get_equation(config.equation)
     if eq.version == 1:
         return PDENet(
@@ -145,8 +153,6 @@ def build_model(config):
 def stage_loss(model, u_obs, block, config):
     """The loss of one stage as a closure over the observed frames `u_obs` (batch, steps+1, ...)."""
     import tensorflow as tf
-
-    from odezoo.models.pde_net import PDENet
 
     u_obs = tf.constant(u_obs, model.inputs[0].dtype)
     step = model.step
@@ -190,68 +196,10 @@ def train(config, workdir, *, callbacks=()):
     Writes `workdir/config.json`, `workdir/checkpoints/` (resumed per stage), `workdir/metrics.json`
     and `workdir/<preset>/`.
     """
-    from odezoo.models.pde_net.pde_net_eval import (
-        card_sections,
-        coefficient_report,
-        evaluate_pde,
-        metric_records,
-        plot,
-        public,
-    )
-
     keras.utils.set_random_seed(config.seed)
     workdir = start_run(workdir, config)
-    blocks = config.block_list()
-    checkpoints = workdir / "checkpoints"
-    checkpoints.mkdir(exist_ok=True)
     model = build_model(config)
-    state_path = checkpoints / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"stage": 0, "history": []}
-    if state["stage"]:
-        model.load_weights(checkpoints / state["weights"])
-        print(f"resumed after stage {state['stage']} of {len(blocks)}", flush=True)
-    stages = tqdm(
-        range(state["stage"], len(blocks)),
-        initial=state["stage"],
-        total=len(blocks),
-        desc="stages",
-        disable=None,
-    )
-    for index in stages:
-        block = blocks[index]
-        start = time.perf_counter()
-        data = simulate(
-            config.equation, batch=config.batch or None, steps=max(block, 1), seed=1000 * config.seed + index
-        )
-        simulated = time.perf_counter() - start
-        for conv in _filters(model):
-            conv.trainable = block > 0
-        loss_fn = stage_loss(model, data.u, block, config)
-        before = float(loss_fn())
-        result = minimize(
-            loss_fn,
-            model.trainable_variables,
-            method=config.optimizer,
-            maxiter=config.maxiter,
-            learning_rate=config.learning_rate,
-        )
-        record = {
-            "stage": index + 1,
-            "block": block,
-            "loss_before": before,
-            **result,
-            "simulate_seconds": simulated,
-            "seconds": time.perf_counter() - start,
-        }
-        if get_equation(config.equation).version == 2:
-            report = coefficient_report(model, config.equation)
-            record.update({k: report[k] for k in ("learned", "relative_errors", "largest_spurious")})
-        state["history"].append(record)
-        state["stage"] = index + 1
-        write_checkpoint(checkpoints, model, "stage", index + 1, state["history"])
-        print(json.dumps(record), flush=True)
-        for callback in callbacks:
-            callback(record)
+    history = _run_stages(model, config, workdir / "checkpoints", callbacks)
     for conv in _filters(model):
         conv.trainable = config.constraint != "frozen"
     times = tuple(float(t) for t in config.eval_times.split(","))
@@ -259,7 +207,7 @@ def train(config, workdir, *, callbacks=()):
         model, config.equation, trajectories=config.eval_trajectories, times=times, seed=10_000 + config.seed
     )
     metrics = public(full)
-    metrics["train_seconds"] = sum(r["seconds"] for r in state["history"])
+    metrics["train_seconds"] = sum(r["seconds"] for r in history)
     preset = config.preset_name()
     description = DESCRIPTIONS.get(preset, f"PDE-Net trained on simulated {config.equation} data.")
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,7 +222,7 @@ def train(config, workdir, *, callbacks=()):
             model,
             config,
             summary=metrics,
-            history=state["history"],
+            history=history,
             metadata={
                 "description": description,
                 "dataset": config.equation,
@@ -285,6 +233,57 @@ def train(config, workdir, *, callbacks=()):
             },
             assets=assets,
         )
+
+
+def _run_stages(model, config, checkpoints, callbacks):
+    """Runs the stages not yet in `checkpoints` (resuming after the last one written there), writing a
+    checkpoint after each; returns the records of all stages."""
+    blocks = config.block_list()
+    checkpoints.mkdir(exist_ok=True)
+    done, weights, history = read_checkpoint(checkpoints, "stage")
+    if done:
+        model.load_weights(weights)
+        print(f"resumed after stage {done} of {len(blocks)}", flush=True)
+    for index in tqdm(range(done, len(blocks)), initial=done, total=len(blocks), desc="stages", disable=None):
+        history.append(_run_stage(model, config, index, blocks[index]))
+        write_checkpoint(checkpoints, model, "stage", index + 1, history)
+        print(json.dumps(history[-1]), flush=True)
+        for callback in callbacks:
+            callback(history[-1])
+    return history
+
+
+def _run_stage(model, config, index, block):
+    """Stage `index`: simulates its data, rolls out `max(block, 1)` steps, minimises; returns its record
+    (with the learned equation and the coefficient errors so far for PDE-Net 2.0)."""
+    start = time.perf_counter()
+    data = simulate(
+        config.equation, batch=config.batch or None, steps=max(block, 1), seed=1000 * config.seed + index
+    )
+    simulated = time.perf_counter() - start
+    for conv in _filters(model):
+        conv.trainable = block > 0
+    loss_fn = stage_loss(model, data.u, block, config)
+    before = float(loss_fn())
+    result = minimize(
+        loss_fn,
+        model.trainable_variables,
+        method=config.optimizer,
+        maxiter=config.maxiter,
+        learning_rate=config.learning_rate,
+    )
+    record = {
+        "stage": index + 1,
+        "block": block,
+        "loss_before": before,
+        **result,
+        "simulate_seconds": simulated,
+        "seconds": time.perf_counter() - start,
+    }
+    if get_equation(config.equation).version == 2:
+        report = coefficient_report(model, config.equation)
+        record.update({k: report[k] for k in ("learned", "relative_errors", "largest_spurious")})
+    return record
 
 
 def _filters(model):

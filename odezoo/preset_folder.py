@@ -1,0 +1,112 @@
+"""The preset folder format: its file names, `metadata.json` (written with the sha256 of every other
+file of the folder, read back and verified before a model is built), JSON read and written.
+
+A preset folder holds `config.json` (the serialised model), `model.weights.h5`, `metadata.json`
+(task, versions, parameter count, recipe, metrics, and the sha256 of every other file of the
+folder), `README.md` (the model card) and optional assets (a vocabulary, BPE codes, a plot).
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+from odezoo._version import __version__
+from odezoo.errors import OdezooError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "README.md"
+
+
+def preset_files(folder):
+    """The files of `folder` that odezoo wrote (relative names), if it is an odezoo preset folder, else
+    `None`: `metadata.json` names an odezoo version, and lists them (folders written before odezoo 0.2
+    list none: then the four files of the format and a PDE preset's `rollout.png`)."""
+    try:
+        metadata = json.loads((Path(folder) / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metadata, dict) or "odezoo_version" not in metadata:
+        return None
+    listed = metadata.get("files") or {n: None for n in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "rollout.png")}
+    return {METADATA_FILE, *listed}
+
+
+def write_metadata(folder, metadata):
+    """Writes `metadata.json` with the sha256 of every other file of `folder` under `"files"`."""
+    folder = Path(folder)
+    files = {
+        path.relative_to(folder).as_posix(): sha256_of(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != METADATA_FILE
+    }
+    write_json(folder / METADATA_FILE, {**metadata, "files": files})
+
+
+def read_metadata(folder):
+    """`metadata.json` of a preset folder (a missing or damaged one raises saying so)."""
+    path = Path(folder) / METADATA_FILE
+    if not path.is_file() and not (Path(folder) / CONFIG_FILE).is_file():
+        raise OdezooError(
+            f"{folder} is not a preset folder (it holds no {METADATA_FILE} or {CONFIG_FILE}): pass a preset "
+            "name (`odezoo list`), a folder written by `save_pretrained` or hf://<org>/<repo>."
+        )
+    if not path.is_file():
+        raise OdezooError(
+            f"Preset folder {folder} is missing {METADATA_FILE}: it is incomplete. Delete it and "
+            "download it again, or write it anew with `save_pretrained`."
+        )
+    return read_json(path)
+
+
+def verify_folder(folder, metadata, *, weights=True, expected_sha256=None, release=""):
+    """Checks every file `metadata["files"]` lists against its sha256 (folders written before odezoo
+    0.2 list none: then the weights against `weights_sha256`); `expected_sha256` is the registry's
+    weights sha256 for a named preset of this release."""
+    folder = Path(folder)
+    listed = dict(metadata.get("files") or {WEIGHTS_FILE: metadata.get("weights_sha256")})
+    if not weights:
+        listed.pop(WEIGHTS_FILE, None)
+    needed = [CONFIG_FILE] + ([WEIGHTS_FILE] if weights else [])
+    missing = [name for name in dict.fromkeys([*needed, *listed]) if not (folder / name).is_file()]
+    if missing:
+        raise OdezooError(
+            f"Preset folder {folder} is missing {', '.join(missing)}: it is incomplete. Delete it and "
+            "download it again, or write it anew with `save_pretrained`."
+        )
+    if expected_sha256 is not None and metadata.get("weights_sha256") != expected_sha256:
+        raise OdezooError(
+            f"{folder / METADATA_FILE} records weights sha256 {metadata.get('weights_sha256')} but preset "
+            f"{release!r} of odezoo {__version__} is {expected_sha256}: the folder is from another "
+            "release. Pass `revision=` for it, or delete it and download again."
+        )
+    for name, expected in listed.items():
+        actual = sha256_of(folder / name)
+        if actual != expected:
+            raise OdezooError(
+                f"File {folder / name} is corrupt or truncated: its sha256 is {actual[:16]}..., expected "
+                f"{(expected or 'none recorded')[:16]}.... Delete the preset folder and download it again, "
+                "or write it anew with `save_pretrained`."
+            )
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise OdezooError(
+            f"{path} is not valid JSON ({error}); the preset folder is damaged: download it again."
+        ) from None
+
+
+def write_json(path, obj):
+    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
