@@ -11,6 +11,7 @@ import os
 import sys
 
 from odezoo._native_output import captured_native_output
+from odezoo._version import __version__
 from odezoo.errors import OdezooError
 
 
@@ -21,6 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser():
     parser = _Parser(prog="odezoo", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"odezoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list the presets")
@@ -42,12 +44,20 @@ def build_parser():
     p = preset_parser("eval", "evaluate a preset as its task does (accuracy, rollout error, ...), as JSON")
     _task_options(p, "eval")
 
-    commands, converters = family_commands()
+    commands, converters = _family_commands()
     for command in commands:
         command.add_to(sub)
 
     p = sub.add_parser("train", help="run a training recipe")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="recipe name (`odezoo train --list` lists them)")
+    p.add_argument(
+        "--list",
+        nargs="?",
+        metavar="RECIPE",
+        action=_ListRecipes,
+        help="list the recipes, or RECIPE's settings (name, type, default: what --set and --config change); "
+        "then exit",
+    )
     p.add_argument(
         "--workdir", required=True, help="run folder: checkpoints, metrics, preset (resumed if present)"
     )
@@ -80,12 +90,12 @@ def _task_options(parser, kind):
     """Adds every task's `predict` / `eval` options; each task refuses the others' (`eval.check_options`)."""
     from odezoo.tasks import all_tasks
 
-    options, takers = {}, {}
+    options, takers = {}, {}  # option name -> its first declaration; -> {help text: the tasks declaring it}
     for task in all_tasks():
         for option in getattr(task, f"{kind}_options"):
             if options.setdefault(option.name, option).type is not option.type:
                 raise TypeError(f"Tasks declare {option.flag} with two types.")
-            takers.setdefault(option.name, []).append(task.name)
+            takers.setdefault(option.name, {}).setdefault(option.help, []).append(task.name)
     for name, option in options.items():
         parser.add_argument(
             option.flag,
@@ -93,8 +103,35 @@ def _task_options(parser, kind):
             type=option.type,
             choices=option.choices,
             default=argparse.SUPPRESS,
-            help=f"{option.help} [{', '.join(takers[name])}]",
+            help="; ".join(f"{text} [{', '.join(tasks)}]" for text, tasks in takers[name].items()),
         )
+
+
+class _ListRecipes(argparse.Action):
+    """`odezoo train --list [RECIPE]` (or `odezoo train RECIPE --list`): the recipe names, or a recipe's
+    settings; then exits, as `--help` does (no `--workdir` needed)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            _start_tensorflow()  # the recipes import Keras
+            print(_recipe_listing(values or getattr(namespace, "recipe", None)))
+        except OdezooError as error:
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
+        sys.stdout.flush()  # a closed stdout is met here, in `main`
+        parser.exit()
+
+
+def _recipe_listing(recipe):
+    """The recipe names, one a line; or the settings of `recipe`: name, type and default, one a line."""
+    from odezoo.recipes import RECIPES, get_recipe
+
+    if not recipe:
+        return "\n".join(sorted(RECIPES))
+    _, config = get_recipe(recipe)
+    rows = [("setting", "type", "default")]
+    rows += [(name, type(value).__name__, json.dumps(value)) for name, value in config.settings().items()]
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{name:<{width[0]}}  {kind:<{width[1]}}  {default}" for name, kind, default in rows)
 
 
 def _options(args):
@@ -104,6 +141,16 @@ def _options(args):
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # stdout's reader has gone (`odezoo info X | head`): stop quietly, as Python's documentation says
+        # (signal, "Note on SIGPIPE"): what is left goes to devnull, not to a traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv):
     args = build_parser().parse_args(argv)
     try:
         if args.command != "list" or args.markdown:  # listing names reads the registry only
@@ -117,10 +164,11 @@ def main(argv=None):
         return 130
     if result is not None:
         print(json.dumps(result, indent=2))
+    sys.stdout.flush()  # a closed stdout is met here, in `main`
     return 0
 
 
-def family_commands():
+def _family_commands():
     """`(commands, converters)`: the `COMMANDS` and `CONVERTERS` the families declare in their
     `<family>_commands.py` (see `odezoo.commands`)."""
     from odezoo.models import families
@@ -143,7 +191,7 @@ def _command(args):
     """Runs the command `args` names: odezoo's own, or one a family declares."""
     if args.command in COMMANDS:
         return COMMANDS[args.command](args)
-    commands, converters = family_commands()
+    commands, converters = _family_commands()
     if args.command == "convert":
         return next(c for c in converters if c.name == args.framework).function()(args)
     command = next(c for c in commands if c.name == args.command)

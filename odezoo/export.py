@@ -23,6 +23,7 @@ import numpy as np
 from odezoo._files import check_folder, write_json_atomic
 from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
+from odezoo.preset_folder import asset_files
 from odezoo.tasks import Task
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -197,6 +198,11 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
     A task that exports several parts gets one folder per part, `.../<format>/<part>/`, one manifest
     entry per part (`<preset>/<format>/<part>`), and the report `{"preset", "weights_sha256", "parts":
     {part: report}}`.
+
+    The preset's assets (the files its `metadata.json` lists besides config, weights, metadata and card:
+    a translation model's tokenizer, `dict.txt`, `bpe.codes` and `tokenizer.json`) are copied into the
+    format's folder, beside the artifacts that need them, and recorded as `"assets": {name: path}` in the
+    report and its manifest entries (a preset without assets records none).
     """
     from odezoo.zoo import load_resolved, resolve
 
@@ -230,7 +236,9 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
             )
             for part, (exported, reference, sample) in parts.items()
         }
+    assets = _copy_assets(resolved.folder, metadata, target)
     header = {"preset": name, "weights_sha256": metadata.get("weights_sha256")}
+    header.update({"assets": assets} if assets else {})
     manifest = _read_manifest(manifest_path)  # read again: another export may have added to it meanwhile
     if len(parts) == 1:
         (report,) = reports.values()
@@ -241,6 +249,23 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
         manifest[f"{name}/{target.name}/{part}"] = {**header, "part": part, **report}
     write_json_atomic(manifest_path, manifest)
     return {**header, "parts": reports}
+
+
+def _copy_assets(folder, metadata, target):
+    """Copies the assets of the preset folder `folder` (`asset_files`, verified) into the export folder
+    `target`; returns `{name: path of the copy}`."""
+    copied = {}
+    for name, source in asset_files(folder, metadata).items():
+        try:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / name)
+        except OSError as error:
+            raise OdezooError(
+                f"Cannot copy the preset's {name} beside the export in {target}: {error.strerror or error}. "
+                "Free some space or choose a writable --output-dir."
+            ) from None
+        copied[name] = os.fspath(target / name)
+    return copied
 
 
 def _read_manifest(path):

@@ -17,6 +17,11 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
+# The files of the format, which `save_pretrained` writes itself; every other file a folder lists is an asset.
+FORMAT_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE)
+# What a folder written before odezoo 0.2 holds (its `metadata.json` lists no files): besides the format's
+# files, a PDE preset's plot.
+LEGACY_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "rollout.png")
 
 
 def preset_files(folder):
@@ -29,8 +34,23 @@ def preset_files(folder):
         return None
     if not isinstance(metadata, dict) or "odezoo_version" not in metadata:
         return None
-    listed = metadata.get("files") or {n: None for n in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "rollout.png")}
+    listed = metadata.get("files") or dict.fromkeys(LEGACY_FILES)
     return {METADATA_FILE, *listed}
+
+
+def asset_files(folder, metadata):
+    """`{relative name: path}` of the assets of the preset folder `folder` (`metadata` its
+    `metadata.json`): the files it lists besides `FORMAT_FILES` (a tokenizer's files, a plot), each
+    checked against its sha256; a folder written before odezoo 0.2 lists none: then its `rollout.png`,
+    if it has one."""
+    folder = Path(folder)
+    listed = metadata.get("files")
+    if not listed:
+        listed = {name: None for name in LEGACY_FILES if (folder / name).is_file()}
+    assets = {name: digest for name, digest in listed.items() if name not in FORMAT_FILES}
+    _check_present(folder, assets)
+    _check_sha256(folder, {name: digest for name, digest in assets.items() if digest is not None})
+    return {name: folder / name for name in assets}
 
 
 def write_metadata(folder, metadata):
@@ -69,18 +89,28 @@ def verify_folder(folder, metadata, *, weights=True, expected_sha256=None, relea
     if not weights:
         listed.pop(WEIGHTS_FILE, None)
     needed = [CONFIG_FILE] + ([WEIGHTS_FILE] if weights else [])
-    missing = [name for name in dict.fromkeys([*needed, *listed]) if not (folder / name).is_file()]
-    if missing:
-        raise OdezooError(
-            f"Preset folder {folder} is missing {', '.join(missing)}: it is incomplete. Delete it and "
-            "download it again, or write it anew with `save_pretrained`."
-        )
+    _check_present(folder, [*needed, *listed])
     if expected_sha256 is not None and metadata.get("weights_sha256") != expected_sha256:
         raise OdezooError(
             f"{folder / METADATA_FILE} records weights sha256 {metadata.get('weights_sha256')} but preset "
             f"{release!r} of odezoo {__version__} is {expected_sha256}: the folder is from another "
             "release. Pass `revision=` for it, or delete it and download again."
         )
+    _check_sha256(folder, listed)
+
+
+def _check_present(folder, names):
+    """Raises naming the files of `names` that `folder` lacks."""
+    missing = [name for name in dict.fromkeys(names) if not (folder / name).is_file()]
+    if missing:
+        raise OdezooError(
+            f"Preset folder {folder} is missing {', '.join(missing)}: it is incomplete. Delete it and "
+            "download it again, or write it anew with `save_pretrained`."
+        )
+
+
+def _check_sha256(folder, listed):
+    """Raises where a file of `folder` does not have the sha256 `listed` records for it."""
     for name, expected in listed.items():
         actual = sha256_of(folder / name)
         if actual != expected:

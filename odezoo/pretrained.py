@@ -26,6 +26,7 @@ from odezoo.preset_folder import (
     CARD_FILE,
     CONFIG_FILE,
     WEIGHTS_FILE,
+    asset_files,
     preset_files,
     read_json,
     read_metadata,
@@ -58,7 +59,8 @@ class PretrainedMixin:
     TASK = _TaskName()
     CITATION = ""
     # The preset folder `odezoo.load` built the model from (`None` for a model built in code): where
-    # task hooks and model methods find the preset's assets, e.g. a translation preset's tokenizer.
+    # task hooks and model methods find the preset's assets, e.g. a translation preset's tokenizer, and
+    # what `save_pretrained` carries into a folder the model is saved to.
     preset_folder = None
     # Config keys added after configs were saved without them, with the value such a config meant
     # (e.g. `{"padding": "same"}`): an old config builds the architecture it was saved with.
@@ -130,6 +132,26 @@ class PretrainedMixin:
         and any other file in it (a training log, notes) is kept, carried over by hard link (or a
         copy) before the swap. Any other non-empty folder is refused.
 
+        A model loaded from a preset folder (`preset_folder`) keeps what that folder carried, so the
+        saved folder predicts and evaluates as the preset did:
+
+        - its assets (the files its `metadata.json` lists besides config, weights, metadata and card:
+          a tokenizer's vocabulary and BPE codes, a plot), verified and copied; an entry of `assets`
+          of the same name wins;
+        - the `metadata.json` entries that describe its data and labels, `INHERITED_METADATA`:
+          `dataset`, `class_names` (what `odezoo eval` and `odezoo predict` read), `equation` (a PDE
+          preset's, which its evaluation simulates), `direction` (a translation's), `degradation` (a
+          restorer's default evaluation) and `license`
+          (the terms of the weights and assets it derives from). With a new head (`num_classes`
+          differs from the folder's config) the labels are the caller's: `dataset` and `class_names`
+          are not inherited (pass them in `metadata`);
+        - `base`: the preset it came from (the folder's `preset` entry, else the folder's path).
+
+        The source's `preset` is not inherited (the saved folder is not the published preset: pass
+        `metadata={"preset": ...}` to name it), nor its measurements and training record (`metrics`,
+        `examples`, `pde_report`, `history`, `recipe`, `train_command`, ...: they are not this model's).
+        An entry of `metadata` always wins.
+
         Args:
             directory: the preset folder to write.
             metadata: extra `metadata.json` entries (`preset`, `description`,
@@ -138,48 +160,12 @@ class PretrainedMixin:
                 vocabulary, a plot); covered by the folder's sha256 list like every file.
         """
         directory = Path(directory).expanduser().absolute()
+        metadata, assets = _carried_from_preset(self, metadata, assets)
         keep = _files_to_keep(directory)
-        try:
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(
-                tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
-            )
-        except OSError as error:
-            raise OdezooError(
-                f"Cannot write the preset folder {directory}: {error.strerror or error} "
-                f"({error.filename or directory.parent}). Choose a writable folder."
-            ) from None
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; a preset folder is an ordinary one
+        staging = _staging_folder(directory)
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         try:
-            check_free_space(staging, self, "the preset folder", factor=1)
-            config = keras.saving.serialize_keras_object(self)
-            config.pop("compile_config", None)
-            write_json(staging / CONFIG_FILE, config)
-            # The model's weights only: a training checkpoint keeps the optimizer's slots, a preset does not.
-            optimizer = getattr(self, "optimizer", None)
-            saving_lib.save_weights_only(
-                self, staging / WEIGHTS_FILE, objects_to_skip=[optimizer] if optimizer else None
-            )
-            for name, source in (assets or {}).items():
-                (staging / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, staging / name)
-            meta = {
-                **(metadata or {}),
-                "class_name": type(self).__name__,
-                "task": self.TASK,
-                "odezoo_version": __version__,
-                "keras_version": keras.__version__,
-                "backend": keras.config.backend(),
-                "parameter_count": int(self.count_params()),
-                "trainable_parameter_count": int(sum(np.prod(v.shape) for v in self.trainable_weights)),
-                "weights_sha256": sha256_of(staging / WEIGHTS_FILE),
-                "date_saved": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            }
-            (staging / CARD_FILE).write_text(model_card(type(self), self.task, meta))
-            write_metadata(staging, meta)
+            self._write_preset(staging, metadata, assets)
             for relative in keep:  # the user's files, carried into the new folder before the swap
                 _carry(directory / relative, staging / relative)
             if directory.exists():
@@ -200,6 +186,37 @@ class PretrainedMixin:
                 ) from None
             raise
         return directory
+
+    def _write_preset(self, staging, metadata, assets):
+        """Writes the preset folder's files into the empty folder `staging`: config, weights (without
+        the optimizer's slots), `assets`, the model card and `metadata.json` (`metadata` and what odezoo
+        records of every preset)."""
+        check_free_space(staging, self, "the preset folder", factor=1)
+        config = keras.saving.serialize_keras_object(self)
+        config.pop("compile_config", None)
+        write_json(staging / CONFIG_FILE, config)
+        # The model's weights only: a training checkpoint keeps the optimizer's slots, a preset does not.
+        optimizer = getattr(self, "optimizer", None)
+        saving_lib.save_weights_only(
+            self, staging / WEIGHTS_FILE, objects_to_skip=[optimizer] if optimizer else None
+        )
+        for name, source in assets.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / name)
+        meta = {
+            **metadata,
+            "class_name": type(self).__name__,
+            "task": self.TASK,
+            "odezoo_version": __version__,
+            "keras_version": keras.__version__,
+            "backend": keras.config.backend(),
+            "parameter_count": int(self.count_params()),
+            "trainable_parameter_count": int(sum(np.prod(v.shape) for v in self.trainable_weights)),
+            "weights_sha256": sha256_of(staging / WEIGHTS_FILE),
+            "date_saved": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        (staging / CARD_FILE).write_text(model_card(type(self), self.task, meta))
+        write_metadata(staging, meta)
 
     def push_to_hub(self, repo_id, *, private=False, metadata=None) -> str:
         """Saves this model as a preset folder and uploads it to the Hub repo `repo_id`.
@@ -249,6 +266,57 @@ def _numpy_inputs(x):
     if isinstance(x, dict):
         return bool(x) and all(isinstance(v, np.ndarray) for v in x.values())
     return isinstance(x, np.ndarray)
+
+
+# The `metadata.json` entries of a preset folder that a model loaded from it keeps when saved
+# (`save_pretrained`): what its data and labels are (read by the tasks' `predict` and `evaluate`, and
+# by PDE-Net's export) and the terms of the files it derives from.
+INHERITED_METADATA = ("dataset", "class_names", "equation", "direction", "degradation", "license")
+# Of those, the entries that name the labels of the preset's head: not inherited by a model with a new head.
+HEAD_METADATA = ("dataset", "class_names")
+
+
+def _carried_from_preset(model, metadata, assets):
+    """`(metadata, assets)` for `save_pretrained`: the caller's, over what the preset folder `model` was
+    loaded from carries (its assets, `INHERITED_METADATA`, `base`; see `save_pretrained`)."""
+    metadata, assets = dict(metadata or {}), dict(assets or {})
+    folder = model.preset_folder
+    if folder is None:
+        return metadata, assets
+    try:
+        source = read_metadata(folder)
+        carried = asset_files(folder, source)
+        config = read_json(folder / CONFIG_FILE).get("config", {})
+    except (OdezooError, OSError) as error:
+        raise OdezooError(
+            f"{model.name} was loaded from {folder}, whose assets and data set save_pretrained carries "
+            f"into the new folder, but it cannot read them now: {error} Load the preset again, or set "
+            "`model.preset_folder = None` to save the model without them."
+        ) from None
+    inherited = {key: source[key] for key in INHERITED_METADATA if key in source}
+    if config.get("num_classes") != model._odezoo_config.get("num_classes"):  # a new head: new labels
+        inherited = {key: value for key, value in inherited.items() if key not in HEAD_METADATA}
+    base = source.get("preset") or os.fspath(folder)
+    return {**inherited, "base": base, **metadata}, {**carried, **assets}
+
+
+def _staging_folder(directory):
+    """A new folder beside `directory` (an ordinary one: `mkdtemp` makes it private) where the preset
+    folder is assembled before the swap."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent)
+        )
+    except OSError as error:
+        raise OdezooError(
+            f"Cannot write the preset folder {directory}: {error.strerror or error} "
+            f"({error.filename or directory.parent}). Choose a writable folder."
+        ) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
 
 
 def _files_to_keep(directory):

@@ -14,6 +14,7 @@ from odezoo._files import write_json_atomic
 from odezoo.errors import OdezooError
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu", "multi_worker")
+TPU_CONNECT_TIMEOUT = 30.0  # seconds a TPU's address has to accept a connection before a run gives up
 
 
 def check_strategy(name):
@@ -22,7 +23,7 @@ def check_strategy(name):
         raise OdezooError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
 
 
-def make_strategy(name="auto", tpu=""):
+def make_strategy(name="auto", tpu="", *, timeout=None):
     """Returns a `tf.distribute` strategy.
 
     Args:
@@ -32,6 +33,7 @@ def make_strategy(name="auto", tpu=""):
             is no GPU), `"tpu"` or `"multi_worker"` (`MultiWorkerMirroredStrategy` over the
             cluster in the `TF_CONFIG` environment variable; see `multi_worker_strategy`).
         tpu: TPU address or name for `TPUClusterResolver` ("" = the local TPU).
+        timeout: seconds the TPU's address has to answer (`tpu_strategy`; `None`: `TPU_CONNECT_TIMEOUT`).
     """
     import tensorflow as tf
 
@@ -39,10 +41,7 @@ def make_strategy(name="auto", tpu=""):
     if name == "multi_worker":
         return multi_worker_strategy()
     if name == "tpu" or (name == "auto" and tpu):
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        return tpu_strategy(tpu, timeout)
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if name == "mirrored":
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -57,6 +56,55 @@ def make_strategy(name="auto", tpu=""):
     if name == "auto" and len(gpus) > 1:
         return tf.distribute.MirroredStrategy(devices=gpus)
     return tf.distribute.get_strategy()
+
+
+def tpu_strategy(tpu="", timeout=None):
+    """`TPUStrategy` on the TPU `tpu` (a `grpc://HOST:PORT` address or a Cloud TPU name; "": the local
+    TPU). Raises `OdezooError` in one line where no TPU is found, and where its address does not accept a
+    connection within `timeout` seconds (`None`: `TPU_CONNECT_TIMEOUT`), instead of waiting forever."""
+    import tensorflow as tf
+
+    timeout = TPU_CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+    except ValueError:  # "Please provide a TPU Name to connect to."
+        raise OdezooError(
+            "strategy=tpu found no TPU on this machine; name one: --set tpu=grpc://HOST:8470 (its address) "
+            "or --set tpu=NAME (a Cloud TPU)."
+        ) from None
+    except OSError as error:  # a name the Cloud TPU API cannot look up (urllib's URLError)
+        raise OdezooError(
+            f"Cannot find the TPU {tpu!r} ({getattr(error, 'reason', error)}); give its address: "
+            "--set tpu=grpc://HOST:8470."
+        ) from None
+    if resolver.master().startswith("grpc://"):
+        _check_answers(resolver.master(), timeout)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _check_answers(address, timeout):
+    """Raises `OdezooError` unless `grpc://HOST:PORT` accepts a TCP connection within `timeout` seconds
+    (TensorFlow's own connection would wait forever)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port or 8470
+    except ValueError:
+        host = None
+    if not host:
+        raise OdezooError(f"{address!r} is no TPU address; write --set tpu=grpc://HOST:PORT.")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        timed_out = isinstance(error, TimeoutError)
+        why = f"no answer within {timeout:g} s" if timed_out else error.strerror or error
+        raise OdezooError(
+            f"No TPU answers at {address} ({why}); check --set tpu=ADDRESS and that the TPU is up."
+        ) from None
 
 
 STATE_FILE = "state.json"  # names the last checkpoint written; replaced atomically

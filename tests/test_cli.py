@@ -217,3 +217,67 @@ def test_eval_on_a_mismatched_dataset(capsys, folder):
 def test_export_option_mismatch(capsys, folder, tmp_path):
     line = fails(capsys, "export", folder, "--format", "onnx", "--quantize", "int8", "--output-dir", tmp_path)
     assert "Quantisation 'int8' is not offered for onnx" in line
+
+
+def exits(capsys, *argv):
+    """Runs a command that ends by `SystemExit` (--help, --version, --list): `(status, stdout, stderr)`."""
+    with pytest.raises(SystemExit) as exit:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exit.value.code, out, err
+
+
+def test_version(capsys):
+    from odezoo import __version__
+
+    assert exits(capsys, "--version") == (0, f"odezoo {__version__}\n", "")
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path):
+    """`odezoo info X | head -1` with more output than the pipe holds: no BrokenPipeError traceback,
+    exit status 1 (Python's own on EPIPE)."""
+    import subprocess
+
+    history = [{"epoch": i, "loss": 1.0 / (i + 1), "stage": "unit"} for i in range(4000)]  # ~400 kB as JSON
+    model = LMResNet(depth=8, width=2, num_classes=10, image_shape=(28, 28, 1))
+    folder = model.save_pretrained(tmp_path / "long", metadata={"preset": "long", "history": history})
+    command = f"{sys.executable} -m odezoo.cli info {folder} | head -1; exit ${{PIPESTATUS[0]}}"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.stdout == "{\n" and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, (
+        done.stderr[-3000:]
+    )
+    assert done.returncode == 1
+
+
+def test_train_lists_the_recipes_and_a_recipes_settings(capsys):
+    from odezoo.recipes import RECIPES, get_recipe
+
+    code, out, _ = exits(capsys, "train", "--list")
+    assert code == 0 and out.splitlines() == sorted(RECIPES)
+    code, out, _ = exits(capsys, "train", "--list", "lm_resnet_fashion_mnist")  # an old name works too
+    _, config = get_recipe("lm_resnet20_fashion_mnist")
+    rows = [line.split() for line in out.splitlines()]
+    assert code == 0 and rows[0] == ["setting", "type", "default"]
+    assert rows[1:] == [[k, type(v).__name__, json.dumps(v)] for k, v in config.settings().items()]
+    assert ["epochs", "int", "20"] in rows and ["scheme", "str", '"lm"'] in rows
+    assert exits(capsys, "train", "lm_resnet20_fashion_mnist", "--list")[1] == out  # no --workdir needed
+    code, _, err = exits(capsys, "train", "--list", "lm_resnet_fmnist")
+    assert code == 2 and err.startswith("odezoo train: error: Unknown recipe 'lm_resnet_fmnist'")
+    assert len(err.splitlines()) == 1
+    code, out, _ = exits(capsys, "train", "--help")
+    assert code == 0 and "--list [RECIPE]" in out
+
+
+def test_an_option_several_tasks_declare_shows_each_ones_meaning(capsys, monkeypatch):
+    """`--steps` is the attack's steps for a classifier and a fixed depth for a restoration model: the
+    help says both, each with the tasks that take it."""
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option
+    code, out, _ = exits(capsys, "eval", "--help")
+    (steps,) = [line for line in out.splitlines() if line.lstrip().startswith("--steps")]
+    assert (
+        code == 0
+        and "attack steps (default: 20 for CIFAR, 40 for Fashion-MNIST) [image_classification]" in steps
+    )
+    assert "; restoration steps: a fixed depth instead of the model's own choice [image_restoration]" in steps
+    (limit,) = [line for line in out.splitlines() if line.lstrip().startswith("--limit")]
+    assert limit.count("[") == 1 and "first N examples only (0: all) [image_classification, " in limit

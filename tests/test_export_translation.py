@@ -99,3 +99,22 @@ def test_onnx_is_refused_with_the_reason(exported):
     with pytest.raises(OdezooError, match=r"cannot be exported to onnx: .* that work: saved_model, tflite\."):
         export_preset(str(folder), "onnx", output_dir=out)
     assert not (out / "tiny" / "onnx").exists()
+
+
+def test_the_presets_tokenizer_sits_beside_the_exported_parts(exported, tmp_path):
+    """Issue 27: the parts take token ids, so the export carries the preset's tokenizer files (verified
+    copies) and records them; a preset without assets records none."""
+    from odezoo.preset_folder import sha256_of
+    from odezoo.presets import resolve
+
+    assert "assets" not in exported[3]
+    preset = "macaron_dictionary_de_en"
+    report = export_preset(preset, "saved_model", output_dir=tmp_path)
+    target = tmp_path / preset / "saved_model"
+    names = ("bpe.codes", "dict.txt", "tokenizer.json")
+    assert report["assets"] == {name: str(target / name) for name in names}
+    assert sorted(p.name for p in target.iterdir()) == sorted([*PARTS, *names])
+    recorded = json.loads((resolve(preset).folder / "metadata.json").read_text())["files"]
+    assert all(sha256_of(target / name) == recorded[name] for name in names)
+    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert all(manifest[f"{preset}/saved_model/{part}"]["assets"] == report["assets"] for part in PARTS)

@@ -11,7 +11,7 @@ pytest.importorskip("sacremoses")
 pytest.importorskip("sklearn")
 
 import tensorflow_datasets as tfds  # noqa: E402
-from test_cli import run  # noqa: E402
+from test_cli import fails, run  # noqa: E402
 from test_glue import tiny_preset  # noqa: E402
 
 import odezoo  # noqa: E402
@@ -24,6 +24,22 @@ RECIPES_OF_GLUE = {
     for name, (train, config) in RECIPES.items()
     if train is glue.train and glue_task(config.task).dataset.startswith("glue/")
 }  # the dictionary-tag recipes: tests/test_masked_lm.py
+
+
+@pytest.mark.parametrize("recipe", ["macaron_bert_base_glue_rte", "macaron_bert_base_glue_cola"])
+def test_a_base_that_is_no_preset_says_how_to_get_one_before_writing(recipe, capsys, tmp_path, monkeypatch):
+    """The GLUE recipes' default base, `macaron_bert_base`, is the folder the user converts from the
+    authors' checkpoint: its absence is one line that says how to convert it or what to pass instead,
+    before the workdir is created."""
+    monkeypatch.chdir(tmp_path)  # no folder macaron_bert_base here
+    line = fails(capsys, "train", recipe, "--workdir", tmp_path / "run")
+    assert line.startswith("odezoo train: error: `base` 'macaron_bert_base' is no preset (`odezoo list`)")
+    assert "`odezoo convert fairseq checkpoint_pretrained.pt --dict data-bin/bert_corpus/dict.txt" in line
+    assert "--out macaron_bert_base`" in line and "--set base=PRESET_OR_FOLDER" in line
+    assert "macaron_bert_small_dictionary_en" in line and "Unknown preset" not in line
+    assert not (tmp_path / "run").exists()
+    line = fails(capsys, "train", recipe, "--set", "base=./nowhere", "--workdir", tmp_path / "run")
+    assert "`base` './nowhere' is no preset" in line and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -199,3 +199,44 @@ def test_pretraining_writes_a_preset_that_resumes_then_fine_tunes_on_the_tags(ta
     classifier = odezoo.load(tuned)
     (check,) = classifier.task.spot_checks(classifier, json.loads((tuned / "metadata.json").read_text()))
     assert check[1] and check[0].startswith("accuracy on dictionary_tags test"), check[0]
+
+
+TAGS_PRESET = "macaron_bert_small_dictionary_en_dictionary_tags"
+TOKENIZER_FILES = {"dict.txt", "bpe.codes", "tokenizer.json"}
+
+
+def test_a_saved_macaron_bert_classifier_keeps_its_tokenizer_and_its_data_set(tmp_path, capsys):
+    """Issue 27: the saved folder predicts as the preset does (its tokenizer, the tags' names)."""
+    pytest.importorskip("sacremoses")
+    pytest.importorskip("subword_nmt")
+    from test_cli import run
+
+    folder = odezoo.load(TAGS_PRESET).save_pretrained(tmp_path / "tags")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert TOKENIZER_FILES <= set(metadata["files"]) and metadata["dataset"] == "dictionary_tags"
+    assert metadata["base"] == TAGS_PRESET and "preset" not in metadata and "metrics" not in metadata
+    texts = ["the heart pumps blood through the body", "a loan from the bank"]
+    code, out, err = run(capsys, "predict", folder, *texts)
+    assert code == 0, err
+    assert all(result["label"] in SUBJECT_TAGS for result in json.loads(out))
+    assert run(capsys, "predict", TAGS_PRESET, *texts)[1] == out
+
+
+def test_a_macaron_bert_with_a_new_head_keeps_its_tokenizer_not_its_masked_lm_text(tmp_path, capsys):
+    """The masked LM's text is no label set of a classifier: the new head's data set is the caller's."""
+    pytest.importorskip("sacremoses")
+    pytest.importorskip("subword_nmt")
+    from test_cli import run
+
+    base = "macaron_bert_small_dictionary_en"
+    classifier = odezoo.load(base, num_classes=2)
+    folder = classifier.save_pretrained(tmp_path / "classifier")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert TOKENIZER_FILES <= set(metadata["files"]) and "dataset" not in metadata
+    assert metadata["task"] == "text_classification" and metadata["base"] == base
+    code, out, err = run(capsys, "predict", folder, "the house is red")
+    assert code == 0, err
+    assert json.loads(out)[0]["label"] in (0, 1)
+    reloaded = odezoo.load(folder)
+    symbols = classifier.preset_tokenizer().dictionary.symbols
+    assert reloaded.preset_tokenizer().dictionary.symbols == symbols

@@ -431,3 +431,129 @@ def test_push_failure_says_how_to_log_in(monkeypatch, folder):
         OdezooError, match=r"Could not upload to Hub repository 'me/tiny' \(401 Unauthorized\). Log in"
     ):
         hub_module.push_folder(folder, "me/tiny")
+
+
+# --- issue 27: a model loaded from a preset keeps what the preset carried when it is saved ---
+
+CLASSIFIER = "lm_resnet20_fashion_mnist"
+
+
+def test_a_saved_classifier_keeps_its_data_set_and_class_names(tmp_path, capsys):
+    """`odezoo eval` needs no --dataset for the saved folder and `odezoo predict` names the classes."""
+    from test_cli import run
+
+    model = odezoo.load(CLASSIFIER)
+    source = read_metadata(model.preset_folder)
+    folder = model.save_pretrained(tmp_path / "mine")
+    meta = read_metadata(folder)
+    assert meta["dataset"] == "fashion_mnist" and meta["class_names"] == source["class_names"]
+    assert meta["base"] == CLASSIFIER
+    # not the published preset, and not its measurements or training record
+    assert not {"preset", "metrics", "recipe", "recipe_config", "train_command", "history"} & set(meta)
+    again = odezoo.load(str(folder))
+    images = np.random.default_rng(0).uniform(0, 1, (2, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(again(images)), np.asarray(model(images)))
+    code, out, _ = run(capsys, "predict", folder, "--sample", "2")
+    results = json.loads(out)
+    assert code == 0 and results[0]["label"] == "Ankle boot" and results[0]["top"][0]["class"] == "Ankle boot"
+    assert all(top["class"] in source["class_names"] for r in results for top in r["top"])
+    assert run(capsys, "predict", CLASSIFIER, "--sample", "2")[1] == out  # as the preset prints it
+    code, out, _ = run(capsys, "eval", folder, "--split", "sample", "--limit", "50")
+    result = json.loads(out)
+    assert code == 0 and result["dataset"] == "fashion_mnist" and result["num_examples"] == 50
+
+
+def test_a_classifier_with_a_new_head_does_not_inherit_the_labels(tmp_path, capsys):
+    """Three classes are not Fashion-MNIST's ten: the class names and the data set are the caller's."""
+    import tensorflow as tf
+    from test_cli import fails, run
+
+    tuned = odezoo.load(CLASSIFIER, num_classes=3)
+    folder = tuned.save_pretrained(tmp_path / "three")
+    meta = read_metadata(folder)
+    assert "class_names" not in meta and "dataset" not in meta and meta["base"] == CLASSIFIER
+    line = fails(capsys, "eval", folder, "--split", "sample", "--limit", "10")
+    assert "does not record its data set; pass --dataset" in line
+    names = ["cat", "dog", "bird"]
+    folder = tuned.save_pretrained(tmp_path / "named", metadata={"class_names": names})
+    assert read_metadata(folder)["class_names"] == names
+    image = tmp_path / "pet.png"
+    tf.io.write_file(str(image), tf.io.encode_png(np.full((28, 28, 1), 120, np.uint8)))
+    code, out, _ = run(capsys, "predict", folder, image)
+    assert code == 0 and sorted(top["class"] for top in json.loads(out)[0]["top"]) == sorted(names)
+
+
+def test_saving_keeps_the_folders_assets_and_what_the_caller_passes_wins(tmp_path):
+    vocabulary, notes = tmp_path / "vocab.txt", tmp_path / "notes.txt"
+    vocabulary.write_text("hallo\nwelt\n")
+    notes.write_text("the preset's notes\n")
+    source = LMResNet(**TINY).save_pretrained(
+        tmp_path / "source",
+        metadata={"preset": "source", "dataset": "fashion_mnist", "class_names": list("abcd"),
+                  "license": "gpl-2.0", "metrics": METRICS, "examples": [1]},
+        assets={"assets/vocab.txt": vocabulary, "notes.txt": notes},
+    )  # fmt: skip
+    model = odezoo.load(str(source))
+    mine = tmp_path / "my_notes.txt"
+    mine.write_text("my notes\n")
+    folder = model.save_pretrained(
+        tmp_path / "out", metadata={"preset": "mine", "dataset": "mnist"}, assets={"notes.txt": mine}
+    )
+    meta = read_metadata(folder)
+    assert (folder / "assets" / "vocab.txt").read_text() == "hallo\nwelt\n"
+    assert (folder / "notes.txt").read_text() == "my notes\n"
+    assert meta["files"]["assets/vocab.txt"] == sha256_of(vocabulary)
+    assert (meta["preset"], meta["dataset"], meta["base"]) == ("mine", "mnist", "source")
+    assert meta["class_names"] == list("abcd") and meta["license"] == "gpl-2.0"
+    assert "metrics" not in meta and "examples" not in meta
+    assert "license: gpl-2.0" in (folder / "README.md").read_text()
+    # a folder without a preset name is named by its path; saving into the folder it came from keeps
+    # its assets
+    again = odezoo.load(str(folder))
+    bare = LMResNet(**TINY).save_pretrained(tmp_path / "bare")
+    assert read_metadata(odezoo.load(str(bare)).save_pretrained(tmp_path / "b2"))["base"] == str(bare)
+    again.save_pretrained(folder)
+    assert sorted(read_metadata(folder)["files"]) == [
+        "README.md", "assets/vocab.txt", "config.json", "model.weights.h5", "notes.txt"
+    ]  # fmt: skip
+    assert (folder / "notes.txt").read_text() == "my notes\n"
+
+
+def test_a_damaged_asset_of_the_source_is_not_carried(tmp_path):
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text("hallo\n")
+    source = LMResNet(**TINY).save_pretrained(tmp_path / "source", assets={"vocab.txt": vocabulary})
+    model = odezoo.load(str(source))
+    (source / "vocab.txt").write_text("tampered\n")
+    with pytest.raises(OdezooError) as error:
+        model.save_pretrained(tmp_path / "out")
+    assert f"was loaded from {source}" in str(error.value)
+    assert "vocab.txt is corrupt or truncated" in str(error.value)
+    assert "set `model.preset_folder = None`" in str(error.value)
+    assert not (tmp_path / "out").exists()
+    model.preset_folder = None
+    meta = read_metadata(model.save_pretrained(tmp_path / "out"))
+    assert "vocab.txt" not in meta["files"] and "base" not in meta
+
+
+def test_a_saved_pde_preset_keeps_its_equation_and_plot(tmp_path, capsys):
+    """PDE-Net's evaluation simulates the preset's `equation`: the saved folder is evaluated without it."""
+    from test_cli import run
+
+    folder = odezoo.load("pde_net2_heat").save_pretrained(tmp_path / "heat")
+    meta = read_metadata(folder)
+    assert meta["equation"] == "heat" and "rollout.png" in meta["files"] and "pde_report" not in meta
+    code, out, err = run(capsys, "eval", folder, "--trajectories", "2")
+    assert code == 0, err
+    assert json.loads(out)["equation"] == "heat"
+
+
+def test_a_saved_restorer_is_evaluated_on_its_own_degradation(tmp_path):
+    """A saved copy of the JPEG deblocker keeps `degradation`, so `odezoo eval` on it scores deblocking at
+    the card's quality, as on the preset, not the Gaussian noise of a restorer that records none."""
+    from odezoo.tasks.image_restoration import own_degradation
+
+    folder = odezoo.load("durr_deblock_jpeg").save_pretrained(tmp_path / "mine")
+    assert read_metadata(folder)["degradation"] == {"quality": 20}
+    assert own_degradation(read_metadata(folder)) == {"quality": 20}
+    assert own_degradation({**read_metadata(folder), "degradation": {"sigma": 15.0}}) == {"sigma": 15.0}

@@ -85,6 +85,29 @@ def test_restoration_evaluation_scores_the_identity_as_the_clipped_noisy_input()
             task.evaluate(_identity((28, 28, 1)), {"dataset": "fashion_mnist"}, split="sample", **option)
 
 
+def test_restoration_evaluation_defaults_to_the_presets_own_degradation():
+    """Without --sigma / --quality a preset is scored on the degradation of its headline (a JPEG
+    deblocker on JPEG, not on noise of sigma 25); one that records none on noise of sigma 25."""
+    import json
+    from pathlib import Path
+
+    from odezoo.tasks.image_restoration import own_degradation
+
+    weights = Path(__file__).parents[1] / "weights"
+    deblocker = json.loads((weights / "durr_deblock_jpeg" / "metadata.json").read_text())
+    assert own_degradation(deblocker) == {"quality": 20}
+    task, model = get_task("image_restoration"), _identity((28, 28, 1))
+    common = {"dataset": "fashion_mnist", "split": "sample", "limit": 16}
+    metadata = {"metrics": [{**m, "dataset": "fashion_mnist"} for m in deblocker["metrics"]]}
+    result = task.evaluate(model, metadata, **common)
+    assert result["quality"] == 20 and "sigma" not in result
+    assert result == task.evaluate(model, {}, quality=20, **common)
+    assert task.evaluate(model, metadata, sigma=25, **common)["sigma"] == 25  # a flag still wins
+    assert task.evaluate(model, {}, **common)["sigma"] == 25
+    denoiser = {"metrics": [{"metric": "psnr", "value": 30.0, "split": "test", "sigma": 50.0}]}
+    assert task.evaluate(model, denoiser, **common)["sigma"] == 50
+
+
 def test_the_image_tasks_name_no_family_and_probe_no_model():
     """Family behaviour lives in the family's task subclass (DURR's in its folder); the generic image
     tasks ask a model only what their hooks declare."""

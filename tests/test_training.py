@@ -94,6 +94,62 @@ def test_strategies():
         make_strategy("horovod")
 
 
+def _silent_port():
+    """A socket on 127.0.0.1 that listens and never accepts, its queue full: a connection gets no answer."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    queued = socket.create_connection(server.getsockname(), timeout=1)
+    return server, queued
+
+
+def test_a_tpu_that_is_not_there_is_one_line_and_no_hang(capsys, monkeypatch, tmp_path):
+    """strategy=tpu without an address (and no local TPU) says what to pass; an address nobody answers
+    is refused after a short timeout instead of waiting forever in TensorFlow's connection."""
+    import socket
+    import time
+
+    import tensorflow as tf
+    from test_cli import fails
+
+    import odezoo.training
+
+    monkeypatch.setattr(
+        tf.config, "experimental_connect_to_cluster", lambda _: pytest.fail("no TPU answered")
+    )
+    with pytest.raises(
+        OdezooError, match=r"^strategy=tpu found no TPU on this machine; name one: --set tpu="
+    ):
+        make_strategy("tpu")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nobody listens on `port`
+    start = time.perf_counter()
+    with pytest.raises(
+        OdezooError, match=rf"^No TPU answers at grpc://127.0.0.1:{port} \(Connection refused\)"
+    ):
+        make_strategy("tpu", f"grpc://127.0.0.1:{port}", timeout=1)
+    server, queued = _silent_port()
+    with (
+        server,
+        queued,
+        pytest.raises(OdezooError, match=r"\(no answer within 0.5 s\); check --set tpu=ADDRESS"),
+    ):
+        make_strategy("auto", f"grpc://127.0.0.1:{server.getsockname()[1]}", timeout=0.5)
+    assert time.perf_counter() - start < 10
+
+    monkeypatch.setattr(odezoo.training, "TPU_CONNECT_TIMEOUT", 0.5)  # the timeout a recipe runs with
+    common = ["train", "lm_resnet20_fashion_mnist", "--set", "strategy=tpu", "--workdir", tmp_path / "w"]
+    assert "found no TPU on this machine; name one: --set tpu=grpc://HOST:8470" in fails(capsys, *common)
+    server, queued = _silent_port()
+    with server, queued:
+        line = fails(capsys, *common, "--set", f"tpu=grpc://127.0.0.1:{server.getsockname()[1]}")
+    assert line.startswith("odezoo train: error: No TPU answers at grpc://127.0.0.1:")
+
+
 def _run(script, tmp_path, **env):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}
     return subprocess.run(

@@ -198,3 +198,22 @@ def test_iwslt14_files_and_wmt14_evaluate(model, tokenizer, splits, tmp_path):
     with tfds.testing.mock_data(num_examples=4):
         result = evaluate_translation(model, tokenizer, "wmt14", beam=2, limit=2)
     assert (result["num_examples"], result["dataset"]) == (2, "wmt14") and 0 <= result["bleu"] <= 100
+
+
+def test_a_saved_translation_preset_keeps_its_tokenizer(tmp_path, capsys):
+    """Issue 27: a preset loaded and saved translates as the preset does, with the tokenizer it carried."""
+    preset = odezoo.load("macaron_dictionary_de_en")
+    source = json.loads((preset.preset_folder / "metadata.json").read_text())
+    folder = preset.save_pretrained(tmp_path / "mine")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    for name in ("dict.txt", "bpe.codes", "tokenizer.json"):
+        assert metadata["files"][name] == source["files"][name], name
+    assert (metadata["dataset"], metadata["direction"]) == ("dictionary", "de-en")
+    assert metadata["license"] == source["license"] and metadata["base"] == "macaron_dictionary_de_en"
+    assert not {"preset", "metrics", "examples"} & set(metadata)
+    sentences = ["Das ist ein Haus."]
+    expected = preset.translate(sentences)
+    assert odezoo.load(folder).translate(sentences) == expected
+    code, out, err = run(capsys, "predict", folder, *sentences)
+    assert code == 0, err
+    assert [r["translation"] for r in json.loads(out)] == expected

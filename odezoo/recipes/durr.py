@@ -197,6 +197,7 @@ def train(config, workdir, *, callbacks=()):
             "description": f"DURR for {kind} ({config.level_low:g}..{config.level_high:g}) on "
             f"{config.dataset} by recipe `{recipe}`.",
             "dataset": config.dataset,
+            "degradation": {key: metrics[0][key] for key in ("sigma", "quality") if key in metrics[0]},
             "metrics": metrics,
         },
     )

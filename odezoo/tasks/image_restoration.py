@@ -30,7 +30,9 @@ PSNR_METRIC = "psnr"
 # one pixel in 1e11, while an image on the 0..255 scale is refused.
 OVERSHOOT = 2.0
 MAX_STEPS_OPTION = Option("max_steps", "cap on the steps of a model that chooses its depth", int, minimum=0)
-STEPS_OPTION = Option("steps", "a fixed number of steps instead of the model's own choice", int, minimum=0)
+STEPS_OPTION = Option(
+    "steps", "restoration steps: a fixed depth instead of the model's own choice", int, minimum=0
+)
 
 
 def psnr(clean, restored):
@@ -50,6 +52,14 @@ def ssim(clean, restored):
     return tf.image.ssim(clean, restored, max_val=1.0).numpy()
 
 
+def own_degradation(metadata):
+    """`{"sigma": ...}` or `{"quality": ...}`: the degradation the preset restores, what `odezoo eval`
+    scores without `--sigma` / `--quality`: its `degradation` entry (which a saved copy inherits), else
+    the level of its headline PSNR (its card's first), or `{}` where none is recorded."""
+    card = metadata.get("degradation") or metric(metadata, PSNR_METRIC) or {}
+    return {key: card[key] for key in ("quality", "sigma") if key in card}
+
+
 class ImageRestoration(Task):
     """Restoration by a model of a fixed depth. A family whose models choose their depth subclasses
     it and overrides `restore` (and `check_inputs`, `export_parts` where its models need more)."""
@@ -65,9 +75,18 @@ class ImageRestoration(Task):
     eval_options = (
         *IMAGE_DATA_OPTIONS,
         Option(
-            "sigma", f"Gaussian noise level on the 0..255 scale (default {NOISE_SIGMA:g})", float, minimum=0
+            "sigma",
+            "Gaussian noise level on the 0..255 scale (default: the preset's own degradation, that of its "
+            f"headline PSNR; {NOISE_SIGMA:g} where it records none)",
+            float,
+            minimum=0,
         ),
-        Option("quality", "JPEG quality 1..100: evaluate deblocking instead of denoising", int, minimum=1),
+        Option(
+            "quality",
+            "JPEG quality 1..100: evaluate deblocking instead of denoising (default: see --sigma)",
+            int,
+            minimum=1,
+        ),
         Option("seed", "seed of the noise", int, minimum=0),
         MAX_STEPS_OPTION,
         STEPS_OPTION,
@@ -138,7 +157,8 @@ class ImageRestoration(Task):
         sigma=None, quality=None, seed=0, max_steps=None, steps=None,
     ):  # fmt: skip
         """Mean PSNR of the degraded and of the restored images against the clean ones, the restored
-        images' mean SSIM (and the mean steps taken, for a model that chooses its depth)."""
+        images' mean SSIM (and the mean steps taken, for a model that chooses its depth). Without `sigma`
+        and `quality`, the preset's own degradation (`own_degradation`), else noise of `NOISE_SIGMA`."""
 
         dataset = dataset or metadata.get("dataset")
         if not dataset:
@@ -147,11 +167,10 @@ class ImageRestoration(Task):
             raise OdezooError(
                 f"Give --sigma (noise) or --quality (JPEG), not both. Received: {sigma}, {quality}"
             )
-        level = (
-            {"quality": quality}
-            if quality is not None
-            else {"sigma": NOISE_SIGMA if sigma is None else sigma}
-        )
+        if sigma is None and quality is None:
+            level = own_degradation(metadata) or {"sigma": NOISE_SIGMA}
+        else:
+            level = {"quality": quality} if quality is not None else {"sigma": sigma}
         check_degradation(**level)
         channels = model.inputs[0].shape[-1]
         ds, count = clean_images(dataset, split, channels=channels, limit=limit, data_dir=data_dir)

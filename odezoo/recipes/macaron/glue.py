@@ -28,7 +28,9 @@ fork's GLUE `max_positions`, 256.
 `base` names the pre-trained encoder: a preset name, a preset folder or `hf://org/repo`, a `MacaronBert`
 with its tokenizer (a masked-LM preset gets a new head; a classifier keeps its head where the output
 count fits). Its default, `macaron_bert_base`, is the name reserved for the authors' BERT-base Macaron
-(issue 15, not published yet): until then pass `--set base=FOLDER`. The preset written is
+(issue 15, not published yet): until then it is the folder `odezoo convert fairseq ... --out
+macaron_bert_base` writes from their checkpoint (README), or pass `--set base=FOLDER`; a `base` that is
+none of these is refused before the workdir is touched (`check_base`). The preset written is
 `<base>_glue_<task>`.
 
 `macaron_bert_small_dictionary_en_dictionary_tags` and `bert_small_dictionary_en_dictionary_tags`
@@ -51,6 +53,7 @@ from odezoo.errors import OdezooError
 from odezoo.models.macaron.macaron_bert import MacaronBert
 from odezoo.models.macaron.macaron_bert_inputs import encode_examples, pack_inputs
 from odezoo.models.macaron.macaron_tasks import evaluate_glue
+from odezoo.presets import list_presets
 from odezoo.recipes._common import DistributedRunConfig, check_positive, eval_command, finish_run, start_run
 from odezoo.recipes.macaron import bert_adam
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
@@ -146,6 +149,7 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{split: {metric: value, ...}, "preset_dir"}`.
     """
+    check_base(config.base)
     keras.utils.set_random_seed(config.seed)
     workdir = start_run(workdir, config)
     task = glue_task(config.task)
@@ -202,6 +206,21 @@ def train(config, workdir, *, callbacks=()):
             "metrics": records,
         },
         tokenizer=tokenizer,
+    )
+
+
+def check_base(base):
+    """Raises, before anything is written, unless `base` names a preset, a folder or `hf://<org>/<repo>`
+    (the default `macaron_bert_base` is a folder the user converts; `""` is `validate()`'s to refuse)."""
+    if not base or base.startswith("hf://") or Path(base).expanduser().is_dir() or base in list_presets():
+        return
+    raise OdezooError(
+        f"`base` {base!r} is no preset (`odezoo list`), preset folder or hf://<org>/<repo>. For the "
+        "authors' BERT-base Macaron, convert their checkpoint: `odezoo convert fairseq "
+        "checkpoint_pretrained.pt --dict data-bin/bert_corpus/dict.txt --bpe-codes "
+        'data-bin/bert_corpus/bpe-code --out macaron_bert_base` (README.md, "Macaron Net: convert the '
+        "authors' fairseq checkpoints\"); or fine-tune another encoder: --set base=PRESET_OR_FOLDER "
+        "(e.g. the bundled macaron_bert_small_dictionary_en)."
     )
 
 
