@@ -9,7 +9,9 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
+from odezoo._files import atomic_write, check_folder
 from odezoo._native_output import captured_native_output
 from odezoo._version import __version__
 from odezoo.errors import OdezooError
@@ -38,7 +40,22 @@ def build_parser():
     preset_parser("info", "show a preset's metadata")
 
     p = preset_parser("predict", "run a preset on image files (or bundled samples) or sentences")
-    p.add_argument("inputs", nargs="*", help="image files (PNG/JPEG/BMP/GIF), or sentences to translate")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        help="image files (PNG/JPEG/BMP/GIF) or folders of them, or texts: sentences to translate or "
+        "classify (a pair: two sentences separated by a tab), texts with <mask> to fill",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="read more inputs from FILE, one a line (blank lines skipped; a pair: two sentences separated "
+        "by a tab); - reads standard input",
+    )
+    p.add_argument("--output", metavar="FILE", help="write the JSON to FILE instead of standard output")
+    p.add_argument("--overwrite", action="store_true", help="let --output replace an existing file")
     _task_options(p, "predict")
 
     p = preset_parser("eval", "evaluate a preset as its task does (accuracy, rollout error, ...), as JSON")
@@ -136,7 +153,7 @@ def _recipe_listing(recipe):
 
 def _options(args):
     """The task options given on the command line (absent ones keep the task's defaults)."""
-    common = {"command", "preset", "revision", "inputs"}
+    common = {"command", "preset", "revision", "inputs", "input", "output", "overwrite"}
     return {k: v for k, v in vars(args).items() if k not in common}
 
 
@@ -237,10 +254,51 @@ def _predict(args):
     from odezoo.eval import check_options
     from odezoo.zoo import load_resolved, resolve
 
+    if args.output is not None:
+        _check_output(args.output, args.overwrite)
+    inputs = [*args.inputs, *_input_lines(args.input)]
     resolved = resolve(args.preset, revision=args.revision)
     model, metadata, options = load_resolved(resolved), resolved.metadata, _options(args)
     check_options(model.task, options, "predict", args.preset)
-    return model.task.predict(model, metadata, args.inputs, **options)
+    result = model.task.predict(model, metadata, inputs, **options)
+    if args.output is None:
+        return result
+    with atomic_write(args.output) as f:
+        f.write(json.dumps(result, indent=2) + "\n")
+    return None
+
+
+def _input_lines(paths):
+    """The inputs of the `--input` files (`-`: standard input): their lines in order, without the line
+    ends, blank ones left out; a file without any is refused."""
+    lines = []
+    for path in paths:
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+            raise OdezooError(f"Cannot read --input {path} ({reason}).") from None
+        found = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+        if not found:
+            raise OdezooError(f"--input {path} holds no inputs: write one a line.")
+        lines += found
+    return lines
+
+
+def _check_output(path, overwrite):
+    """Refuses an `--output` file that would replace a folder, or an existing file without `--overwrite`,
+    before anything runs; creates its folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise OdezooError(f"--output {path} is a folder; give the name of the JSON file to write.")
+    if path.exists() and not overwrite:
+        raise OdezooError(f"--output {path} exists; pass --overwrite to replace it.")
+    check_folder(path.parent, "--output's folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _eval(args):

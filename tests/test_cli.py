@@ -281,3 +281,21 @@ def test_an_option_several_tasks_declare_shows_each_ones_meaning(capsys, monkeyp
     assert "; restoration steps: a fixed depth instead of the model's own choice [image_restoration]" in steps
     (limit,) = [line for line in out.splitlines() if line.lstrip().startswith("--limit")]
     assert limit.count("[") == 1 and "first N examples only (0: all) [image_classification, " in limit
+
+
+def test_predict_takes_a_folder_of_images(capsys, folder, tmp_path):
+    import tensorflow as tf
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("b.png", "a.jpg", "c.gif.txt"):
+        encode = tf.io.encode_jpeg if name.endswith(".jpg") else tf.io.encode_png
+        tf.io.write_file(str(images / name), encode(np.full((28, 28, 1), 90, np.uint8)))
+    code, out, _ = run(capsys, "predict", folder, images, images / "b.png")
+    assert code == 0
+    assert [r["input"] for r in json.loads(out)] == [str(images / n) for n in ("a.jpg", "b.png", "b.png")]
+    (tmp_path / "empty").mkdir()
+    line = fails(capsys, "predict", folder, tmp_path / "empty")
+    assert line == f"odezoo predict: error: The folder {tmp_path / 'empty'} holds no image files " + (
+        "(PNG, JPEG, BMP or GIF)."
+    )

@@ -106,6 +106,20 @@ def test_cli_predict(capsys, folder, model):
     )
 
 
+def test_cli_predict_from_a_file_into_a_file(capsys, folder, tmp_path):
+    sentences = ["Wie geht es dir?", "Guten Morgen"]
+    (tmp_path / "sources.txt").write_text("\n".join(sentences) + "\n")
+    output = tmp_path / "translations.json"
+    argv = ("predict", folder, "--input", tmp_path / "sources.txt", "--beam", 2, "--output", output)
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and out == "", err
+    assert json.loads(output.read_text()) == json.loads(
+        run(capsys, "predict", folder, *sentences, "--beam", 2)[1]
+    )
+    assert fails(capsys, *argv).endswith(f"--output {output} exists; pass --overwrite to replace it.")
+    assert run(capsys, *argv, "--overwrite")[0] == 0
+
+
 def test_bleu_helpers_on_hand_made_strings():
     text_ = ["we don't know the way home", "the cat sat on the mat"]
     lines = ["we don &apos;t know the way home", "the cat sat on the mat"]

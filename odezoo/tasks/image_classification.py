@@ -1,6 +1,8 @@
 """Image classification: float images in [0, 1] in, logits out; top-1 accuracy, and accuracy under
 an L-inf PGD attack."""
 
+from pathlib import Path
+
 import numpy as np
 
 from odezoo.data.images import SAMPLE_FILE, get_dataset, image_dataset, read_image
@@ -54,6 +56,7 @@ class ImageClassification(Task):
                 f"--sample {sample} and {len(inputs)} file(s)"
             )
         if inputs:
+            inputs = image_files(inputs)
             images, labels = read_images(inputs, tuple(model.inputs[0].shape[1:])), [None] * len(inputs)
             names = list(inputs)
         else:
@@ -218,6 +221,26 @@ def bundled_sample(count=None):
 
     with np.load(SAMPLE_FILE) as f:
         return f["images"][:count].astype("float32") / 255.0, f["labels"][:count]
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def image_files(paths):
+    """`paths` with each folder replaced by its image files (PNG/JPEG/BMP/GIF by their suffix), sorted by
+    name; a folder without any is refused. Other paths stay as given (read_image says what is wrong)."""
+    files = []
+    for path in paths:
+        if not Path(path).is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            str(f) for f in Path(path).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+        )
+        if not found:
+            raise OdezooError(f"The folder {path} holds no image files (PNG, JPEG, BMP or GIF).")
+        files += found
+    return files
 
 
 def read_images(paths, shape):

@@ -21,6 +21,7 @@ from odezoo.tasks.image_classification import (
     IMAGE_DATA_OPTIONS,
     bundled_sample,
     check_image_inputs,
+    image_files,
     read_images,
 )
 
@@ -109,14 +110,15 @@ class ImageRestoration(Task):
         return check_image_inputs(model, x, overshoot=OVERSHOOT)
 
     def predict(self, model, metadata, inputs, *, out="restored", max_steps=None, steps=None):
-        """Restores image files and writes each as `<out>/<name>.png`, or as the file `out` itself when
-        it ends in `.png` and one image is given (with the steps taken, for a model that chooses its
-        depth). An input file is never overwritten."""
+        """Restores image files (a folder: its image files) and writes each as `<out>/<name>.png`, or as
+        the file `out` itself when it ends in `.png` and one image is given (with the steps taken, for a
+        model that chooses its depth). An input file is never overwritten."""
 
         import tensorflow as tf  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
         if not inputs:
             raise OdezooError(f"Give image files to restore: `odezoo predict {model.name} noisy.png`.")
+        inputs = image_files(inputs)
         if Path(out).suffix.lower() == ".png":
             if len(inputs) != 1:
                 raise OdezooError(

@@ -18,6 +18,24 @@ from odezoo.tasks.base import Option, Task, data_options, metric
 
 TRANSLATION_DATASETS = ("dictionary", "iwslt14", "wmt14")
 MASKED_LM_DATASETS = ("dictionary_en",)
+MASK_TOKEN = "<mask>"  # marks each token a masked LM's `fill_mask` is to fill in a text
+FILL_MASK_EXAMPLE = f"the {MASK_TOKEN} was given an injection"
+
+
+def check_masked_texts(texts):
+    """`texts` as a list of str each holding `MASK_TOKEN` at least once, else raises saying what fits."""
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+        raise OdezooError(
+            f"fill_mask takes a non-empty list of texts (str) holding {MASK_TOKEN}. Received: {texts!r:.200}"
+            f"{' (wrap one text in a list)' if isinstance(texts, str) else ''}"
+        )
+    for i, text in enumerate(texts):
+        if MASK_TOKEN not in text:
+            raise OdezooError(
+                f"Text {i} ({text!r:.80}) holds no {MASK_TOKEN}: add one where a word is to be filled in, "
+                f'e.g. "{FILL_MASK_EXAMPLE}".'
+            )
+    return list(texts)
 
 
 def check_token_ids(model, x):
@@ -240,7 +258,11 @@ class _EncoderTask(_TextTask):
 
 class MaskedLM(_EncoderTask):
     """Masked language modelling: `odezoo eval PRESET --dataset dictionary_en` scores held-out English
-    text by masked-token accuracy (the family's subclass implements `evaluate` and `sample_inputs`)."""
+    text by masked-token accuracy (the family's subclass implements `evaluate` and `sample_inputs`);
+    `odezoo predict PRESET "the <mask> was ..."` fills the masks. The model's interface:
+    `fill_mask(texts, top_k)` (per text, per `MASK_TOKEN`, the `top_k` `{"token", "probability"}`,
+    most likely first, special tokens left out), `preset_tokenizer()`, `vocabulary_size`,
+    `max_positions`."""
 
     name = "masked_lm"
     pipeline_tag = "fill-mask"
@@ -250,11 +272,23 @@ class MaskedLM(_EncoderTask):
     def format_value(self, value):
         return f"{value:.2%}"
 
+    predict_options = (Option("top_k", f"tokens shown per {MASK_TOKEN} (default 5)", int, minimum=1),)
     eval_options = data_options(
         f"data set, one of {', '.join(MASKED_LM_DATASETS)} (default: the preset's)",
         "data split (default: valid)",
         "the Ding de-en file",
     )
+
+    def predict(self, model, metadata, inputs, *, top_k=5):
+        """`[{"text", "masks"}]` for the texts `inputs`: per `MASK_TOKEN` of a text, in order, its `top_k`
+        most likely tokens `{"token", "probability"}` (`model.fill_mask`, with the preset's tokenizer)."""
+        if not inputs:
+            raise OdezooError(
+                f"Give texts holding {MASK_TOKEN} as arguments: "
+                f'`odezoo predict {metadata.get("preset", "PRESET")} "{FILL_MASK_EXAMPLE}"`.'
+            )
+        filled = model.fill_mask(check_masked_texts(inputs), top_k=top_k)
+        return [{"text": text, "masks": masks} for text, masks in zip(inputs, filled)]
 
 
 class TextClassification(_EncoderTask):

@@ -4,11 +4,13 @@ GLUE), in the authors' fairseq fork (`transformer_bert_base_macaron`, `transform
 import math
 
 import keras
+import numpy as np
 from keras import layers, ops
+from tqdm.auto import tqdm
 
-from odezoo.errors import check_integer
+from odezoo.errors import OdezooError, check_integer
 from odezoo.models.macaron.macaron import MacaronTransformer
-from odezoo.models.macaron.macaron_bert_inputs import SEGMENT_PAD_ROW
+from odezoo.models.macaron.macaron_bert_inputs import CLS_ID, MASK_ID, SEGMENT_PAD_ROW, pack_inputs
 from odezoo.models.macaron.macaron_layers import (
     MacaronEncoderLayer,
     PaddedNormal,
@@ -18,8 +20,9 @@ from odezoo.models.macaron.macaron_layers import (
     layer_norm,
 )
 from odezoo.models.macaron.macaron_tasks import MacaronMaskedLM, MacaronTextClassification
-from odezoo.models.macaron.macaron_tokenizer import preset_tokenizer
+from odezoo.models.macaron.macaron_tokenizer import Dictionary, preset_tokenizer
 from odezoo.pretrained import PretrainedMixin
+from odezoo.tasks.text import MASK_TOKEN, check_masked_texts
 
 INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
 
@@ -225,6 +228,69 @@ class MacaronBert(PretrainedMixin, keras.Model):
         `<mask>` = 4 and `<cls>` = 5); see `macaron_tokenizer.preset_tokenizer`."""
         return preset_tokenizer(self)
 
+    def fill_mask(self, texts, top_k=5, *, tokenizer=None, batch_size=32):
+        """The most likely tokens at each `<mask>` of `texts` (the masked-LM head), with a progress bar on a
+        terminal when the texts fill more than one batch.
+
+        Each text is encoded as one sentence, `<cls> text </s>`, its pieces between the `<mask>`s tokenised
+        apart (the tokenizer would split `<mask>` itself into subwords) with `MASK_ID` between them. The
+        probabilities are the softmax over the whole vocabulary at the masked position; the top tokens are
+        chosen among the ordinary ones (fairseq's four specials, `<mask>` and `<cls>` left out).
+
+        Args:
+            texts: a list of str, each holding `<mask>` at least once.
+            top_k: tokens per mask.
+            tokenizer: a `MacaronTokenizer`; `None`: the preset's (`preset_tokenizer()`).
+            batch_size: texts per forward pass.
+
+        Returns:
+            Per text, per `<mask>` in order, the `top_k` `{"token", "probability"}`, most likely first: the
+            dictionary's symbol (Moses' escapes undone; a word's first subword keeps its `@@`).
+        """
+        if self.num_classes is not None:
+            raise OdezooError(
+                f"fill_mask needs the masked-LM head; {self.name} is a classifier (num_classes="
+                f"{self.num_classes})."
+            )
+        top_k, batch_size = check_integer("top_k", top_k, 1), check_integer("batch_size", batch_size, 1)
+        tokenizer = self.preset_tokenizer() if tokenizer is None else tokenizer
+        if len(tokenizer.dictionary) != self.vocabulary_size:
+            raise OdezooError(
+                f"The tokenizer's dictionary has {len(tokenizer.dictionary)} symbols but this model's "
+                f"vocabulary_size is {self.vocabulary_size}: use the tokenizer saved with the model's preset."
+            )
+        ids = [self._masked_ids(tokenizer, i, text) for i, text in enumerate(check_masked_texts(texts))]
+        results, batches = [], [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
+        for batch in tqdm(
+            batches, desc="filling masks", unit="batch", disable=None if len(batches) > 1 else True
+        ):
+            inputs = pack_inputs(batch, list(map(len, batch)), self.pad_id)
+            logits = np.asarray(self(inputs, training=False), "float64")
+            for row, token_ids in enumerate(inputs["token_ids"]):
+                masked = logits[row, token_ids == MASK_ID]  # (masks, vocabulary)
+                probabilities = np.exp(masked - masked.max(-1, keepdims=True))
+                probabilities /= probabilities.sum(-1, keepdims=True)
+                results.append([_top_tokens(tokenizer, p, top_k) for p in probabilities])
+        return results
+
+    def _masked_ids(self, tokenizer, index, text):
+        """`<cls> piece <mask> piece ... </s>`: the ids of `text` with its pieces between the `<mask>`s
+        tokenised apart; at most `max_positions` of them."""
+        encode = tokenizer.dictionary.encode_line
+        pieces = [
+            encode(tokenizer.tokenize(piece), append_eos=False).tolist() for piece in text.split(MASK_TOKEN)
+        ]
+        ids = [CLS_ID, *pieces[0]]
+        for piece in pieces[1:]:
+            ids += [MASK_ID, *piece]
+        ids.append(Dictionary.EOS_ID)
+        if len(ids) > self.max_positions:
+            raise OdezooError(
+                f"Text {index} ({text!r:.80}) has {len(ids)} tokens with <cls> and </s>, more than the "
+                f"model's max_positions={self.max_positions}: shorten it."
+            )
+        return ids
+
     def _encode(self, token_ids, segment_ids, padding_mask):
         """The final LayerNorm's output `(batch, length, E)` (see the class docstring)."""
         x = self.token_embedding(token_ids) * math.sqrt(self.token_embedding.output_dim)
@@ -234,3 +300,23 @@ class MacaronBert(PretrainedMixin, keras.Model):
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=padding_mask)
         return self.encoder_norm(x)
+
+
+def _top_tokens(tokenizer, probabilities, k):
+    """The `k` most likely ordinary tokens (ids after `<cls>`) of `probabilities` over the vocabulary, as
+    `{"token", "probability"}`, most likely first."""
+    ordinary = probabilities[CLS_ID + 1 :]
+    best = np.argsort(-ordinary, kind="stable")[:k]
+    return [
+        {
+            "token": _symbol_text(tokenizer, tokenizer.dictionary.symbols[CLS_ID + 1 + i]),
+            "probability": float(ordinary[i]),
+        }
+        for i in best
+    ]
+
+
+def _symbol_text(tokenizer, symbol):
+    """A dictionary symbol as text: Moses' escapes undone (`&apos;s` -> `'s`), a subword's `@@` kept."""
+    stem, mark = (symbol[:-2], "@@") if symbol.endswith("@@") and len(symbol) > 2 else (symbol, "")
+    return tokenizer.detokenize(stem) + mark

@@ -4,6 +4,7 @@ encoded with the preset's tokenizer, the BERT fork's input layout for export sam
 translation model's cached-decoding export parts."""
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from odezoo.data.glue import glue_examples, glue_metrics, glue_task
 from odezoo.data.text import dictionary_corpus, dictionary_english, iwslt14_files, join_bpe, wmt14_pairs
@@ -264,11 +265,13 @@ class MacaronTextClassification(_BertSamples, TextClassification):
 def classifier_logits(model, tokenizer, examples, *, batch_size=32):
     """`(logits (n, outputs), number of examples truncated)` of `examples` (tuples of one or two
     sentences) encoded as the fork does (`encode_examples`, truncated to the model's
-    positions), in batches of similar length."""
+    positions), in batches of similar length, with a progress bar on a terminal when they fill more than
+    one."""
     ids, firsts, truncated = encode_examples(tokenizer, examples, model.max_positions)
     order = np.argsort([len(i) for i in ids], kind="stable")  # batches of similar length
     logits = np.zeros((len(ids), int(model.outputs[0].shape[-1])), "float32")
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="classifying", unit="batch", disable=None if len(starts) > 1 else True):
         rows = order[start : start + batch_size]
         inputs = pack_inputs([ids[i] for i in rows], [firsts[i] for i in rows], tokenizer.dictionary.PAD_ID)
         logits[rows] = np.asarray(model(inputs, training=False))
