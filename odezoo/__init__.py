@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from odezoo.adversarial import Attack as Attack
     from odezoo.adversarial import pgd as pgd
     from odezoo.adversarial import robust_evaluate as robust_evaluate
+    from odezoo.data.images import preprocess_images as preprocess_images
     from odezoo.data.pde import simulate as simulate
     from odezoo.models import DURR as DURR
     from odezoo.models import LMResNet as LMResNet
@@ -45,6 +46,7 @@ _LAZY = {
     "PreActResNet18": "odezoo.models",
     "SmallCNN": "odezoo.models",
     "WideResNet": "odezoo.models",
+    "preprocess_images": "odezoo.data.images",
     "simulate": "odezoo.data.pde",
     "get_preset": "odezoo.presets",
     "list_presets": "odezoo.presets",

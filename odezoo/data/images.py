@@ -154,6 +154,62 @@ def read_image(path, channels):
     return image.numpy().astype("float32") / 255.0
 
 
+def preprocess_images(images, shape):
+    """What `odezoo predict` does to image files, as one batch a classifier takes: each image decoded
+    (`read_image`), given the model's channels, resized (bilinear) to its height and width, as float32
+    in [0, 1].
+
+    Args:
+        images: image files (PNG, JPEG, BMP, GIF; paths), or arrays `(height, width[, channels])`
+            (uint8 in 0..255, or floats in [0, 1]), or a batch of them; one path or array alone is a
+            batch of one.
+        shape: the model (its input shape) or `(height, width, channels)`.
+
+    Returns:
+        float32 array `(batch, height, width, channels)`.
+
+    Example:
+        >>> model = odezoo.load("lm_resnet20_fashion_mnist")
+        >>> model.predict(odezoo.preprocess_images(["shoe.png"], model))
+    """
+    import tensorflow as tf
+
+    shape = tuple(shape.inputs[0].shape[1:]) if hasattr(shape, "inputs") else tuple(shape)
+    if len(shape) != 3 or shape[-1] not in (1, 3):
+        raise OdezooError(f"Images are (height, width, 1 or 3 channels). Received: shape={shape}")
+    if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        images = [images]
+    decoded = [_image_array(image, shape[-1]) for image in images]
+    if None in shape[:2]:
+        return np.stack(decoded)
+    return np.stack([tf.image.resize(image, shape[:2]).numpy() for image in decoded])
+
+
+def _image_array(image, channels):
+    """`image` (a file or an array) as float32 `(height, width, channels)` in [0, 1]."""
+    import tensorflow as tf
+
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image, channels)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or array.dtype.kind not in "uif":
+        raise OdezooError(
+            f"An image array is (height, width[, 1, 3 or 4 channels]) of numbers. Received: shape "
+            f"{array.shape}, dtype {array.dtype}"
+        )
+    if array.dtype.kind != "f":  # 8-bit, as a decoded file is
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise OdezooError(f"Integer images hold 0..255. Received: {array.min()}..{array.max()}")
+        array = array.astype("float32") / 255.0
+    array = array[..., :3] if array.shape[-1] == 4 else array  # drop alpha, as decoding to RGB does
+    if array.shape[-1] == channels:
+        return array.astype("float32")
+    convert = tf.image.rgb_to_grayscale if channels == 1 else tf.image.grayscale_to_rgb
+    return convert(tf.convert_to_tensor(array, tf.float32)).numpy()
+
+
 def _augment(image, pad, seed):
     import tensorflow as tf
 

@@ -102,6 +102,19 @@ class DistributedRunConfig(DataRunConfig):
     tpu: str = ""
 
 
+# The precisions an image recipe trains in (`--set dtype=...`): Keras' mixed policies compute in half
+# precision and keep float32 variables; the preset a run writes computes in float32 whatever it trained in.
+DTYPES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageRunConfig(DistributedRunConfig):
+    """`DistributedRunConfig` of an image classifier's recipe: `dtype`, the precision it trains in (one of
+    `DTYPES`; `training_dtype`, `mixed_precision` and `float32_model` apply it)."""
+
+    dtype: str = "float32"
+
+
 def check_choice(config, name, allowed):
     """Raises unless the setting `name` is one of `allowed`."""
     value = getattr(config, name)
@@ -203,6 +216,36 @@ def check_settings(config):
     if getattr(config, "learning_rate", 1) <= 0:
         raise OdezooError(f"`learning_rate` must be > 0. Received: learning_rate={config.learning_rate!r}")
     check_strategy(getattr(config, "strategy", "auto"))
+    if isinstance(config, ImageRunConfig):
+        check_choice(config, "dtype", DTYPES)
+
+
+def training_dtype(config):
+    """The dtype policy an `ImageRunConfig` run builds its model with: `None` (float32) or `config.dtype`."""
+    return None if config.dtype == "float32" else config.dtype
+
+
+def mixed_precision(model, optimizer, config):
+    """`optimizer`, ready to train `model` (built with `training_dtype(config)`) in `config.dtype`. Under a
+    mixed policy the layer `"head"` computes in float32, so the loss sees float32 logits; under
+    `mixed_float16` the optimizer is a `keras.optimizers.LossScaleOptimizer` (the loss is scaled so
+    float16 gradients do not underflow)."""
+    if config.dtype == "float32":
+        return optimizer
+    model.get_layer("head").dtype_policy = "float32"
+    if config.dtype == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def float32_model(model, config):
+    """`model` where `config.dtype` is float32, else a float32 copy with its (float32) weights: the model a
+    mixed-precision run evaluates and writes as its preset, so `odezoo eval` and `odezoo.load` see it."""
+    if config.dtype == "float32":
+        return model
+    copy = type(model).from_config({**model.get_config(), "dtype": None})
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _saved_config(path):

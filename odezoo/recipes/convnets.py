@@ -30,21 +30,24 @@ from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
 from odezoo.models.convnets import build_classifier, check_architecture_name
 from odezoo.recipes._common import (
-    DistributedRunConfig,
+    ImageRunConfig,
     check_positive,
     finish_run,
+    float32_model,
+    mixed_precision,
     start_image_run,
     test_metric,
     train_command,
+    training_dtype,
 )
 from odezoo.tasks.image_classification import evaluate_robust
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(DistributedRunConfig):
+class Config(ImageRunConfig):
     """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
-    per split)."""
+    per split; `dtype=mixed_bfloat16` trains in mixed precision)."""
 
     dataset: str = "fashion_mnist"
     architecture: str = "small_cnn"
@@ -103,6 +106,11 @@ class Config(DistributedRunConfig):
         self.milestone_epochs()
         check_positive(self, "epochs", "batch_size")
         check_positive(self, "limit", "weight_decay", "beta", "warmup_epochs", "clipnorm", minimum=0)
+        if self.dtype == "mixed_float16":
+            raise OdezooError(
+                "dtype='mixed_float16' needs a scaled loss, and the adversarial trainer applies its "
+                "gradients unscaled; use dtype='mixed_bfloat16' (no loss scale needed)."
+            )
 
 
 _FMNIST = Config(learning_rate=0.02)
@@ -160,7 +168,13 @@ def build_model(config):
     """The `config.architecture` classifier for `config.dataset`, named after the preset."""
     spec = get_dataset(config.dataset)
     shape, name = spec.image_shape, config.preset_name()
-    return build_classifier(config.architecture, num_classes=spec.num_classes, image_shape=shape, name=name)
+    return build_classifier(
+        config.architecture,
+        num_classes=spec.num_classes,
+        image_shape=shape,
+        name=name,
+        dtype=training_dtype(config),
+    )
 
 
 def train(config, workdir, *, callbacks=()):
@@ -196,8 +210,10 @@ def train(config, workdir, *, callbacks=()):
             warmup_epochs=config.warmup_epochs,
         )
         trainer.compile(
-            optimizer=keras.optimizers.SGD(
-                schedule, momentum=config.momentum, weight_decay=config.weight_decay
+            optimizer=mixed_precision(
+                model,
+                keras.optimizers.SGD(schedule, momentum=config.momentum, weight_decay=config.weight_decay),
+                config,
             ),
             metrics=["accuracy"],
         )
@@ -211,6 +227,7 @@ def train(config, workdir, *, callbacks=()):
         callbacks=callbacks,
     )
     seconds, cpu_seconds = checkpoint.train_seconds()
+    model = float32_model(model, config)  # what the preset holds
     result = evaluate_robust(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     command = f"odezoo eval {config.preset_name()} --attack pgd"
     recipe, _ = train_command(config)

@@ -19,21 +19,24 @@ from odezoo.errors import OdezooError
 from odezoo.models.lm_resnet import LMResNet
 from odezoo.models.lm_resnet.lm_resnet import check_block_layout
 from odezoo.recipes._common import (
-    DistributedRunConfig,
+    ImageRunConfig,
     check_positive,
     finish_run,
+    float32_model,
+    mixed_precision,
     start_image_run,
     test_metric,
     train_command,
+    training_dtype,
 )
 from odezoo.tasks.image_classification import evaluate
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(DistributedRunConfig):
+class Config(ImageRunConfig):
     """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
-    per split)."""
+    per split; `dtype`: `mixed_float16` or `mixed_bfloat16` trains in mixed precision)."""
 
     dataset: str = "fashion_mnist"
     depth: int = 20
@@ -106,6 +109,7 @@ def train(config, workdir, *, callbacks=()):
             mean=spec.mean,
             std=spec.std,
             name=config.preset_name(),
+            dtype=training_dtype(config),
         )
         schedule = learning_rate_schedule(
             config.learning_rate,
@@ -121,7 +125,7 @@ def train(config, workdir, *, callbacks=()):
         )
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias", "^k$"])
         model.compile(
-            optimizer=optimizer,
+            optimizer=mixed_precision(model, optimizer, config),
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=config.label_smoothing
             )
@@ -140,6 +144,7 @@ def train(config, workdir, *, callbacks=()):
         strategy=strategy,
         callbacks=callbacks,
     )
+    model = float32_model(model, config)  # what the preset holds
     result = evaluate(model, config.dataset, split="test", limit=config.limit, data_dir=data_dir)
     command = f"odezoo eval {config.preset_name()} --dataset {config.dataset}"
     recipe, _ = train_command(config)

@@ -27,21 +27,24 @@ from odezoo.models.mean_field.mean_field import VARIANTS, MeanFieldResNet
 from odezoo.models.mean_field.mean_field_eval import order_invariance
 from odezoo.models.mean_field.mean_field_layers import SCALINGS
 from odezoo.recipes._common import (
-    DistributedRunConfig,
+    ImageRunConfig,
     check_positive,
     finish_run,
+    float32_model,
+    mixed_precision,
     start_image_run,
     test_metric,
     train_command,
+    training_dtype,
 )
 from odezoo.tasks.image_classification import evaluate
 from odezoo.training import fit_resumable, learning_rate_schedule
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(DistributedRunConfig):
+class Config(ImageRunConfig):
     """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
-    per split)."""
+    per split; `dtype`: `mixed_float16` or `mixed_bfloat16` trains in mixed precision)."""
 
     dataset: str = "fashion_mnist"
     num_blocks: int = 8  # L
@@ -110,12 +113,13 @@ def train(config, workdir, *, callbacks=()):
             mean=spec.mean,
             std=spec.std,
             name=config.preset_name(),
+            dtype=training_dtype(config),
         )
         schedule = learning_rate_schedule(
             config.learning_rate, epochs=config.epochs, steps_per_epoch=steps_per_epoch
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
+            optimizer=mixed_precision(model, keras.optimizers.Adam(schedule), config),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
@@ -130,6 +134,7 @@ def train(config, workdir, *, callbacks=()):
     )
     preset = config.preset_name()
     recipe, _ = train_command(config)
+    model = float32_model(model, config)  # what the preset holds
     if config.validation:
         metrics, orders = _validation_metrics(model, config, recipe), None
         summary = {f"validation_{m['metric']}": m["value"] for m in metrics}
@@ -178,6 +183,8 @@ def _validation_metrics(model, config, recipe):
         config.dataset, "train", batch_size=256, holdout=config.validation, heldout=True,
         data_dir=config.data_dir or None,
     )  # fmt: skip
+    if not model.compiled:  # the float32 copy of a mixed-precision run
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     loss, accuracy = model.evaluate(ds, verbose=0)
     where = f"the last {count} training images, held out (`{recipe}` with validation={config.validation})"
     return [

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odezoo.data.images import SAMPLE_FILE, get_dataset, image_dataset, read_image
+from odezoo.data.images import SAMPLE_FILE, get_dataset, image_dataset, preprocess_images
 from odezoo.errors import OdezooError
 from odezoo.tasks.base import Option, Task, data_options, metric
 
@@ -244,10 +244,9 @@ def image_files(paths):
 
 
 def read_images(paths, shape):
-    """Decodes PNG/JPEG/BMP/GIF files to float images in [0, 1] of `shape` (resized)."""
-    import tensorflow as tf  # deferred: heavy; the CLI reads task modules before TensorFlow starts
-
-    return np.stack([tf.image.resize(read_image(path, shape[-1]), shape[:2]).numpy() for path in paths])
+    """Decodes PNG/JPEG/BMP/GIF files to float images in [0, 1] of `shape` (resized):
+    `odezoo.preprocess_images`."""
+    return preprocess_images(list(paths), shape)
 
 
 def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None):

@@ -12,6 +12,7 @@ from keras import layers
 
 from odezoo.errors import OdezooError
 from odezoo.models._conv import PADDING_CHANGE, check_padding, conv
+from odezoo.models._features import FeatureExtractorMixin
 from odezoo.models._inputs import image_inputs
 from odezoo.pretrained import PretrainedMixin
 from odezoo.tasks.image_classification import ImageClassification, check_num_classes
@@ -36,9 +37,20 @@ def _preact_block(x, filters, stride, name, padding, dtype, dropout=0.0):
     return layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
 
 
-class _Classifier(PretrainedMixin, keras.Model):
+class _Classifier(PretrainedMixin, FeatureExtractorMixin, keras.Model):
     TASK_CLASS = ImageClassification
     first_layer = "conv1"  # where YOPO's f0 ends
+
+    def feature_layers(self):
+        """`stem`: `conv1`; `stage_k`: the output of stage k's last block (before the head's BN-ReLU,
+        where there is one, for the last stage)."""
+        adds = [
+            layer.name
+            for layer in self.layers
+            if layer.name.startswith("stage") and layer.name.endswith("_add")
+        ]
+        last = {name.split("_")[0]: name for name in adds}  # in network order: each stage's last block wins
+        return {"stem": "conv1", **{f"stage_{k}": name for k, name in enumerate(last.values(), 1)}}
 
     def _finish(self, inputs, outputs, dtype, kwargs, **config):
         """Builds the functional model and keeps its constructor arguments as its config."""
@@ -73,6 +85,11 @@ class SmallCNN(_Classifier):
         x = layers.Dense(num_classes, kernel_initializer="zeros", name="head", dtype=dtype)(x)
         config = {"num_classes": num_classes, "image_shape": image_shape, "mean": mean, "std": std}
         self._finish(inputs, x, dtype, kwargs, **config)
+
+    def feature_layers(self):
+        """`stage_1`, `stage_2`: the outputs of the two conv-conv-pool stages (`"pooled"` is then the
+        200 features of `fc2`, which the head takes)."""
+        return {"stage_1": "pool1", "stage_2": "pool2"}
 
 
 @keras.saving.register_keras_serializable(package="odezoo")

@@ -6,6 +6,7 @@ from keras import layers
 
 from odezoo.errors import OdezooError
 from odezoo.models._conv import PADDING_CHANGE, check_padding, conv
+from odezoo.models._features import FeatureExtractorMixin
 from odezoo.models._inputs import image_inputs
 from odezoo.models.lm_resnet.lm_resnet_layers import SCHEMES, LinearMultistep, StochasticDepth
 from odezoo.pretrained import PretrainedMixin
@@ -32,7 +33,7 @@ def check_block_layout(*, depth, scheme, block_type):
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
-class LMResNet(PretrainedMixin, keras.Model):
+class LMResNet(PretrainedMixin, FeatureExtractorMixin, keras.Model):
     """Linear multi-step ResNet.
 
     A residual network is the forward-Euler scheme for `du/dt = f(u)`:
@@ -75,6 +76,7 @@ class LMResNet(PretrainedMixin, keras.Model):
     Example:
         >>> model = odezoo.LMResNet.from_pretrained("lm_resnet20_fashion_mnist")
         >>> logits = model.predict(images)  # images: (batch, 28, 28, 1) in [0, 1]
+        >>> model.feature_extractor()(images)  # {"stem", "stage_1", ..., "stage_3", "pooled"}
 
     Reference: https://arxiv.org/abs/1710.10121
     """
@@ -159,6 +161,17 @@ class LMResNet(PretrainedMixin, keras.Model):
             std=None if std is None else [float(v) for v in std],
             padding=padding,
         )
+
+    def feature_layers(self):
+        """`stem`: the stem convolution; `stage_k`: the output of stage k's last block (before the
+        head's BN-ReLU for the last stage)."""
+        names = {layer.name for layer in self.layers}
+        blocks = (self.depth - 2) // (3 * BLOCK_TYPES[self.block_type][0])
+        last = [f"stage{stage}_block{blocks}" for stage in (1, 2, 3)]
+        return {
+            "stem": "stem_conv",
+            **{f"stage_{k}": f"{b}_lm" if f"{b}_lm" in names else f"{b}_add" for k, b in enumerate(last, 1)},
+        }
 
 
 def _preact_conv(x, filters, kernel_size, stride, name, padding, dtype):

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from odezoo.models._features import FeatureExtractorMixin
 from odezoo.models._inputs import image_inputs
 from odezoo.models.mean_field.mean_field_layers import MeanFieldBlocks
 from odezoo.pretrained import PretrainedMixin
@@ -14,7 +15,7 @@ VARIANTS = ("conv", "dense")
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
-class MeanFieldResNet(PretrainedMixin, keras.Model):
+class MeanFieldResNet(PretrainedMixin, FeatureExtractorMixin, keras.Model):
     """Mean-field ResNet classifier.
 
     The residual stack is forward Euler with step 1/L for the mean-field ODE
@@ -126,6 +127,16 @@ class MeanFieldResNet(PretrainedMixin, keras.Model):
             mean=None if mean is None else [float(v) for v in mean],
             std=None if std is None else [float(v) for v in std],
         )
+
+    def feature_layers(self):
+        """`stem`: the last stem convolution (`"conv"`; none without one) or the linear embedding
+        (`"dense"`); `blocks`: the output of the L residual blocks, `X_L`."""
+        if self.variant == "dense":
+            return {"stem": "embed", "blocks": "blocks"}
+        return {
+            **({"stem": f"stem{len(self.stem_strides)}"} if self.stem_strides else {}),
+            "blocks": "blocks",
+        }
 
     def reorder_blocks(self, permutation):
         """The same network with its blocks run in another order: new block `i` is old block
