@@ -4,6 +4,7 @@
 run code included."""
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -24,6 +25,7 @@ from odezoo.models.macaron.macaron_convert import (
     model_config,
     read_checkpoint,
 )
+from odezoo.models.macaron.macaron_tokenizer import Dictionary
 
 torch = pytest.importorskip("torch", reason="needs PyTorch: pip install 'odezoo[convert]'")
 
@@ -326,6 +328,10 @@ def test_preset_folder_keeps_fairseq_ids_and_provenance(files, tmp_path):
     tokenizer = MacaronTokenizer.load(tmp_path / "out")
     assert tokenizer.dictionary.symbols[4:] == SYMBOLS and tokenizer.bpe_codes == codes.read_text()
     assert tokenizer.lowercase and (tokenizer.source_lang, tokenizer.target_lang) == ("de", "en")
+    # IWSLT's data was tokenised without -a: hyphens stay, and tokenizer.json is as before
+    assert not tokenizer.aggressive_dash_splits
+    assert tokenizer.tokenize("well-known").replace("@@ ", "") == "well-known"
+    assert "aggressive_dash_splits" not in (tmp_path / "out" / "tokenizer.json").read_text()
     assert tokenizer.tokenize("The groß.") == "th@@ e gro@@ ß ."
     assert tokenizer.to_ids("The groß.").tolist() == [14, 15, 10, 11, 13, EOS]  # dict.txt line + 3
     converted = read_metadata(tmp_path / "out")["converted_from"]
@@ -430,3 +436,35 @@ def test_bad_inputs_get_one_clear_message(files, tmp_path, fairseq_meters, capsy
     assert main(["convert", "fairseq", str(checkpoint), "--dict", str(dictionary), "--out", str(out)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("odezoo convert: error: --dict ") and "\n" not in error
+
+
+HYPHENATED = "a well-known data-driven method"
+
+
+@pytest.mark.parametrize("hyphen", ["@-@", "##AT##-##AT##"])
+def test_wmt_data_is_tokenised_with_aggressive_hyphen_splits(tmp_path, fairseq_meters, hyphen):
+    """A WMT14-layout checkpoint whose dictionary holds the token of Moses' `-a` (`prepare-wmt14en2de.sh`:
+    `@-@`, or the older `##AT##-##AT##`): its preset splits hyphens as its data was, and joins them back."""
+    from sacremoses import MosesTokenizer
+
+    from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
+
+    symbols = ["a", "well", hyphen, "known", "data", "driven", "method", ".", "eine", "gut", "bekannte", "es"]
+    args = fairseq_args(arch="transformer_wmt_en_de_macaron_v2", source_lang="en", target_lang="de")
+    checkpoint = save_checkpoint(tmp_path / "checkpoint_best.pt", fairseq_meters, fairseq_state(), args)
+    dictionary = write_dict(tmp_path / "dict.en.txt", symbols)
+    convert_fairseq(checkpoint, dictionary, tmp_path / "wmt")
+    assert json.loads((tmp_path / "wmt" / "tokenizer.json").read_text())["aggressive_dash_splits"] is True
+    tokenizer = MacaronTokenizer.load(tmp_path / "wmt")
+    moses = " ".join(MosesTokenizer("en").tokenize(HYPHENATED, aggressive_dash_splits=True, escape=True))
+    assert moses == "a well @-@ known data @-@ driven method"  # Moses' -a
+    line = tokenizer.tokenize(HYPHENATED)
+    assert line == moses.replace("@-@", hyphen)
+    ids = tokenizer.to_ids(HYPHENATED)
+    assert Dictionary.UNK_ID not in ids and tokenizer.dictionary.decode(ids) == line
+    assert tokenizer.detokenize(line, "en") == HYPHENATED and tokenizer.decode(ids[None]) == [HYPHENATED]
+    model = odezoo.load(tmp_path / "wmt")
+    assert len(model.translate([HYPHENATED], beam=1, max_len_b=3)) == 1
+    convert_fairseq(checkpoint, dictionary, tmp_path / "off", aggressive_dash_splits=False)  # overridden
+    off = MacaronTokenizer.load(tmp_path / "off")
+    assert not off.aggressive_dash_splits and off.tokenize(HYPHENATED) == HYPHENATED

@@ -144,3 +144,24 @@ def test_fastbpe_codes_segment_as_fast_applybpe():
     assert moses[True].tokenize("Don't & go") == "don &apos;t &amp; go"
     with pytest.raises(OdezooError, match=r"BPE codes line 2 is 'th e</w>', not fastBPE's `a b count`"):
         subword_nmt_codes("t h 10\nth e</w>\n")
+
+
+def test_aggressive_dash_splits_are_saved_and_older_files_load_without_them(tmp_path):
+    """WMT14's `tokenizer.perl -a`: `well-known` → `well @-@ known` and back; `tokenizer.json` records
+    the setting only when on, and a file without it (every preset saved before) loads with it off."""
+    from odezoo.presets import bundled_folder
+
+    pairs = [("ein gut-bekanntes Haus", "a well-known house"), ("das E-Mail-Konto", "the e-mail account")]
+    tokenizer = MacaronTokenizer.train(pairs, num_merges=40, aggressive_dash_splits=True)
+    assert "@-@" in tokenizer.dictionary.indices and tokenizer.aggressive_dash_splits
+    assert tokenizer.tokenize("a well-known house", "en").replace("@@ ", "") == "a well @-@ known house"
+    assert tokenizer.decode(tokenizer.encode(["the e-mail account"])[0]) == ["the e-mail account"]
+    tokenizer.save(tmp_path / "on")
+    assert MacaronTokenizer.load(tmp_path / "on").aggressive_dash_splits
+    plain = MacaronTokenizer.train(pairs, num_merges=40)
+    assert "@-@" not in plain.dictionary.indices and "@-@" not in plain.tokenize("a well-known house", "en")
+    plain.save(tmp_path / "off")
+    assert "aggressive_dash_splits" not in (tmp_path / "off" / "tokenizer.json").read_text()
+    old = bundled_folder("macaron_dictionary_de_en")
+    assert "aggressive_dash_splits" not in (old / "tokenizer.json").read_text()
+    assert not MacaronTokenizer.load(old).aggressive_dash_splits

@@ -164,3 +164,112 @@ def test_a_tiny_run_writes_a_preset_that_translates_and_resumes_to_the_same_resu
     assert translations == model.translate(["der Hund ist rot"], beam=2, tokenizer=model.preset_tokenizer())
     again = translation.train(config, tmp_path / "run")  # every epoch checkpointed: only the evaluation
     assert again["bleu"] == summary["bleu"]
+
+
+@pytest.fixture
+def tiny_base(tmp_path, small_dictionary):
+    """A translation preset folder of another architecture and direction than DICTIONARY's (1 layer,
+    d = 16, en-de), its tokenizer learned on the nouns alone (the ß of "groß" is outside)."""
+    from odezoo.models.macaron.macaron import MacaronTransformer
+    from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
+
+    tokenizer = MacaronTokenizer.train(list(zip(ENGLISH, GERMAN)), num_merges=20, source_lang="en",
+                                       target_lang="de")  # fmt: skip
+    model = MacaronTransformer(vocabulary_size=len(tokenizer.dictionary), num_layers=1, hidden_dim=16,
+                               num_heads=2, intermediate_dim=32)  # fmt: skip
+    folder = tmp_path / "tiny_base"
+    model.save_pretrained(folder, metadata={"preset": "tiny_base"}, assets=tokenizer.save(tmp_path / "tok"))
+    return folder
+
+
+def test_a_base_sets_the_architecture_and_a_contradicting_setting_is_refused(tmp_path, tiny_base, capsys):
+    from odezoo.cli import main
+    from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
+
+    config = DICTIONARY.configure({"base": str(tiny_base), "limit": "12"}, "macaron_dictionary_de_en")
+    settings = (config.num_layers, config.hidden_dim, config.num_heads, config.intermediate_dim)
+    assert settings == (1, 16, 2, 32) and (config.scheme, config.direction) == ("strang", "en-de")
+    assert config.preset_name() == "tiny_base_dictionary" and config.dropout == DICTIONARY.dropout
+    config.validate()  # the settings the base filled in agree with it
+    # the corpus is encoded with the base's tokenizer: its BPE, `<unk>` for what its dictionary lacks
+    tokenizer, sources, targets = translation.prepare_corpus(config)
+    base = MacaronTokenizer.load(tiny_base)
+    assert tokenizer.dictionary.symbols == base.dictionary.symbols and tokenizer.source_lang == "en"
+    pairs = translation._training_pairs(config)
+    for ids, sentence in zip(sources, (source for source, _ in pairs)):
+        np.testing.assert_array_equal(ids, base.to_ids(sentence))
+    assert any(base.dictionary.UNK_ID in ids for ids in sources)  # "groß": ß is outside
+    workdir = tmp_path / "run"
+    contradicting = DICTIONARY.configure({"base": str(tiny_base), "hidden_dim": "32", "direction": "de-en"},
+                                         "macaron_dictionary_de_en")  # fmt: skip
+    message = (
+        f"`base` '{tiny_base}' defines the architecture and direction: it has hidden_dim=16, direction="
+        "'en-de'. Received: hidden_dim=32, direction='de-en' (leave them out: the fine-tuned model keeps "
+        "its base's)."
+    )
+    for wrong in (contradicting, replace(DICTIONARY, base=str(tiny_base))):  # --set, or Python's replace
+        with pytest.raises(OdezooError, match="defines the architecture and direction: it has "):
+            translation.train(wrong, workdir)
+    with pytest.raises(OdezooError) as error:
+        translation.train(contradicting, workdir)
+    assert str(error.value) == message
+    args = ["train", "macaron_dictionary_de_en", "--set", f"base={tiny_base}", "--set", "hidden_dim=32",
+            "--workdir", str(workdir)]  # fmt: skip
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("odezoo train: error: `base` ") and "\n" not in error
+    with pytest.raises(OdezooError, match=r"is a MacaronBert; the translation recipe fine-tunes a Macaron"):
+        DICTIONARY.configure({"base": "macaron_bert_small_dictionary_en"}, "macaron_dictionary_de_en")
+    with pytest.raises(
+        OdezooError, match=r"`base` 'no_such_preset' is no translation preset: Unknown preset"
+    ):
+        DICTIONARY.configure({"base": "no_such_preset"}, "macaron_dictionary_de_en")
+    assert not workdir.exists()
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_preset_starts_from_its_weights_and_keeps_its_tokenizer(tmp_path):
+    """A run at a learning rate of 1e-30 (the weights cannot move in float32): the fine-tuned preset holds
+    the bundled base's weights exactly, so it was loaded, not initialised; it loads, translates as the
+    base does and carries the base's tokenizer files."""
+    from odezoo.models.macaron.macaron_tokenizer import MacaronTokenizer
+
+    base = odezoo.load("macaron_dictionary_de_en")
+    changes = {
+        "base": "macaron_dictionary_de_en",
+        "limit": "6",
+        "epochs": "1",
+        "beam": "1",
+        "learning_rate": "1e-30",
+        "warmup_init_lr": "0",
+        "warmup_updates": "1",
+        "weight_decay": "0",
+    }
+    config = DICTIONARY.configure(changes, "macaron_dictionary_de_en")  # fmt: skip
+    summary = translation.train(config, tmp_path / "run")
+    folder = tmp_path / "run" / "macaron_dictionary_de_en_dictionary"
+    assert summary["preset_dir"] == str(folder)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert (
+        metadata["base"] == "macaron_dictionary_de_en"
+        and metadata["recipe_config"]["base"] == metadata["base"]
+    )
+    assert metadata["train_command"].startswith("odezoo train macaron_dictionary_de_en --set base=macaron_")
+    assert len(metadata["history"]) == 1 and metadata["training_pairs"] == 6
+    for name in ("dict.txt", "bpe.codes"):
+        assert (folder / name).read_bytes() == (base.preset_folder / name).read_bytes()
+    kept, theirs = MacaronTokenizer.load(folder), base.preset_tokenizer()
+    assert kept.dictionary.symbols == theirs.dictionary.symbols and kept.bpe_codes == theirs.bpe_codes
+    settings = ("lowercase", "escape", "source_lang", "target_lang", "aggressive_dash_splits")
+    assert [getattr(kept, name) for name in settings] == [getattr(theirs, name) for name in settings]
+    tuned = odezoo.load(folder)
+    assert (
+        tuned.get_config()["num_layers"] == base.num_layers and tuned.vocabulary_size == base.vocabulary_size
+    )
+    for mine, theirs in zip(tuned.weights, base.weights, strict=True):
+        assert mine.path.split("/", 1)[1] == theirs.path.split("/", 1)[1]
+        np.testing.assert_allclose(
+            np.asarray(mine), np.asarray(theirs), rtol=0, atol=1e-20, err_msg=mine.path
+        )
+    sentences = ["der Hund ist rot", "das Haus"]
+    assert tuned.translate(sentences, beam=1) == base.translate(sentences, beam=1)

@@ -19,7 +19,7 @@ from odezoo.errors import OdezooError
 from odezoo.models.macaron.macaron import CONFIGS
 from odezoo.models.macaron.macaron_bert import CONFIGS as BERT_CONFIGS
 from odezoo.models.macaron.macaron_bert_inputs import BERT_SYMBOLS, SEGMENT_PAD_ROW
-from odezoo.models.macaron.macaron_tokenizer import Dictionary, MacaronTokenizer
+from odezoo.models.macaron.macaron_tokenizer import DASH_TOKEN, OLD_DASH_TOKEN, Dictionary, MacaronTokenizer
 
 # fairseq arch name (`--arch`) → the `CONFIGS` entry whose defaults its architecture function sets
 ARCHITECTURES = {
@@ -339,7 +339,7 @@ def bert_dictionary(vocabulary):
     return Dictionary([*added, *symbols], [0] * len(added) + vocabulary.counts)
 
 
-def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
+def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None, aggressive_dash_splits=None):
     """Writes the preset folder `out` of a fairseq Macaron Net checkpoint: a translation model
     (`MacaronTransformer`) or, for the BERT fork's archs (`BERT_ARCHITECTURES`), a `MacaronBert` with
     the masked-LM head (pre-training) or a classifier of `n_classes` outputs (GLUE fine-tuning).
@@ -351,6 +351,9 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
         out: the preset folder to write (`odezoo.load(out)` opens it).
         bpe_codes: the BPE codes the training data was segmented with, subword-nmt's or fastBPE's (the
             BERT fork's `bpe-code`); required when the dictionary holds `@@` subwords.
+        aggressive_dash_splits: whether the data was Moses-tokenised with `-a` (`prepare-wmt14en2de.sh`),
+            saved with the tokenizer; `None`: read from the dictionary, which then holds the token `-a`
+            splits a hyphen into (`@-@`, or the older `##AT##-##AT##`) and otherwise never does.
 
     Returns:
         `{"preset_dir", "arch", "vocabulary_size", "parameter_count", "left_out"}`, the last `{key: why}`
@@ -366,6 +369,8 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
     state = {key: value.float().numpy() for key, value in state_file["model"].items()}
     rows = len(_entry(state, "encoder.embed_tokens.weight"))
     tokenizer = _tokenizer(dictionary, bpe_codes, rows, args, bert)
+    if aggressive_dash_splits is not None:
+        tokenizer.aggressive_dash_splits = bool(aggressive_dash_splits)
     model, left_out = _converted_model(args, config, rows, state, bert)
     folder = _save_preset(model, tokenizer, out, checkpoint, args, left_out, bert)
     return {
@@ -380,7 +385,8 @@ def convert_fairseq(checkpoint, dictionary, out, *, bpe_codes=None):
 def _tokenizer(dictionary, bpe_codes, rows, args, bert):
     """The `MacaronTokenizer` of the `dict.txt` `dictionary` (the fork's `BertDictionary` for BERT) and
     the BPE codes file `bpe_codes`, after refusing a dictionary whose size is not the embedding's `rows`
-    or one with subwords but no codes."""
+    or one with subwords but no codes. Moses' `-a` (WMT14's aggressive hyphen splitting) is on where the
+    dictionary holds its hyphen token, which only `-a` produces."""
     vocabulary = Dictionary.load(dictionary)
     specials = len(Dictionary.SPECIALS)
     if bert:
@@ -402,6 +408,7 @@ def _tokenizer(dictionary, bpe_codes, rows, args, bert):
         codes,
         lowercase=not any(s != s.lower() for s in vocabulary.symbols[specials:]),
         escape=not bert,  # the fork's `tokenizer.perl -no-escape`
+        aggressive_dash_splits=not bert and bool({DASH_TOKEN, OLD_DASH_TOKEN} & vocabulary.indices.keys()),
         source_lang="en" if bert else getattr(args, "source_lang", "de"),
         target_lang="en" if bert else getattr(args, "target_lang", "en"),
     )

@@ -22,6 +22,8 @@ from odezoo.errors import OdezooError, check_integer
 DICTIONARY_FILE = "dict.txt"
 BPE_CODES_FILE = "bpe.codes"
 TOKENIZER_FILE = "tokenizer.json"
+# `tokenizer.perl -a`'s token for a hyphen it splits off, and the older `##AT##` form of the same split
+DASH_TOKEN, OLD_DASH_TOKEN = "@-@", "##AT##-##AT##"
 
 
 class Dictionary:
@@ -120,8 +122,14 @@ class Dictionary:
 class MacaronTokenizer:
     """Sentences to fairseq ids and back, as IWSLT14 was prepared (`prepare-iwslt14.sh`):
     Moses tokenisation (`sacremoses`, `tokenizer.perl -l <lang>`: escaping on unless `escape=False`, no
-    aggressive dash splitting), lowercasing, BPE (`apply_bpe.py -c codes`), then the joined `Dictionary`.
-    Back: symbols up to `</s>`, `@@ ` removed, Moses detokenisation (the text stays lowercase).
+    aggressive dash splitting unless `aggressive_dash_splits`), lowercasing, BPE (`apply_bpe.py -c
+    codes`), then the joined `Dictionary`. Back: symbols up to `</s>`, `@@ ` removed, Moses
+    detokenisation (the text stays lowercase).
+
+    `aggressive_dash_splits=True` is WMT14's `prepare-wmt14en2de.sh` (`tokenizer.perl -a`): a hyphen
+    between letters or digits becomes a token of its own, `well-known` → `well @-@ known` (the
+    `##AT##-##AT##` form instead where the dictionary holds that symbol and not `@-@`: data split by
+    the older rule), joined back when detokenising.
 
     Sources are tokenised as `source_lang`, outputs detokenised as `target_lang`.
 
@@ -131,10 +139,20 @@ class MacaronTokenizer:
             the dictionary holds words).
         lowercase, escape, source_lang, target_lang: the pipeline's settings (`escape=False`:
             `tokenizer.perl -no-escape`, as the BERT fork).
+        aggressive_dash_splits: `tokenizer.perl -a` (WMT14's `prepare-wmt14en2de.sh`; saved in
+            `tokenizer.json` only when on, so that files without it load as before: off).
     """
 
     def __init__(
-        self, dictionary, bpe_codes=None, *, lowercase=True, escape=True, source_lang="de", target_lang="en"
+        self,
+        dictionary,
+        bpe_codes=None,
+        *,
+        lowercase=True,
+        escape=True,
+        source_lang="de",
+        target_lang="en",
+        aggressive_dash_splits=False,
     ):
         try:
             from sacremoses import MosesDetokenizer, MosesTokenizer
@@ -147,6 +165,7 @@ class MacaronTokenizer:
         self.dictionary = dictionary
         self.bpe_codes = bpe_codes
         self.lowercase, self.escape = bool(lowercase), bool(escape)
+        self.aggressive_dash_splits = bool(aggressive_dash_splits)
         self.source_lang, self.target_lang = source_lang, target_lang
         self._bpe = None if bpe_codes is None else BPE(io.StringIO(subword_nmt_codes(bpe_codes)))
         self._moses = {
@@ -187,6 +206,8 @@ class MacaronTokenizer:
             "source_lang": self.source_lang,
             "target_lang": self.target_lang,
         }
+        if self.aggressive_dash_splits:  # written only when on: files without it are read as off
+            settings["aggressive_dash_splits"] = True
         if self.bpe_codes is not None:
             (folder / BPE_CODES_FILE).write_text(self.bpe_codes, encoding="utf-8")
         (folder / TOKENIZER_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -207,11 +228,13 @@ class MacaronTokenizer:
         lowercase=True,
         source_lang="de",
         target_lang="en",
+        aggressive_dash_splits=False,
     ):
         """A tokenizer learned on `(source, target)` sentence pairs, as `prepare-iwslt14.sh` and fairseq's
         `preprocess.py --joined-dictionary`: BPE codes (`learn_bpe.py -s num_merges`, merges of pairs
         seen at least `min_frequency` times) and the joined dictionary (`Dictionary.build`) on the
-        Moses-tokenised, lowercased sources followed by the targets."""
+        Moses-tokenised (`aggressive_dash_splits`: with `-a`), lowercased sources followed by the
+        targets."""
         from subword_nmt.learn_bpe import learn_bpe
 
         num_merges = check_integer("num_merges", num_merges, 1)
@@ -221,7 +244,8 @@ class MacaronTokenizer:
                 "MacaronTokenizer.train takes a non-empty list of (source, target) sentence pairs. "
                 f"Received: {pairs[:3]!r:.200}{' ...' if len(pairs) > 3 else ''}"
             )
-        settings = {"lowercase": lowercase, "source_lang": source_lang, "target_lang": target_lang}
+        settings = {"lowercase": lowercase, "source_lang": source_lang, "target_lang": target_lang,
+                    "aggressive_dash_splits": aggressive_dash_splits}  # fmt: skip
         tokenizer = cls(Dictionary(), **settings)
         lines = [tokenizer._moses_line(source, source_lang) for source, _ in pairs]
         lines += [tokenizer._moses_line(target, target_lang) for _, target in pairs]
@@ -234,8 +258,19 @@ class MacaronTokenizer:
         return tokenizer
 
     def _moses_line(self, sentence, lang):
-        line = " ".join(self._moses[lang][0].tokenize(sentence, escape=self.escape))
-        return line.lower() if self.lowercase else line
+        moses = self._moses[lang][0]
+        aggressive = self.aggressive_dash_splits
+        line = " ".join(moses.tokenize(sentence, escape=self.escape, aggressive_dash_splits=aggressive))
+        line = line.lower() if self.lowercase else line
+        if aggressive and self._dash_token != DASH_TOKEN:
+            line = " ".join(self._dash_token if token == DASH_TOKEN else token for token in line.split())
+        return line
+
+    @property
+    def _dash_token(self):
+        """The split hyphen's token: Moses' `@-@`, or `##AT##-##AT##` where the dictionary has only that."""
+        indices = self.dictionary.indices
+        return OLD_DASH_TOKEN if OLD_DASH_TOKEN in indices and DASH_TOKEN not in indices else DASH_TOKEN
 
     def _segment(self, line):
         return line if self._bpe is None else " ".join(self._bpe.segment_tokens(line.split()))
@@ -252,7 +287,10 @@ class MacaronTokenizer:
         """A line of subword tokens as text: `@@ ` removed, Moses-detokenised (`lang`: `target_lang` if
         `None`)."""
         moses = self._moses[lang or self.target_lang][1]
-        return moses.detokenize(join_bpe(line).split(), unescape=self.escape)
+        tokens = join_bpe(line).split()
+        if self.aggressive_dash_splits:  # Moses joins `@-@` back itself
+            tokens = [DASH_TOKEN if token == OLD_DASH_TOKEN else token for token in tokens]
+        return moses.detokenize(tokens, unescape=self.escape)
 
     def to_ids(self, sentence):
         """The int32 ids of `sentence`, ending with `</s>`."""

@@ -14,8 +14,18 @@ IWSLT pipeline (`MacaronTokenizer.train`: Moses, lowercase, subword-nmt), so tha
 converted presets use one tokenizer. Its BLEU is not comparable with IWSLT's: the pairs are
 dictionary phrases, most of them one to three words long.
 
+`base` fine-tunes a translation preset (a preset name, a preset folder or `hf://org/repo`: a
+published, trained or converted `MacaronTransformer` with its tokenizer) on the recipe's pairs: its
+weights are the starting point, its tokenizer is kept (the vocabulary is the model's: words of the new
+corpus are segmented by its BPE codes, those outside the dictionary become `<unk>`; `bpe_merges` is
+unused) and recorded with the preset, `base` in `metadata.json`. The settings the base defines,
+`BASE_SETTINGS` (its architecture, and the direction its tokenizer reads), are the base's: `--set base=`
+fills those not set from it, and a setting that contradicts the base is refused before anything is
+written. Dropout and the schedule are the recipe's. The preset written is `<base>_<dataset>`.
+
 The tokenised corpus is cached (`ODEZOO_CACHE`, default `~/.cache/odezoo`) under a key of its
-content and tokenizer settings, so that runs that differ in the model or seed share it.
+content and tokenizer settings (with a `base`: its tokenizer's files), so that runs that differ in the
+model or seed share it.
 """
 
 import hashlib
@@ -35,7 +45,9 @@ from odezoo.models.macaron.macaron import CONFIGS as ARCHITECTURES
 from odezoo.models.macaron.macaron import MacaronTransformer
 from odezoo.models.macaron.macaron_layers import SCHEMES
 from odezoo.models.macaron.macaron_tasks import evaluate_translation
-from odezoo.models.macaron.macaron_tokenizer import Dictionary, MacaronTokenizer
+from odezoo.models.macaron.macaron_tokenizer import TOKENIZER_FILE, Dictionary, MacaronTokenizer
+from odezoo.preset_folder import CONFIG_FILE, read_json
+from odezoo.presets import resolve
 from odezoo.recipes._common import (
     DistributedRunConfig,
     check_choice,
@@ -50,6 +62,8 @@ from odezoo.recipes.macaron import LabelSmoothedCrossEntropy, check_heads
 from odezoo.training import InverseSquareRoot, checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
 
 DATASETS = ("dictionary", "iwslt14", "wmt14")
+# The settings a `base` preset defines: its architecture (config.json) and its tokenizer's direction.
+BASE_SETTINGS = ("scheme", "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "direction")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +74,7 @@ class Config(DistributedRunConfig):
 
     dataset: str = "dictionary"
     direction: str = "de-en"
+    base: str = ""  # a translation preset to fine-tune (name, folder, hf://org/repo); "": train anew
     scheme: str = "strang"  # "strang": Macaron; "lie_trotter": the Transformer baseline
     num_layers: int = 2
     hidden_dim: int = 128
@@ -82,13 +97,26 @@ class Config(DistributedRunConfig):
 
     def preset_name(self):
         """`macaron_dictionary_de_en`, `transformer_dictionary_de_en`, `macaron_iwslt14_de_en`,
-        `macaron_wmt14_en_de`, `macaron_big_wmt14_en_de`; `_seed<k>` when k is not 1."""
+        `macaron_wmt14_en_de`, `macaron_big_wmt14_en_de`; with a `base`, `<base>_<dataset>` (base: the
+        preset's name or its folder's); `_seed<k>` when k is not 1."""
         if self.preset:
             return self.preset
-        name = "macaron" if self.scheme == "strang" else "transformer"
-        name += "_big" if self.hidden_dim >= 1024 else ""
-        name += f"_{self.dataset}_{self.direction.replace('-', '_')}"
+        if self.base:
+            name = f"{Path(self.base.removeprefix('hf://')).name}_{self.dataset}"
+        else:
+            name = "macaron" if self.scheme == "strang" else "transformer"
+            name += "_big" if self.hidden_dim >= 1024 else ""
+            name += f"_{self.dataset}_{self.direction.replace('-', '_')}"
         return name + ("" if self.seed == 1 else f"_seed{self.seed}")
+
+    def configure(self, changes, recipe):
+        """`RunConfig.configure`; with a `base`, the `BASE_SETTINGS` that `changes` leaves out are the
+        base's (those it sets are checked against the base by `validate`)."""
+        config = super().configure(changes, recipe)
+        if not config.base:
+            return config
+        defined = base_settings(config.base)
+        return replace(config, **{key: value for key, value in defined.items() if key not in changes})
 
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
@@ -104,6 +132,44 @@ class Config(DistributedRunConfig):
                 "dataset=iwslt14 reads the folder fairseq's prepare-iwslt14.sh writes: pass it with "
                 "--set data_dir=PATH/iwslt14.tokenized.de-en."
             )
+        if self.base:
+            check_base(self)
+
+
+def base_settings(base):
+    """`{setting: value}` of `BASE_SETTINGS` as the translation preset `base` has them (its config.json
+    and tokenizer.json); raises where `base` is no `MacaronTransformer` preset with a tokenizer."""
+    try:
+        folder = resolve(base).folder
+    except OdezooError as error:
+        raise OdezooError(f"`base` {base!r} is no translation preset: {error}") from None
+    saved = read_json(folder / CONFIG_FILE)
+    if saved.get("class_name") != MacaronTransformer.__name__:
+        raise OdezooError(
+            f"`base` {base!r} is a {saved.get('class_name')}; the translation recipe fine-tunes a "
+            "MacaronTransformer preset (a translation preset, e.g. macaron_dictionary_de_en, or a folder "
+            "`odezoo convert fairseq` wrote)."
+        )
+    if not (folder / TOKENIZER_FILE).is_file():
+        raise OdezooError(
+            f"`base` {base!r} holds no {TOKENIZER_FILE}: the fine-tuned preset keeps its base's tokenizer, "
+            "so the base must be a preset folder saved with one (as the recipes and the converter write)."
+        )
+    tokenizer = read_json(folder / TOKENIZER_FILE)
+    settings = {key: saved["config"][key] for key in BASE_SETTINGS if key != "direction"}
+    return settings | {"direction": f"{tokenizer['source_lang']}-{tokenizer['target_lang']}"}
+
+
+def check_base(config):
+    """Raises, in one line, where a setting of `config` contradicts its `base` (`BASE_SETTINGS`)."""
+    contradicting = {k: v for k, v in base_settings(config.base).items() if getattr(config, k) != v}
+    if contradicting:
+        received = ", ".join(f"{key}={getattr(config, key)!r}" for key in contradicting)
+        theirs = ", ".join(f"{key}={value!r}" for key, value in contradicting.items())
+        raise OdezooError(
+            f"`base` {config.base!r} defines the architecture and direction: it has {theirs}. Received: "
+            f"{received} (leave them out: the fine-tuned model keeps its base's)."
+        )
 
 
 def _architecture(name):
@@ -197,6 +263,7 @@ def train(config, workdir, *, callbacks=()):
     recipe, _ = train_command(config)
     scores = ("bleu", "tokenized_bleu", "chrf")
     architecture = "Macaron (Strang splitting)" if config.scheme == "strang" else "Transformer (Lie–Trotter)"
+    origin = f"{config.base} fine-tuned, " if config.base else ""
     return finish_run(
         workdir,
         model,
@@ -205,7 +272,8 @@ def train(config, workdir, *, callbacks=()):
         history=checkpoint.history,
         metadata={
             "description": f"{architecture} {config.num_layers}+{config.num_layers} layers, d = "
-            f"{config.hidden_dim}, {config.direction} on {config.dataset} by recipe `{recipe}`.",
+            f"{config.hidden_dim}, {origin}{config.direction} on {config.dataset} by recipe `{recipe}`.",
+            **({"base": config.base} if config.base else {}),
             "dataset": config.dataset,
             "direction": config.direction,
             "training_pairs": len(sources),
@@ -220,21 +288,15 @@ def train(config, workdir, *, callbacks=()):
 
 
 def _compiled_model(config, tokenizer):
-    """The `MacaronTransformer` of `config` for `tokenizer`'s dictionary, compiled with the paper's Adam,
-    inverse-square-root schedule and label-smoothed loss."""
-    model = MacaronTransformer(
-        vocabulary_size=len(tokenizer.dictionary),
-        num_layers=config.num_layers,
-        hidden_dim=config.hidden_dim,
-        num_heads=config.num_heads,
-        intermediate_dim=config.intermediate_dim,
-        scheme=config.scheme,
-        dropout=config.dropout,
-        attention_dropout=config.attention_dropout,
-        activation_dropout=config.activation_dropout,
-        pad_id=tokenizer.dictionary.PAD_ID,
-        name=config.preset_name(),
-    )
+    """The `MacaronTransformer` of `config` for `tokenizer`'s dictionary (with a `base`: the base's, its
+    weights loaded), compiled with the paper's Adam, inverse-square-root schedule and label-smoothed loss."""
+    dropouts = {
+        name: getattr(config, name) for name in ("dropout", "attention_dropout", "activation_dropout")
+    }
+    if config.base:
+        model = MacaronTransformer.from_pretrained(config.base, **dropouts, name=config.preset_name())
+    else:
+        model = _new_model(config, tokenizer, dropouts)
     model.compile(
         optimizer=keras.optimizers.Adam(
             InverseSquareRoot(config.learning_rate, config.warmup_updates, config.warmup_init_lr),
@@ -247,6 +309,21 @@ def _compiled_model(config, tokenizer):
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
     )
     return model
+
+
+def _new_model(config, tokenizer, dropouts):
+    """A new `MacaronTransformer` of `config`'s architecture for `tokenizer`'s dictionary."""
+    return MacaronTransformer(
+        vocabulary_size=len(tokenizer.dictionary),
+        num_layers=config.num_layers,
+        hidden_dim=config.hidden_dim,
+        num_heads=config.num_heads,
+        intermediate_dim=config.intermediate_dim,
+        scheme=config.scheme,
+        **dropouts,
+        pad_id=tokenizer.dictionary.PAD_ID,
+        name=config.preset_name(),
+    )
 
 
 def _training_dataset(config, tokenizer, sources, targets, batches, first_epoch=0):
@@ -275,11 +352,15 @@ def prepare_corpus(config):
 
     dictionary / wmt14: BPE codes and the joined dictionary learned on the training split
     (`MacaronTokenizer.train` with `bpe_merges`); iwslt14: the files are already tokenised and BPE'd,
-    so the dictionary is built on them and the tokenizer takes the folder's `code` file."""
+    so the dictionary is built on them and the tokenizer takes the folder's `code` file. With a `base`:
+    the base's tokenizer, whatever the dataset."""
     pairs = _training_pairs(config)
-    key = hashlib.sha256(json.dumps([config.dataset, config.direction, config.bpe_merges, pairs]).encode())
+    tokens, identity = f"bpe{config.bpe_merges}", config.bpe_merges
+    if config.base:
+        tokens, identity = "base", _base_tokenizer_digest(config.base)
+    key = hashlib.sha256(json.dumps([config.dataset, config.direction, identity, pairs]).encode())
     folder = Path(os.environ.get("ODEZOO_CACHE", Path.home() / ".cache" / "odezoo")) / "translation"
-    folder /= f"{config.dataset}-{config.direction}-bpe{config.bpe_merges}-{key.hexdigest()[:16]}"
+    folder /= f"{config.dataset}-{config.direction}-{tokens}-{key.hexdigest()[:16]}"
     if not (folder / "ids.npz").is_file():
         tokenizer = _tokenizer(config, pairs)
         encode = tokenizer.dictionary.encode_line if config.dataset == "iwslt14" else tokenizer.to_ids
@@ -311,7 +392,20 @@ def _training_pairs(config):
     return pairs[: config.limit or None]
 
 
+def _base_tokenizer_digest(base):
+    """The sha256 of the tokenizer files of the preset `base` (the corpus cache's key)."""
+    folder = resolve(base).folder
+    settings = read_json(folder / TOKENIZER_FILE)
+    digest = hashlib.sha256()
+    for name in (TOKENIZER_FILE, settings["dictionary"], settings.get("bpe_codes")):
+        if name:
+            digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
+
+
 def _tokenizer(config, train_pairs):
+    if config.base:
+        return MacaronTokenizer.load(resolve(config.base).folder)
     src, tgt = config.direction.split("-")
     if config.dataset != "iwslt14":
         return MacaronTokenizer.train(
