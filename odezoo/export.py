@@ -31,13 +31,16 @@ QUANTIZATIONS = ("dynamic", "float16", "int8")
 
 
 def export_model(
-    model, path, fmt, *, quantize=None, allow_flex=False, sample=None, reference=None, progress=None
-):
+    model, path, fmt, *, quantize=None, allow_flex=False, sample=None, reference=None, progress=None,
+    task=None, part="model",
+):  # fmt: skip
     """Writes `model` in format `fmt` under the folder `path`, then checks it.
 
     The check is the agreement measure of the model's task (`Task.agreement`: max |difference|
     and top-1 agreement for classifiers, relative field error for PDE models); a plain Keras
-    model gets the max |difference| <= 1e-4 of `Task`.
+    model gets the max |difference| <= 1e-4 of `Task`. A quantised export is checked by
+    `task.quantized_agreement` instead: the task's own measure (top-1 or token agreement, PSNR loss,
+    relative field error) with its tolerance for that quantisation.
 
     Args:
         model: a built Keras model.
@@ -52,6 +55,9 @@ def export_model(
             float64 original of a float32 export).
         progress: a `tqdm` bar that the stages "convert" and "check" advance by one each (default:
             a bar of their own, shown on stderr when it is a terminal).
+        task: the task whose measure checks a quantised export (default: the model's own task), where
+            `model` is a part of a preset's model (`Task.export_parts`) that has no task of its own.
+        part: the name of that part, passed to `task.quantized_agreement`.
 
     Returns:
         `{"format", "path", "bytes"}` and the task's agreement fields (`max_abs_diff`, `tolerance`, ...);
@@ -64,9 +70,9 @@ def export_model(
             f"Quantisation {quantize!r} is not offered for {fmt}; TFLite takes one of {QUANTIZATIONS}."
         )
     _require_runtime(fmt)
-    task = getattr(model, "task", None) or Task()
+    own = getattr(model, "task", None) or Task()
     if sample is None:
-        sample = task.sample_inputs(model, {})
+        sample = own.sample_inputs(model, {})
     path = Path(path)
     expected = _arrays((reference or model)(sample, training=False))
     artifact, flex, actual = _convert_and_run(model, path, fmt, quantize, allow_flex, sample, progress)
@@ -79,7 +85,7 @@ def export_model(
             "note": "not checked: ai_edge_litert cannot run Flex ops; "
             "check it in a runtime with the Flex delegate",
         }
-    fields, problem = _agreement(task, expected, _arrays(actual), quantize or fmt)
+    fields, problem = _agreement(_measure(own, task, fmt, quantize, part), expected, _arrays(actual))
     report = {
         "format": fmt + (f"+{quantize}" if quantize else ""),
         "path": os.fspath(artifact),
@@ -135,11 +141,20 @@ def _arrays(outputs):
     return [np.asarray(x) for x in keras.tree.flatten(outputs)]
 
 
-def _agreement(task, expected, actual, fmt):
-    """`task.agreement` of each output: `(fields, problem or None)`; several outputs are reported by name."""
+def _measure(own, task, fmt, quantize, part):
+    """The check of output `i`, `check(i, expected, actual) -> (fields, problem)`: the model's own task's
+    `agreement` for a float export, the (preset's) task's `quantized_agreement` for a quantised one."""
+    if quantize:
+        task = task or own
+        return lambda i, e, a: task.quantized_agreement(e, a, quantize, part=part, output=i)
+    return lambda i, e, a: own.agreement(e, a, fmt)
+
+
+def _agreement(check, expected, actual):
+    """`check` of each output: `(fields, problem or None)`; several outputs are reported by name."""
     if len(expected) == 1:
-        return task.agreement(expected[0], actual[0], fmt)
-    checks = {f"output_{i}": task.agreement(e, a, fmt) for i, (e, a) in enumerate(zip(expected, actual))}
+        return check(0, expected[0], actual[0])
+    checks = {f"output_{i}": check(i, e, a) for i, (e, a) in enumerate(zip(expected, actual))}
     problems = [f"{name} {problem}" for name, (_, problem) in checks.items() if problem]
     return {"outputs": {name: fields for name, (fields, _) in checks.items()}}, "; ".join(problems) or None
 
@@ -214,11 +229,7 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
         resolved = resolve(preset, revision=revision)
         model, metadata = load_resolved(resolved), resolved.metadata
         name = resolved.name
-        if fmt in model.task.unexportable:
-            raise OdezooError(
-                f"{name} cannot be exported to {fmt}: {model.task.unexportable[fmt]}. Formats that work: "
-                f"{', '.join(f for f in FORMATS if f not in model.task.unexportable)}."
-            )
+        _refuse_unexportable(name, model.task, fmt, quantize)
         target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
         parts = model.task.export_parts(model, metadata, quantize)
         bar.total = 1 + 2 * len(parts)  # load, then convert and check each part
@@ -233,6 +244,8 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
                 sample=sample,
                 reference=reference,
                 progress=bar,
+                task=model.task,
+                part=part,
             )
             for part, (exported, reference, sample) in parts.items()
         }
@@ -249,6 +262,23 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
         manifest[f"{name}/{target.name}/{part}"] = {**header, "part": part, **report}
     write_json_atomic(manifest_path, manifest)
     return {**header, "parts": reports}
+
+
+def _refuse_unexportable(name, task, fmt, quantize):
+    """Raises, before anything is converted, where `task.unexportable` names `fmt` or `fmt+quantize`."""
+    refused = task.unexportable
+    if fmt in refused:
+        raise OdezooError(
+            f"{name} cannot be exported to {fmt}: {refused[fmt]}. Formats that work: "
+            f"{', '.join(f for f in FORMATS if f not in refused)}."
+        )
+    key = f"{fmt}+{quantize}"
+    if quantize and key in refused:
+        working = [q for q in QUANTIZATIONS if f"{fmt}+{q}" not in refused]
+        raise OdezooError(
+            f"{name} cannot be exported to {key}: {refused[key]}. Quantisations that work: "
+            f"{', '.join(working) or 'none'} (or none: --format {fmt} alone)."
+        )
 
 
 def _copy_assets(folder, metadata, target):
@@ -317,12 +347,25 @@ def _convert_tflite(model, path, quantize, allow_flex, sample):
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":
-            converter.representative_dataset = lambda: ([sample[i : i + 1]] for i in range(len(sample)))
+            converter.representative_dataset = _calibration_rows(sample)
         try:
             content = converter.convert()
         except Exception as error:  # the converter raises ConverterError and others
             raise OdezooError(_conversion_problem(str(error))) from None
     path.write_bytes(content)
+
+
+def _calibration_rows(sample):
+    """int8 calibration data: a generator function over `sample` one row at a time, as the converter
+    takes it (an input list, or a dict by input name for a model with named inputs). An input without
+    the batch axis (as long as the batch, e.g. a decoding step's `index`) goes whole into every row."""
+    if isinstance(sample, dict):
+        rows = max(len(v) for v in sample.values())
+        return lambda: (
+            {k: v[i : i + 1] if len(v) == rows else v for k, v in sample.items()} for i in range(rows)
+        )
+    inputs = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+    return lambda: ([v[i : i + 1] for v in inputs] for i in range(len(inputs[0])))
 
 
 def _conversion_problem(text):
@@ -362,3 +405,44 @@ def _run_tflite(path, sample):
         sample = {name: sample}
     outputs = runner(**sample)  # `output_0`, `output_1`, ...
     return [outputs[name] for name in sorted(outputs, key=lambda name: int(name.rpartition("_")[2]))]
+
+
+def manifest_plan(presets=None):
+    """`(preset, format, quantisation or None)` of every export the manifest records: each published preset
+    (or those named) in each format its task takes, TFLite also in each quantisation it takes."""
+    from odezoo.presets import list_presets
+    from odezoo.zoo import preset_task
+
+    plan = []
+    for name in presets or list_presets():
+        refused = preset_task(name).unexportable
+        plan += [(name, fmt, None) for fmt in FORMATS if fmt not in refused]
+        if "tflite" not in refused:
+            plan += [(name, "tflite", q) for q in QUANTIZATIONS if f"tflite+{q}" not in refused]
+    return plan
+
+
+def write_manifest(output_dir="export", presets=None):
+    """Runs every export of `manifest_plan` into `output_dir` (recording each in its MANIFEST.json);
+    returns the one-line problems of those that failed (the others are recorded all the same)."""
+    problems = []
+    for name, fmt, quantize in manifest_plan(presets):
+        try:
+            export_preset(name, fmt, output_dir=output_dir, quantize=quantize)
+        except OdezooError as error:
+            problems.append(f"{name} {fmt}{f'+{quantize}' if quantize else ''}: {error}")
+    return problems
+
+
+if __name__ == "__main__":  # python -m odezoo.export --manifest [--output-dir DIR] [PRESET ...]
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m odezoo.export", description=write_manifest.__doc__)
+    parser.add_argument("--manifest", action="store_true", required=True, help="regenerate the manifest")
+    parser.add_argument("--output-dir", default="export")
+    parser.add_argument("presets", nargs="*", help="only these presets (default: every published one)")
+    args = parser.parse_args()
+    failed = write_manifest(args.output_dir, args.presets)
+    print(*failed, sep="\n", file=sys.stderr)
+    sys.exit(1 if failed else 0)

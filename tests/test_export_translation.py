@@ -15,11 +15,8 @@ pytestmark = pytest.mark.export
 PARTS = ("encoder", "decoder_step", "greedy")
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A tiny random model (weights ~ N(0, 0.3²), the final LayerNorm's shift 0: greedy tokens vary), its
-    preset folder and its
-    SavedModel export."""
+def tiny_model():
+    """A tiny random model (weights ~ N(0, 0.3²), the final LayerNorm's shift 0: greedy tokens vary)."""
     keras.utils.set_random_seed(0)
     model = MacaronTransformer(
         vocabulary_size=40, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, max_positions=12,
@@ -29,6 +26,15 @@ def exported(tmp_path_factory):
     for w in model.weights:
         w.assign(rng.normal(0.0, 0.3, w.shape) + (1.0 if w.path.endswith("gamma") else 0.0))
     model.decoder_norm.beta.assign(np.zeros(16))  # else one token wins every step
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny random model (weights ~ N(0, 0.3²), the final LayerNorm's shift 0: greedy tokens vary), its
+    preset folder and its
+    SavedModel export."""
+    model = tiny_model()
     root = tmp_path_factory.mktemp("export")
     folder = model.save_pretrained(root / "tiny", metadata={"preset": "tiny"})
     return model, folder, root / "out", export_preset(str(folder), "saved_model", output_dir=root / "out")

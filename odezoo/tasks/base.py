@@ -62,7 +62,9 @@ class Task:
     predict_options: tuple[Option, ...] = ()
     eval_options: tuple[Option, ...] = ()
     head_layer = None  # the layer a fine-tuning head replaces, where the task has one
-    unexportable: dict[str, str] = {}  # export format -> why this task's models cannot take it
+    # export format ("onnx") or format+quantisation ("tflite+int8") -> why this task's models cannot take
+    # it: `odezoo export` refuses it with that reason before converting anything
+    unexportable: dict[str, str] = {}
 
     @classmethod
     @functools.cache
@@ -118,6 +120,13 @@ class Task:
         problem = None if diff <= tolerance else f"differs from Keras by {diff:.3g} (tolerance {tolerance:g})"
         return {"max_abs_diff": diff, "tolerance": tolerance}, problem
 
+    def quantized_agreement(self, expected, actual, quantize, *, part="model", output=0):
+        """`(report fields, problem or None)` of output number `output` of the export part `part`
+        quantised as `quantize` (`"dynamic"`, `"float16"`, `"int8"`): the task's measure with its
+        tolerance for that quantisation (default: `agreement` with the format key `quantize`). The
+        fields name the measure (`"measure"`) and hold its value and tolerance."""
+        return self.agreement(expected, actual, quantize)
+
     # --- preset tests (`odezoo.testing.check_preset`) ---
     def golden(self, model, stored):
         """`(actual, expected)` outputs for the stored golden arrays of a preset."""
@@ -147,6 +156,26 @@ class Task:
             }
             for m in metadata.get("metrics", [])
         ]
+
+
+def share_agreeing(expected, actual, minimum, what):
+    """A quantised export's share of equal values (tokens, step counts) or, for logits, of equal arg-max
+    over the last axis: `(fields, problem or None)`, failing below `minimum`."""
+    if np.issubdtype(np.asarray(expected).dtype, np.floating):
+        expected, actual = expected.argmax(-1), actual.argmax(-1)
+    share = float(np.mean(np.asarray(actual) == np.asarray(expected)))
+    fields = {"measure": what, what: share, "tolerance": minimum}
+    return fields, None if share >= minimum else f"has {what} {share:.1%} with Keras (needed: {minimum:.0%})"
+
+
+def relative_error(expected, actual, tolerance, what="max_rel_diff"):
+    """max |difference| relative to the largest |value| of `expected`: `(fields, problem or None)`."""
+    diff = float(np.max(np.abs(actual - expected)))
+    relative = diff / max(float(np.max(np.abs(expected))), np.finfo("float32").tiny)
+    fields = {"measure": what, what: relative, "max_abs_diff": diff, "tolerance": tolerance}
+    if relative <= tolerance:
+        return fields, None
+    return fields, f"has a relative error of {relative:.3g} (tolerance {tolerance:g})"
 
 
 def metric(metadata, name, split=None):

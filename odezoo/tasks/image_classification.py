@@ -126,6 +126,11 @@ class ImageClassification(Task):
             f"{top1:.0%} of the sample inputs (needed: {MIN_TOP1_AGREEMENT:.0%})"
         )
 
+    def quantized_agreement(self, expected, actual, quantize, *, part="model", output=0):
+        """`agreement` with the quantisation's tolerance (`TOLERANCES`): top-1 agreement, max |difference|."""
+        fields, problem = self.agreement(expected, actual, quantize)
+        return {"measure": "top1_agreement", **fields}, problem
+
     def golden(self, model, stored):
         images, _ = bundled_sample(len(stored["logits"]))
         return model.predict(images, verbose=0), stored["logits"]

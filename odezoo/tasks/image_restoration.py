@@ -31,6 +31,10 @@ PSNR_METRIC = "psnr"
 # one pixel in 1e11, while an image on the 0..255 scale is refused.
 OVERSHOOT = 2.0
 MAX_STEPS_OPTION = Option("max_steps", "cap on the steps of a model that chooses its depth", int, minimum=0)
+# Largest PSNR loss in dB of a quantised export's restoration (against the clean sample images), per
+# quantisation; where the sample has no clean images, the least PSNR against Keras' restoration.
+QUANTIZED_PSNR_LOSS = {"float16": 0.05, "dynamic": 0.5, "int8": 1.0}
+MIN_PSNR_VS_KERAS = 40.0
 STEPS_OPTION = Option(
     "steps", "restoration steps: a fixed depth instead of the model's own choice", int, minimum=0
 )
@@ -42,6 +46,32 @@ def psnr(clean, restored):
     mse = np.mean((clean - restored) ** 2, axis=tuple(range(1, clean.ndim)))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(1.0 / mse)
+
+
+def sample_clean(shape, count):
+    """The clean images of the export samples: the first `count` bundled Fashion-MNIST images, in `shape`'s
+    channels where its height and width are free (`None`); `None` where they do not fit `shape`."""
+    images, _ = bundled_sample(count)
+    if tuple(shape[:2]) == (None, None):
+        return np.repeat(images, shape[-1], axis=-1)
+    return images if images.shape[1:] == tuple(shape) else None
+
+
+def psnr_loss(expected, actual, tolerance):
+    """How many dB lower the mean PSNR of the restored images `actual` is than that of Keras' `expected`,
+    both against the clean sample images (`sample_clean`): `(fields, problem or None)`. Where there are
+    none, the PSNR of `actual` against `expected` must reach `MIN_PSNR_VS_KERAS`."""
+    against_keras = float(np.min(psnr(expected, actual)))
+    clean = sample_clean((None, None, expected.shape[-1]), len(expected))
+    if clean.shape != expected.shape:
+        fields = {"measure": "psnr_vs_keras", "psnr_vs_keras": against_keras, "tolerance": MIN_PSNR_VS_KERAS}
+        ok = against_keras >= MIN_PSNR_VS_KERAS
+        return fields, None if ok else f"has a PSNR of {against_keras:.1f} dB against Keras (needed: 40 dB)"
+    loss = float(np.mean(psnr(clean, expected)) - np.mean(psnr(clean, actual)))
+    fields = {"measure": "psnr_loss_db", "psnr_loss_db": loss, "tolerance": tolerance}
+    fields["psnr_vs_keras"] = against_keras
+    problem = None if loss <= tolerance else f"loses {loss:.3g} dB of PSNR (tolerance {tolerance:g} dB)"
+    return fields, problem
 
 
 def ssim(clean, restored):
@@ -210,18 +240,15 @@ class ImageRestoration(Task):
     def sample_inputs(self, model, metadata, count=32):
         """Bundled Fashion-MNIST images (in the model's channels where its height and width are free)
         with noise of sigma 25; uniform noise where they do not fit."""
-        shape = tuple(model.inputs[0].shape[1:])
-        images, _ = bundled_sample(count)
-        if shape[:2] == (None, None):
-            images = np.repeat(images, shape[-1], axis=-1)
-        elif images.shape[1:] != shape:
+        images = sample_clean(tuple(model.inputs[0].shape[1:]), count)
+        if images is None:
             images = super().sample_inputs(model, metadata, count)
         return add_noise(images, NOISE_SIGMA, 0)
 
     def agreement(self, expected, actual, fmt):
         """Max |difference| of the restored images, and the PSNR of the artifact's output against Keras'."""
         diff = float(np.max(np.abs(actual - expected)))
-        tolerance = {"float16": 1e-2, "dynamic": 5e-2, "int8": 0.1}.get(fmt, 1e-4)
+        tolerance = 1e-4  # float exports; quantised ones: `quantized_agreement`
         fields = {
             "max_abs_diff": diff,
             "tolerance": tolerance,
@@ -231,6 +258,11 @@ class ImageRestoration(Task):
             fields,
             None if diff <= tolerance else f"differs from Keras by {diff:.3g} (tolerance {tolerance:g})",
         )
+
+    def quantized_agreement(self, expected, actual, quantize, *, part="model", output=0):
+        """The PSNR loss in dB (`psnr_loss`) of the quantised restoration, at most
+        `QUANTIZED_PSNR_LOSS[quantize]`."""
+        return psnr_loss(expected, actual, QUANTIZED_PSNR_LOSS[quantize])
 
     def golden(self, model, stored):
         return model.predict(stored["inputs"], verbose=0), stored["outputs"]

@@ -12,11 +12,13 @@ from typing import Protocol
 import numpy as np
 
 from odezoo.errors import OdezooError
-from odezoo.tasks.base import Option, Task, metric
+from odezoo.tasks.base import Option, Task, metric, relative_error
 
 # A float64 PDE model's one-step map is exported in float32: allowed max |difference| relative to the
 # largest |value| of the Keras (float64) output.
 FIELD_TOLERANCE = 1e-5
+# The same relative field error for a quantised TFLite export, per quantisation.
+QUANTIZED_FIELD_TOLERANCES = {"float16": 1e-3, "dynamic": 2e-2}
 ROLLOUT_METRIC = "median relative error, t=1"
 
 
@@ -73,6 +75,16 @@ class PDERollout(Task):
         return report, f"differs from the float64 model by {relative:.3g} of the largest value " + (
             f"(tolerance {FIELD_TOLERANCE:g})"
         )
+
+    unexportable = {
+        "tflite+int8": "8-bit activations cannot hold a field to the relative precision a rollout needs "
+        "(1e-5 in float32); use --quantize float16 or dynamic",
+    }
+
+    def quantized_agreement(self, expected, actual, quantize, *, part="model", output=0):
+        """Relative field error against the float64 model, at most `QUANTIZED_FIELD_TOLERANCES[quantize]`."""
+        fields, problem = relative_error(expected, actual, QUANTIZED_FIELD_TOLERANCES[quantize])
+        return {**fields, "compared_with": "float64 Keras model"}, problem
 
     def card_quotes(self, metadata):
         report = metadata["pde_report"]

@@ -17,14 +17,19 @@ from odezoo.models.macaron.macaron_bert_inputs import (
     pack_sentences,
 )
 from odezoo.models.macaron.macaron_tokenizer import Dictionary
+from odezoo.tasks.base import relative_error, share_agreeing
 from odezoo.tasks.text import (
     MASKED_LM_DATASETS,
+    QUANTIZED_TOP1,
     TRANSLATION_DATASETS,
     MaskedLM,
     TextClassification,
     Translation,
     translation_scores,
 )
+
+# Largest relative error of a quantised export's attention caches, per quantisation.
+QUANTIZED_CACHE_ERROR = {"float16": 1e-2, "dynamic": 0.1, "int8": 0.2}
 
 
 class MacaronTranslation(Translation):
@@ -73,6 +78,16 @@ class MacaronTranslation(Translation):
         }
         samples = {"encoder": source, "decoder_step": step, "greedy": source}
         return {name: (part, part, samples[name]) for name, part in parts.items()}
+
+    def quantized_agreement(self, expected, actual, quantize, *, part="model", output=0):
+        """The decoder step's logits: top-1 agreement (the task's); the greedy loop's tokens: the share
+        equal to Keras' (`QUANTIZED_TOP1`); the attention caches (the encoder's output, the step's
+        updated cache): relative error (`QUANTIZED_CACHE_ERROR`)."""
+        if part == "greedy":
+            return share_agreeing(expected, actual, QUANTIZED_TOP1[quantize], "token_agreement")
+        if part == "decoder_step" and output == 0:
+            return super().quantized_agreement(expected, actual, quantize, part=part, output=output)
+        return relative_error(expected, actual, QUANTIZED_CACHE_ERROR[quantize])
 
 
 def translation_pairs(tokenizer, dataset, split="test", *, limit=0, data_dir=None):
@@ -174,6 +189,11 @@ class _BertSamples:
 
 class MacaronMaskedLM(_BertSamples, MaskedLM):
     """`MacaronBert`'s masked-LM task: `evaluate_masked_lm` with the preset's tokenizer."""
+
+    unexportable = {
+        "tflite+int8": "int8 keeps the arg-max token of only 63.3 % of the positions of "
+        "macaron_bert_small_dictionary_en's export sample (80 % needed); use --quantize dynamic or float16",
+    }
 
     def evaluate(
         self, model, metadata, *, dataset=None, split="valid", limit=0, batch_size=32, data_dir=None
