@@ -142,4 +142,6 @@ def test_pde_presets_refuse_image_commands_with_a_pointer(capsys):
     assert cli.main(["eval", "pde_net2_heat", "--trajectories", "0"]) == 2
     assert "--trajectories must be >= 1" in capsys.readouterr().err
     assert cli.main(["export", "pde_net2_heat", "--format", "tflite", "--quantize", "int8"]) == 2
-    assert "float32 only; drop --quantize" in capsys.readouterr().err
+    err = capsys.readouterr().err  # refused before converting, naming what works
+    assert "cannot be exported to tflite+int8: 8-bit activations cannot hold a field" in err
+    assert err.strip().endswith("Quantisations that work: dynamic, float16 (or none: --format tflite alone).")
