@@ -91,6 +91,12 @@ def build_parser():
     p.add_argument("--allow-flex", action="store_true", help="let TFLite fall back to TensorFlow (Flex) ops")
     p.add_argument("--output-dir", default="export", help="artifacts go to OUTPUT_DIR/<preset>/<format>/")
 
+    p = sub.add_parser(
+        "manifest", help="redo every export of the published presets, recorded in MANIFEST.json"
+    )
+    p.add_argument("presets", nargs="*", help="only these presets (default: every published one)")
+    p.add_argument("--output-dir", default="export", help="artifacts go to OUTPUT_DIR/<preset>/<format>/")
+
     p = preset_parser("push", "upload a preset folder to the Hugging Face Hub")
     p.add_argument("repo_id", help="<org>/<name> on the Hub")
     p.add_argument("--private", action="store_true")
@@ -348,6 +354,17 @@ def _export(args):
     )
 
 
+def _manifest(args):
+    from odezoo.export import write_manifest
+
+    problems = write_manifest(args.output_dir, args.presets)
+    if problems:
+        raise OdezooError(
+            f"{len(problems)} export(s) failed (the others are recorded): " + "; ".join(problems)
+        )
+    return {"manifest": str(Path(args.output_dir) / "MANIFEST.json")}
+
+
 def _push(args):
     from odezoo.hub import push_folder
     from odezoo.zoo import resolve
@@ -364,6 +381,7 @@ COMMANDS = {
     "eval": _eval,
     "train": _train,
     "export": _export,
+    "manifest": _manifest,
     "push": _push,
 }
 

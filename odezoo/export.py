@@ -432,17 +432,3 @@ def write_manifest(output_dir="export", presets=None):
         except OdezooError as error:
             problems.append(f"{name} {fmt}{f'+{quantize}' if quantize else ''}: {error}")
     return problems
-
-
-if __name__ == "__main__":  # python -m odezoo.export --manifest [--output-dir DIR] [PRESET ...]
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m odezoo.export", description=write_manifest.__doc__)
-    parser.add_argument("--manifest", action="store_true", required=True, help="regenerate the manifest")
-    parser.add_argument("--output-dir", default="export")
-    parser.add_argument("presets", nargs="*", help="only these presets (default: every published one)")
-    args = parser.parse_args()
-    failed = write_manifest(args.output_dir, args.presets)
-    print(*failed, sep="\n", file=sys.stderr)
-    sys.exit(1 if failed else 0)

@@ -1,4 +1,4 @@
-"""The committed export/MANIFEST.json is what `python -m odezoo.export --manifest` writes: an entry for
+"""The committed export/MANIFEST.json is what `odezoo manifest` writes: an entry for
 every published preset in every format its task takes, none for a preset, weights or format that is
 not (or no longer) published, and the task's measure in every quantised entry."""
 
@@ -33,10 +33,20 @@ def test_every_published_preset_has_its_float_exports():
         if quantize is None
         and not any(key == f"{name}/{fmt}" or key.startswith(f"{name}/{fmt}/") for key in MANIFEST)
     ]
-    assert not missing, f"missing from export/MANIFEST.json (python -m odezoo.export --manifest): {missing}"
+    assert not missing, f"missing from export/MANIFEST.json (odezoo manifest): {missing}"
 
 
 def test_the_plan_follows_the_tasks_refusals():
     plan = set(manifest_plan())
     assert ("pde_net2_heat", "tflite", "int8") not in plan and ("pde_net2_heat", "tflite", "float16") in plan
     assert not any(name.startswith("macaron_dictionary") and fmt == "onnx" for name, fmt, _ in plan)
+
+
+def test_the_manifest_command_names_an_unknown_preset_in_one_line(tmp_path, capsys):
+    from odezoo import cli
+
+    assert cli.main(["manifest", "lm_resnet99_nowhere", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("odezoo manifest: error: Unknown preset 'lm_resnet99_nowhere'")
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
