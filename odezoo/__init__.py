@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from odezoo._version import __version__ as __version__
 from odezoo.errors import OdezooError as OdezooError
+from odezoo.errors import OdezooWarning as OdezooWarning
 
 if TYPE_CHECKING:
     from odezoo.adversarial import AdversarialTrainer as AdversarialTrainer
@@ -52,7 +53,7 @@ _LAZY = {
     "list_presets": "odezoo.presets",
     "load": "odezoo.zoo",
 }
-__all__ = sorted([*_LAZY, "OdezooError", "__version__"])
+__all__ = sorted([*_LAZY, "OdezooError", "OdezooWarning", "__version__"])
 
 
 def __getattr__(name):

@@ -5,16 +5,19 @@ Each command imports what it needs inside its function (deferred: parsing and `o
 TensorFlow)."""
 
 import argparse
+import contextlib
+import errno
 import importlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from odezoo._files import atomic_write, check_folder
+from odezoo._files import atomic_write, check_output, json_text
 from odezoo._native_output import captured_native_output
 from odezoo._version import __version__
-from odezoo.errors import OdezooError
+from odezoo.errors import OdezooError, OdezooWarning
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +46,7 @@ def build_parser():
     p.add_argument(
         "inputs",
         nargs="*",
-        help="image files (PNG/JPEG/BMP/GIF) or folders of them, or texts: sentences to translate or "
+        help="image files (PNG/JPEG/BMP/GIF/WebP) or folders of them, or texts: sentences to translate or "
         "classify (a pair: two sentences separated by a tab), texts with <mask> to fill",
     )
     p.add_argument(
@@ -55,7 +58,11 @@ def build_parser():
         "by a tab); - reads standard input",
     )
     p.add_argument("--output", metavar="FILE", help="write the JSON to FILE instead of standard output")
-    p.add_argument("--overwrite", action="store_true", help="let --output replace an existing file")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let --output and the files predict writes replace existing files",
+    )
     _task_options(p, "predict")
 
     p = preset_parser("eval", "evaluate a preset as its task does (accuracy, rollout error, ...), as JSON")
@@ -165,16 +172,43 @@ def _options(args):
 
 def main(argv=None):
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a full disk (`> /dev/full`) shows here, not as a traceback at exit
+        return code
     except BrokenPipeError:
         # stdout's reader has gone (`odezoo info X | head`): stop quietly, as Python's documentation says
         # (signal, "Note on SIGPIPE"): what is left goes to devnull, not to a traceback at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"odezoo: error: cannot write the output: {error.strerror}; free some space.", file=sys.stderr)
+        return 1
 
 
 def _main(argv):
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        _odezoo_warnings_as_lines(args.command)
+        return _run(args)
+
+
+def _odezoo_warnings_as_lines(command):
+    """Prints each `OdezooWarning` as one line on stderr, `odezoo COMMAND: warning: ...` (others as usual)."""
+    show = warnings.showwarning
+
+    def one_line(message, category, *rest, **kwargs):
+        if issubclass(category, OdezooWarning):
+            print(f"odezoo {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *rest, **kwargs)
+
+    warnings.showwarning = one_line
+
+
+def _run(args):
     try:
         if args.command != "list" or args.markdown:  # listing names reads the registry only
             _start_tensorflow()
@@ -186,7 +220,7 @@ def _main(argv):
         print(f"odezoo {args.command}: interrupted", file=sys.stderr)
         return 130
     if result is not None:
-        print(json.dumps(result, indent=2))
+        print(json_text(result, indent=2))
     sys.stdout.flush()  # a closed stdout is met here, in `main`
     return 0
 
@@ -220,10 +254,21 @@ def _command(args):
     command = next(c for c in commands if c.name == args.command)
     if not command.on_preset:
         return command.function()(args)
-    from odezoo.zoo import load_resolved, resolve
+    from odezoo.zoo import load_resolved
+
+    resolved = _resolve(args)
+    return command.function()(args, model=load_resolved(resolved), metadata=resolved.metadata)
+
+
+def _resolve(args):
+    """The folder of `args.preset` (`zoo.resolve`); where the name is a registered preset's and a local
+    folder of that name was not used, a note on stderr says so."""
+    from odezoo.zoo import resolve
 
     resolved = resolve(args.preset, revision=args.revision)
-    return command.function()(args, model=load_resolved(resolved), metadata=resolved.metadata)
+    if resolved.note:
+        print(f"odezoo {args.command}: note: {resolved.note}", file=sys.stderr)
+    return resolved
 
 
 def _start_tensorflow():
@@ -249,28 +294,34 @@ def _list(args):
 
 
 def _info(args):
-    from odezoo.zoo import resolve
-
-    resolved = resolve(args.preset, revision=args.revision)
+    resolved = _resolve(args)
     resolved.verify()  # a damaged folder is reported, not described
     return {"folder": str(resolved.folder), **resolved.metadata}
 
 
 def _predict(args):
     from odezoo.eval import check_options
-    from odezoo.zoo import load_resolved, resolve
+    from odezoo.zoo import load_resolved
 
     if args.output is not None:
         _check_output(args.output, args.overwrite)
     inputs = [*args.inputs, *_input_lines(args.input)]
-    resolved = resolve(args.preset, revision=args.revision)
+    resolved = _resolve(args)
     model, metadata, options = load_resolved(resolved), resolved.metadata, _options(args)
     check_options(model.task, options, "predict", args.preset)
+    if model.task.writes_files:
+        options["overwrite"] = args.overwrite
     result = model.task.predict(model, metadata, inputs, **options)
     if args.output is None:
         return result
-    with atomic_write(args.output) as f:
-        f.write(json.dumps(result, indent=2) + "\n")
+    try:
+        with atomic_write(args.output) as f:
+            f.write(json_text(result, indent=2) + "\n")
+    except OSError as error:
+        raise OdezooError(
+            f"Cannot write --output {args.output}: {error.strerror or error}. Free some space or choose a "
+            "writable file."
+        ) from None
     return None
 
 
@@ -281,6 +332,8 @@ def _input_lines(paths):
     for path in paths:
         try:
             if path == "-":
+                if sys.stdin.isatty():  # nothing piped in: say what it waits for
+                    print("odezoo: reading lines from stdin; end with Ctrl-D", file=sys.stderr, flush=True)
                 text = sys.stdin.read()
             else:
                 with open(path, encoding="utf-8") as f:
@@ -298,22 +351,23 @@ def _input_lines(paths):
 def _check_output(path, overwrite):
     """Refuses an `--output` file that would replace a folder, or an existing file without `--overwrite`,
     before anything runs; creates its folder."""
-    path = Path(path)
-    if path.is_dir():
-        raise OdezooError(f"--output {path} is a folder; give the name of the JSON file to write.")
-    if path.exists() and not overwrite:
-        raise OdezooError(f"--output {path} exists; pass --overwrite to replace it.")
-    check_folder(path.parent, "--output's folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(path, overwrite, "--output", "JSON file")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OdezooError(
+            f"Cannot create the folder of --output {path}: {error.strerror or error}."
+        ) from None
 
 
 def _eval(args):
     from odezoo.eval import evaluate
-    from odezoo.zoo import load_resolved, resolve
+    from odezoo.zoo import load_resolved
 
-    resolved = resolve(args.preset, revision=args.revision)
+    resolved = _resolve(args)
     model, metadata = load_resolved(resolved), resolved.metadata
-    return {"preset": args.preset, **evaluate(model, metadata=metadata, **_options(args))}
+    result = evaluate(model, metadata=metadata, **_options(args))
+    return {"preset": args.preset, "folder": str(resolved.folder), **result}
 
 
 def _train(args):
@@ -338,7 +392,9 @@ def _train(args):
         if not sep:
             raise OdezooError(f"--set takes KEY=VALUE. Received: --set {item!r}")
         changes[key] = value
-    return train(config.configure(changes, args.recipe), args.workdir)
+    config = config.configure(changes, args.recipe)
+    with contextlib.redirect_stdout(sys.stderr):  # progress and notes; stdout is the final JSON alone
+        return train(config, args.workdir)
 
 
 def _export(args):
@@ -367,9 +423,8 @@ def _manifest(args):
 
 def _push(args):
     from odezoo.hub import push_folder
-    from odezoo.zoo import resolve
 
-    resolved = resolve(args.preset, revision=args.revision)
+    resolved = _resolve(args)
     resolved.verify()  # a damaged or incomplete folder is reported, not published
     return {"commit_url": push_folder(resolved.folder, args.repo_id, private=args.private)}
 

@@ -1,8 +1,21 @@
-"""The one exception type for user-facing failures."""
+"""The one exception type for user-facing failures, the one warning type for what odezoo did that the
+user may not expect (`warn`), and the argument checks every public function shares."""
 
 
 class OdezooError(ValueError):
     """A failure the user can fix; its message says how. The CLI prints it on one line."""
+
+
+class OdezooWarning(UserWarning):
+    """What odezoo did to an input that the user may not expect (truncated, converted, capped), with
+    the numbers that triggered it. The CLI prints it on one line."""
+
+
+def warn(message, stacklevel=2):
+    """Issues `message` as an `OdezooWarning` attributed to the caller's caller (`stacklevel`)."""
+    import warnings
+
+    warnings.warn(message, OdezooWarning, stacklevel=stacklevel + 1)
 
 
 def check_integer(name, value, minimum=0):
@@ -36,3 +49,20 @@ def check_number(name, value, minimum=None):
     if minimum is not None and value < minimum:
         raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
     return float(value)
+
+
+def check_dtype(dtype):
+    """`dtype` if Keras takes it as a dtype policy (`None`, `"float32"`, `"mixed_bfloat16"`, a policy),
+    else raises `OdezooError` saying what fits."""
+    import keras
+
+    try:
+        floating = "float" in keras.dtype_policies.get(dtype).variable_dtype
+    except (TypeError, ValueError):
+        floating = False
+    if not floating:
+        raise OdezooError(
+            f"`dtype` must be a float dtype or float dtype policy, e.g. 'float32', 'float64', 'bfloat16', "
+            f"'mixed_float16' (or None: the model's own). Received: dtype={dtype!r}"
+        )
+    return dtype

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odezoo._files import check_folder, write_json_atomic
+from odezoo._files import check_folder, inside, write_json_atomic
 from odezoo._native_output import captured_native_output
 from odezoo.errors import OdezooError
 from odezoo.preset_folder import asset_files
@@ -230,14 +230,17 @@ def export_preset(preset, fmt, *, output_dir="export", quantize=None, allow_flex
         model, metadata = load_resolved(resolved), resolved.metadata
         name = resolved.name
         _refuse_unexportable(name, model.task, fmt, quantize)
-        target = Path(output_dir) / name / (fmt + (f"_{quantize}" if quantize else ""))
+        fix = f"it is the `preset` entry of {resolved.folder}'s metadata.json: make it a plain name"
+        target = inside(output_dir, name, "Preset name", fix=fix) / (
+            fmt + (f"_{quantize}" if quantize else "")
+        )
         parts = model.task.export_parts(model, metadata, quantize)
         bar.total = 1 + 2 * len(parts)  # load, then convert and check each part
         bar.update()
         reports = {
             part: export_model(
                 exported,
-                target if len(parts) == 1 else target / part,
+                target if len(parts) == 1 else inside(target, part, "Export part"),
                 fmt,
                 quantize=quantize,
                 allow_flex=allow_flex,
@@ -286,15 +289,16 @@ def _copy_assets(folder, metadata, target):
     `target`; returns `{name: path of the copy}`."""
     copied = {}
     for name, source in asset_files(folder, metadata).items():
+        copy = inside(target, name, "Asset name")
         try:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target / name)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
         except OSError as error:
             raise OdezooError(
                 f"Cannot copy the preset's {name} beside the export in {target}: {error.strerror or error}. "
                 "Free some space or choose a writable --output-dir."
             ) from None
-        copied[name] = os.fspath(target / name)
+        copied[name] = os.fspath(copy)
     return copied
 
 

@@ -75,6 +75,8 @@ def hub_snapshot(repo_id, revision=None) -> Path:
             f"{error.doc[:40]!r} instead of JSON). Check HF_ENDPOINT (unset it to use huggingface.co) and "
             "any proxy or captive portal in the way."
         ) from None
+    except ValueError as error:  # a file name that would leave the cache folder (`..`, an absolute path)
+        raise OdezooError(f"Cannot download {where}: {error}".splitlines()[0]) from None
     except (httpx2.TransportError, OSError) as error:
         what = "was interrupted" if isinstance(error, httpx2.TransportError) else "failed"
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -88,7 +90,7 @@ def push_folder(folder, repo_id, *, private=False) -> str:
     """Uploads a preset folder to the Hub repo `repo_id` (created if needed); returns the commit URL."""
     import httpx2
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
     api = HfApi()
     try:
@@ -96,6 +98,11 @@ def push_folder(folder, repo_id, *, private=False) -> str:
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=os.fspath(folder), commit_message="Upload odezoo preset"
         )
+    except HFValidationError:
+        raise OdezooError(
+            f"{repo_id!r} is not a Hub repository id: write <org>/<name> (letters, digits, '-', '_', '.'), "
+            "e.g. me/lm_resnet20_fashion_mnist."
+        ) from None
     except (HfHubHTTPError, OSError, httpx2.TransportError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise OdezooError(

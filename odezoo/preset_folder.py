@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from odezoo._files import inside, json_text
 from odezoo._version import __version__
 from odezoo.errors import OdezooError
 
@@ -25,17 +26,21 @@ LEGACY_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, "rollout.png")
 
 
 def preset_files(folder):
-    """The files of `folder` that odezoo wrote (relative names), if it is an odezoo preset folder, else
-    `None`: `metadata.json` names an odezoo version, and lists them (folders written before odezoo 0.2
-    list none: then the four files of the format and a PDE preset's `rollout.png`)."""
+    """The files of `folder` that odezoo wrote, `{relative name: the sha256 it recorded, or None}`, if it
+    is an odezoo preset folder, else `None`: `metadata.json` names an odezoo version, and lists them
+    with their sha256 (folders written before odezoo 0.2 list none: then the four files of the format
+    and a PDE preset's `rollout.png`, the weights with `weights_sha256`)."""
     try:
-        metadata = json.loads((Path(folder) / METADATA_FILE).read_text())
+        metadata = json.loads((Path(folder) / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(metadata, dict) or "odezoo_version" not in metadata:
         return None
-    listed = metadata.get("files") or dict.fromkeys(LEGACY_FILES)
-    return {METADATA_FILE, *listed}
+    listed = metadata.get("files") or {
+        **dict.fromkeys(LEGACY_FILES),
+        WEIGHTS_FILE: metadata.get("weights_sha256"),
+    }
+    return {METADATA_FILE: None, **listed}
 
 
 def asset_files(folder, metadata):
@@ -100,8 +105,11 @@ def verify_folder(folder, metadata, *, weights=True, expected_sha256=None, relea
 
 
 def _check_present(folder, names):
-    """Raises naming the files of `names` that `folder` lacks."""
-    missing = [name for name in dict.fromkeys(names) if not (folder / name).is_file()]
+    """Raises naming the files of `names` that `folder` lacks, or a name that leaves `folder`."""
+    what = f"{folder / METADATA_FILE} lists the file"
+    fix = "the folder is damaged or forged: delete it and download it again"
+    paths = {name: inside(folder, name, what, reading=True, fix=fix) for name in names}
+    missing = [name for name, path in paths.items() if not path.is_file()]
     if missing:
         raise OdezooError(
             f"Preset folder {folder} is missing {', '.join(missing)}: it is incomplete. Delete it and "
@@ -131,7 +139,7 @@ def sha256_of(path) -> str:
 
 def read_json(path):
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise OdezooError(
             f"{path} is not valid JSON ({error}); the preset folder is damaged: download it again."
@@ -139,4 +147,5 @@ def read_json(path):
 
 
 def write_json(path, obj):
-    Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Writes `obj` as indented, key-sorted strict JSON (`odezoo._files.json_text`)."""
+    Path(path).write_text(json_text(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -3,8 +3,9 @@
 Each model family lists its presets in `odezoo/models/<family>/presets.json` (name -> the model
 class's name, the weights' sha256, description, data set, paper); the registry reads those files
 and nothing else, so listing presets imports no model and starts no TensorFlow. The model's config
-is the preset folder's `config.json`. `resolve` finds the folder of a name: a local folder, the copy
-bundled with odezoo, or a Hugging Face Hub snapshot. Building the model: `odezoo.pretrained`.
+is the preset folder's `config.json`. `resolve` finds the folder of a name: the copy bundled with
+odezoo or a Hugging Face Hub snapshot of a registered preset, or a local folder given as a path (a
+registered name never means a local folder). Building the model: `odezoo.pretrained`.
 """
 
 import difflib
@@ -73,11 +74,21 @@ def _registry():
 
 def list_presets(pattern: str = "*") -> list[str]:
     """Names of the registered presets matching the shell-style `pattern`, sorted."""
+    if not isinstance(pattern, str):
+        raise OdezooError(
+            "list_presets takes a shell-style name pattern (str), e.g. list_presets('*fashion_mnist'). "
+            f"Received: {pattern!r} ({type(pattern).__name__})"
+        )
     return sorted(name for name in _registry() if fnmatch.fnmatch(name, pattern))
 
 
 def get_preset(name: str) -> Preset:
     """The registered preset `name`; an unknown name raises with the closest names."""
+    if not isinstance(name, str):
+        raise OdezooError(
+            f"A preset name is a string such as 'lm_resnet20_fashion_mnist'. Received: {name!r} "
+            f"({type(name).__name__})"
+        )
     try:
         return _registry()[name]
     except KeyError:
@@ -101,6 +112,18 @@ class Resolved:
     folder: Path
     preset: Preset | None = None
     revision: str | None = None
+    ignored_folder: Path | None = None  # a local folder of the preset's name, which the name does not mean
+
+    @property
+    def note(self):
+        """What to tell the user where a local folder of the preset's name was not used, else `None`."""
+        if self.ignored_folder is None:
+            return None
+        name = self.ignored_folder.name
+        return (
+            f"{name!r} is the registered preset, so {self.folder} is used, not the folder "
+            f"{self.ignored_folder}; for that folder, name it as a path: ./{name}"
+        )
 
     @cached_property
     def metadata(self):
@@ -126,7 +149,14 @@ class Resolved:
 
 
 def resolve(name_or_path, *, revision=None) -> Resolved:
-    """The preset folder of a name, a local folder or `hf://org/repo`, downloaded if needed."""
+    """The preset folder of a name, a local folder or `hf://org/repo`, downloaded if needed.
+
+    A registered preset's name (`list_presets()`) always means that preset (its bundled copy, else the
+    Hub's), even where the working directory holds a folder of that name (`Resolved.ignored_folder`,
+    `Resolved.note`). A local folder is used where it is given as a path: a `pathlib.Path`, or text
+    with a separator or starting with `.` or `~` (`./name`, `name/`, `runs/name`, `/abs/name`); or by
+    a name that is no registered preset.
+    """
     if not isinstance(name_or_path, str | os.PathLike):
         raise OdezooError(
             "Pass a preset name (`odezoo list`), a preset folder or 'hf://<org>/<repo>'. Received: "
@@ -137,13 +167,20 @@ def resolve(name_or_path, *, revision=None) -> Resolved:
         raise OdezooError(
             "No preset given: pass a preset name (`odezoo list`), a folder or hf://<org>/<repo>."
         )
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return Resolved(path)
     if text.startswith("hf://"):
         return Resolved(hub_snapshot(text[len("hf://") :], revision), revision=revision)
-    if os.sep in text or text.startswith("."):
+    path = Path(text).expanduser()
+    as_path = not isinstance(name_or_path, str) or os.sep in text or text.startswith((".", "~"))
+    if (as_path or text not in _registry()) and path.is_dir():
+        if revision is not None:
+            raise OdezooError(
+                f"--revision / revision= picks a Hub version; {text!r} is a local folder, which has none. "
+                f"Received: revision={revision!r}. Drop the revision, or name the preset or hf://<org>/<repo>."
+            )
+        return Resolved(path.absolute())
+    if as_path:
         raise OdezooError(f"No preset folder at {text!r}: the path does not exist or is not a folder.")
-    preset = get_preset(text)
+    preset = get_preset(text)  # an unknown name raises, with the closest names
     bundled = bundled_folder(text) if revision is None else None
-    return Resolved(bundled or hub_snapshot(preset.hf_repo, revision), preset, revision)
+    ignored = path.absolute() if path.is_dir() else None
+    return Resolved(bundled or hub_snapshot(preset.hf_repo, revision), preset, revision, ignored)

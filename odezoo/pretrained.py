@@ -8,8 +8,10 @@ before the model is built.
 
 import datetime
 import importlib
+import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,13 +20,16 @@ import keras
 import numpy as np
 from keras.src.saving import saving_lib  # `objects_to_skip` is not in the public API
 
+from odezoo._files import inside, sizes
 from odezoo._version import __version__
 from odezoo.cards import model_card
-from odezoo.errors import OdezooError
+from odezoo.errors import OdezooError, check_dtype, check_integer
 from odezoo.hub import push_folder
 from odezoo.preset_folder import (
     CARD_FILE,
     CONFIG_FILE,
+    FORMAT_FILES,
+    METADATA_FILE,
     WEIGHTS_FILE,
     asset_files,
     preset_files,
@@ -65,9 +70,16 @@ class PretrainedMixin:
     # Config keys added after configs were saved without them, with the value such a config meant
     # (e.g. `{"padding": "same"}`): an old config builds the architecture it was saved with.
     LEGACY_CONFIG = {}
-    # Config keys that change what the weights compute but no weight's shape, so a changed value
-    # would load the weights silently: key -> what changes, for the refusal of such an override.
-    WEIGHT_BOUND_CONFIG = {}
+    # The config keys an override may change on loaded weights: those that leave what the weights
+    # compute as it was (the dtype, training-time noise such as dropout, inference settings). Any other
+    # key the weights were trained with is refused by `load_folder`; `num_classes` where the task puts
+    # a new head on (`Task.changes_head`). A family adds its own: `PretrainedMixin.SAFE_OVERRIDES | {...}`.
+    SAFE_OVERRIDES = frozenset({"name", "trainable", "dtype"})
+    # `(key, trained value, new value)`: single changes that also keep what the weights compute (e.g.
+    # LM-ResNet's `("scheme", "euler", "lm")`: an Euler ResNet's weights warm-start the LM scheme).
+    SAFE_CHANGES = ()
+    # `{key: what a changed value changes}`, said where such an override is refused (optional).
+    OVERRIDE_NOTES = {}
 
     @classmethod
     def task_of(cls, config):
@@ -130,7 +142,9 @@ class PretrainedMixin:
         The folder is assembled beside `directory` and moved into place only when complete. An
         existing odezoo preset folder is updated: the files its `metadata.json` lists are replaced,
         and any other file in it (a training log, notes) is kept, carried over by hard link (or a
-        copy) before the swap. Any other non-empty folder is refused.
+        copy) before the swap. A listed file whose content is no longer the one whose sha256
+        `metadata.json` records (a model card the user edited) is the user's now: saving is refused,
+        naming it, until it is moved away. Any other non-empty folder is refused.
 
         A model loaded from a preset folder (`preset_folder`) keeps what that folder carried, so the
         saved folder predicts and evaluates as the preset did:
@@ -157,11 +171,15 @@ class PretrainedMixin:
             metadata: extra `metadata.json` entries (`preset`, `description`,
                 `recipe`, `recipe_config`, `metrics`, `class_names`, ...).
             assets: `{relative name: source file}` copied into the folder (a tokenizer's
-                vocabulary, a plot); covered by the folder's sha256 list like every file.
+                vocabulary, a plot); covered by the folder's sha256 list like every file. A name
+                is a relative path inside the folder (no `..`, no absolute path, no link leading
+                out of it), neither a file of the format nor a user's file kept in the folder.
         """
+        _check_save_arguments(directory, metadata, assets)
         directory = Path(directory).expanduser().absolute()
         metadata, assets = _carried_from_preset(self, metadata, assets)
         keep = _files_to_keep(directory)
+        _check_asset_names(directory, assets, keep)
         staging = _staging_folder(directory)
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         try:
@@ -201,8 +219,9 @@ class PretrainedMixin:
             self, staging / WEIGHTS_FILE, objects_to_skip=[optimizer] if optimizer else None
         )
         for name, source in assets.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, staging / name)
+            target = inside(staging, name, "Asset name")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
         meta = {
             **metadata,
             "class_name": type(self).__name__,
@@ -249,9 +268,20 @@ class PretrainedMixin:
                 f"{self.name}.predict takes arrays, not a file name ({os.fspath(x)!r}): decode the file "
                 f"first (README, Predict), or run `odezoo predict {self.name} FILE`."
             )
+        if kwargs.get("batch_size") is not None:
+            check_integer("batch_size", kwargs["batch_size"], 1)
         if isinstance(x, list) or _numpy_inputs(x):
             x = self.check_inputs(x)
+        elif _is_dataset(x):  # its first batch: a whole pass would cost a second one
+            first = next(iter(x.take(1)), None)
+            if first is not None:
+                self.check_inputs(keras.tree.map_structure(np.asarray, _model_inputs(first)))
         return super().predict(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        if isinstance(x, list) or _numpy_inputs(x):  # checked as `predict` checks them
+            x = self.check_inputs(x)
+        return super().evaluate(x, *args, **kwargs)
 
     def __call__(self, *args, **kwargs):
         # NumPy inputs are a user's data: checked as `predict` checks them (tensors, as in training,
@@ -259,6 +289,17 @@ class PretrainedMixin:
         if args and _numpy_inputs(args[0]):
             args = (self.check_inputs(args[0]), *args[1:])
         return super().__call__(*args, **kwargs)
+
+
+def _is_dataset(x):
+    """Whether `x` is a `tf.data.Dataset` (there is none before TensorFlow is imported)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(x, tf.data.Dataset)
+
+
+def _model_inputs(element):
+    """The model inputs of a dataset element: itself, or the first of an `(x, y[, weights])` tuple."""
+    return element[0] if isinstance(element, tuple) else element
 
 
 def _numpy_inputs(x):
@@ -274,6 +315,32 @@ def _numpy_inputs(x):
 INHERITED_METADATA = ("dataset", "class_names", "equation", "direction", "degradation", "license")
 # Of those, the entries that name the labels of the preset's head: not inherited by a model with a new head.
 HEAD_METADATA = ("dataset", "class_names")
+
+
+def _check_save_arguments(directory, metadata, assets):
+    """Raises `OdezooError` before anything is written unless `directory` is a path, `metadata` a dict
+    of JSON values and `assets` a dict (the arguments of `save_pretrained`)."""
+    if not isinstance(directory, str | os.PathLike):
+        raise OdezooError(
+            f"save_pretrained takes a folder (str or Path). Received: {directory!r} "
+            f"({type(directory).__name__})"
+        )
+    examples = {"metadata": "{'class_names': ['boot']}", "assets": "{'vocab.txt': 'path/vocab.txt'}"}
+    for name, value in (("metadata", metadata), ("assets", assets)):
+        if value is not None and not isinstance(value, dict):
+            raise OdezooError(
+                f"`{name}` must be a dict, e.g. {name}={examples[name]}. Received: {value!r:.100} "
+                f"({type(value).__name__})"
+            )
+    for key, value in (metadata or {}).items():
+        try:
+            json.dumps({key: value})
+        except (TypeError, ValueError) as error:
+            raise OdezooError(
+                f"metadata[{key!r}] cannot be written to metadata.json ({error}); give JSON values: str, "
+                "int, float, bool, None, lists and dicts of them (e.g. float(x) for a NumPy number, "
+                f"x.tolist() for an array). Received: {value!r:.100}"
+            ) from None
 
 
 def _carried_from_preset(model, metadata, assets):
@@ -338,7 +405,33 @@ def _files_to_keep(directory):
             "and is not an odezoo preset folder; save_pretrained leaves such folders alone. Choose a new "
             "or empty directory."
         )
+    fix = "the folder is damaged or forged: save to another folder"
+    paths = {
+        name: inside(directory, name, f"{directory / METADATA_FILE} lists", reading=True, fix=fix)
+        for name, digest in ours.items()
+        if digest is not None
+    }
+    edited = [name for name, path in paths.items() if path.is_file() and sha256_of(path) != ours[name]]
+    if edited:
+        raise OdezooError(
+            f"{', '.join(edited)} in {directory} changed since odezoo wrote it (its sha256 is not the one "
+            f"{METADATA_FILE} records), and save_pretrained does not replace a user's file: move it out "
+            "of the folder, or save to another folder."
+        )
     return [p.relative_to(directory) for p in entries if p.relative_to(directory).as_posix() not in ours]
+
+
+def _check_asset_names(directory, assets, keep):
+    """Refuses an asset name that leaves `directory` (`inside`), names a file of the format, or a
+    user's file kept in it (`keep`), before anything is written."""
+    kept = {path.as_posix() for path in keep}
+    for name in assets:
+        relative = inside(directory, name, "Asset name").relative_to(directory).as_posix()
+        if relative in FORMAT_FILES or relative in kept:
+            whose = "a file of the preset format" if relative in FORMAT_FILES else "a file of yours there"
+            raise OdezooError(
+                f"Asset name {name!r} is {whose} ({directory / relative}); give the asset another name."
+            )
 
 
 def _carry(source, target):
@@ -361,9 +454,10 @@ def check_free_space(folder, model, what, factor=2):
     )
     free = shutil.disk_usage(folder).free
     if free < needed:
+        free_text, needed_text = sizes(free, needed)
         raise OdezooError(
-            f"Not enough disk space for {what} in {folder}: {free / 1e6:.0f} MB free, about "
-            f"{needed / 1e6:.0f} MB needed. Free some space or choose another folder; nothing was written."
+            f"Not enough disk space for {what} in {folder}: {free_text} free, about {needed_text} "
+            "needed. Free some space or choose another folder; nothing was written."
         )
 
 
@@ -384,6 +478,11 @@ def load_folder(
     `expected_sha256` (with the preset name `release`) adds the check that the folder is the one
     this release of odezoo names.
     """
+    if not isinstance(load_weights, bool):
+        raise OdezooError(
+            f"`load_weights` must be True or False. Received: load_weights={load_weights!r} "
+            f"({type(load_weights).__name__})"
+        )
     folder = Path(folder)
     metadata = read_metadata(folder) if metadata is None else metadata
     verify_folder(folder, metadata, weights=load_weights, expected_sha256=expected_sha256, release=release)
@@ -400,16 +499,10 @@ def load_folder(
         raise OdezooError(
             f"Unknown config override(s) {unknown} for {cls.__name__}; it takes {sorted(base)}."
         )
-    bound = [key for key in cls.WEIGHT_BOUND_CONFIG if key in overrides and overrides[key] != base[key]]
-    if load_weights and bound:
-        key = bound[0]
-        raise OdezooError(
-            f"The weights of preset {release or os.fspath(folder)!r} were trained with {key}={base[key]!r}; "
-            f"{key}={overrides[key]!r} computes something else with the same weights "
-            f"({cls.WEIGHT_BOUND_CONFIG[key]}). "
-            f"Load the preset without `{key}=` (it builds the {key} it was trained with), or pass "
-            "`load_weights=False` and train the model anew."
-        )
+    if "dtype" in overrides:
+        check_dtype(overrides["dtype"])
+    if load_weights:
+        _check_overrides(cls, base, overrides, release or os.fspath(folder))
     model = cls.from_config({**base, **overrides})
     model.preset_folder = folder.absolute()
     if not load_weights:
@@ -419,12 +512,46 @@ def load_folder(
     if task.changes_head(base, overrides):
         source = cls.from_config(base)
         _load_weights(source, weights, {})
-        for layer in model.layers:
-            if layer.name != task.head_layer and layer.weights:
-                layer.set_weights(source.get_layer(layer.name).get_weights())
+        try:
+            for layer in model.layers:
+                if layer.name != task.head_layer and layer.weights:
+                    layer.set_weights(source.get_layer(layer.name).get_weights())
+        except ValueError as error:  # a safe override that still changes a layer (a flattened input)
+            raise OdezooError(_misfit(model, weights, overrides, str(error))) from None
     else:
         _load_weights(model, weights, overrides)
     return model
+
+
+def _check_overrides(cls, base, overrides, preset):
+    """Refuses, in one line, an override of a setting the weights of `preset` were trained with: a key
+    of the config `base` outside `cls.SAFE_OVERRIDES` and `cls.SAFE_CHANGES` (and `num_classes` where
+    the task puts a new head on) whose value differs."""
+    task = cls.task_of(cls.complete_config({**base, **overrides})).instance()
+    safe = cls.SAFE_OVERRIDES | ({"num_classes"} if task.changes_head(base, overrides) else set())
+    for key, value in overrides.items():
+        trained = base[key]
+        if key in safe or _plain(value) == _plain(trained) or (key, trained, value) in cls.SAFE_CHANGES:
+            continue
+        note = cls.OVERRIDE_NOTES.get(key)
+        change = "changes what they compute"
+        change = f"computes something else with the same weights ({note})" if note else change
+        allowed = [*sorted(cls.SAFE_OVERRIDES), *(["num_classes (a new head)"] if task.head_layer else [])]
+        allowed += [f"{k} {old!r} -> {new!r}" for k, old, new in cls.SAFE_CHANGES]
+        raise OdezooError(
+            f"The weights of preset {preset!r} were trained with {key}={trained!r}; {key}={value!r} {change}"
+            f". Load the preset without `{key}=` (it builds the {key} it was trained with), or pass "
+            f"`load_weights=False` and train the model anew. {cls.__name__}'s weights take the overrides: "
+            f"{', '.join(allowed)}."
+        )
+
+
+def _plain(value):
+    """`value` with tuples and arrays as lists, as `config.json` holds them (`image_shape=(28, 28, 1)` is
+    no change)."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else value
 
 
 def load_preset(resolved, **kwargs):
@@ -469,16 +596,20 @@ def _load_weights(model, weights, overrides):
             problem = next((str(w.message) for w in caught if issubclass(w.category, UserWarning)), None)
         except ValueError as error:
             problem = str(error)
+    if problem and overrides:
+        raise OdezooError(_misfit(model, weights, overrides, problem))
     if problem:
-        detail = problem.splitlines()[0][:200]
-        if overrides:
-            raise OdezooError(
-                f"The weights in {weights} do not fit {type(model).__name__} with overrides {overrides!r} "
-                f"({detail}). Drop overrides that change layers; only num_classes, dtype and training "
-                "options can change."
-            )
         raise OdezooError(
             f"The weights in {weights} do not fit the {type(model).__name__} its config.json describes "
-            f"({detail}): the folder is damaged or mixes two models. Download it again, or write it anew "
-            "with `save_pretrained`."
+            f"({problem.splitlines()[0][:200]}): the folder is damaged or mixes two models. Download it "
+            "again, or write it anew with `save_pretrained`."
         )
+
+
+def _misfit(model, weights, overrides, problem):
+    """The message where the weights of a preset do not fit its model built with `overrides`."""
+    return (
+        f"The weights in {weights} do not fit {type(model).__name__} with overrides {overrides!r} "
+        f"({problem.splitlines()[0][:200]}). Drop overrides that change layers; only num_classes, dtype "
+        "and training options can change."
+    )

@@ -18,9 +18,11 @@ TPU_CONNECT_TIMEOUT = 30.0  # seconds a TPU's address has to accept a connection
 
 
 def check_strategy(name):
-    """Raises unless `name` is one of `STRATEGIES`."""
+    """Raises unless `name` is one of `STRATEGIES` (and, for `multi_worker`, `check_cluster` passes)."""
     if name not in STRATEGIES:
         raise OdezooError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+    if name == "multi_worker":
+        check_cluster()
 
 
 def make_strategy(name="auto", tpu="", *, timeout=None):
@@ -223,12 +225,18 @@ def fit_resumable(model, dataset, *, epochs, steps_per_epoch, directory, strateg
 
 
 def multi_worker_strategy():
-    """`MultiWorkerMirroredStrategy` over the cluster that the `TF_CONFIG` environment variable describes,
-    e.g. `{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}`
-    (the same cluster on every worker, each with its own index; worker 0 is the chief). Create it
-    before the worker runs any other TensorFlow op."""
+    """`MultiWorkerMirroredStrategy` over the cluster that the `TF_CONFIG` environment variable describes
+    (`check_cluster`). Create it before the worker runs any other TensorFlow op."""
     import tensorflow as tf
 
+    check_cluster()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def check_cluster():
+    """Raises unless the `TF_CONFIG` environment variable describes a multi-worker cluster, e.g.
+    `{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}`
+    (the same cluster on every worker, each with its own index; worker 0 is the chief)."""
     raw = os.environ.get("TF_CONFIG", "")
     example = (
         'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
@@ -258,7 +266,6 @@ def multi_worker_strategy():
             "cluster.worker list of host:port and task.type 'worker' (or 'chief') with task.index an "
             f"index into that list, e.g. {example}."
         )
-    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def is_multi_worker(strategy):

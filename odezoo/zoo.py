@@ -1,8 +1,9 @@
 """Loading, in one place: `odezoo.load`, the CLI and export build models here.
 
-A name resolves (`odezoo.presets.resolve`), in order, to: an existing local folder, the copy bundled
-with odezoo, the Hugging Face Hub (through its cache; see `odezoo.hub`). `Model.from_pretrained`
-loads the same way, for its own class.
+A registered preset's name resolves (`odezoo.presets.resolve`) to the copy bundled with odezoo, else
+the Hugging Face Hub (through its cache; see `odezoo.hub`), never to a local folder of that name; a
+local folder is named as a path (`./name`, `runs/name`) or by a name that is no preset.
+`Model.from_pretrained` loads the same way, for its own class.
 """
 
 import importlib
@@ -19,7 +20,8 @@ def load(name_or_path, *, expected_cls=None, revision=None, load_weights=True, *
     """Loads a preset, a local preset folder or `hf://org/repo` as the right model class.
 
     Args:
-        name_or_path: a preset name (`odezoo.list_presets()`), a folder or `"hf://<org>/<repo>"`.
+        name_or_path: a preset name (`odezoo.list_presets()`), a folder (`"./name"`, a `Path`) or
+            `"hf://<org>/<repo>"`.
         expected_cls: refuse a folder that holds another class (`from_pretrained` passes its own).
         revision: a Hub branch, tag or commit; skips the bundled copy.
         load_weights: `False` builds the architecture only.

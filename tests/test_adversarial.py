@@ -218,6 +218,31 @@ def test_clipnorm_scales_the_whole_update_to_that_global_norm(method):
         AdversarialTrainer(tiny_cnn(), method="natural", attack=Attack(0.1, 0.01), clipnorm=0)
 
 
+@pytest.mark.parametrize("method", ["natural", "pgd", "yopo", "trades_yopo"])
+def test_a_loss_scale_leaves_every_methods_update_as_it_was(method):
+    """Under `keras.optimizers.LossScaleOptimizer` (what `mixed_float16` uses) the loss is scaled by
+    2^15 and the gradients unscaled, both exact in float32: the same update as the plain optimizer,
+    clipping included (its bound scales too). A trainer that forgot to scale, or clipped the scaled
+    gradient to the unscaled bound, would update differently."""
+    x, y = batch()
+    applied = []
+    for optimizer in (
+        keras.optimizers.SGD(1.0),
+        keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0)),
+    ):
+        model = tiny_cnn(first_bias=True)
+        trainer = AdversarialTrainer(model, method=method, attack=Attack(0.1, 0.02, m=2, n=2, steps=2),
+                                     first_layer="relu1", clipnorm=0.05)  # fmt: skip
+        trainer.compile(optimizer=optimizer, run_eagerly=True)
+        before = [v.numpy() for v in model.trainable_variables]
+        tf.random.set_seed(5)
+        trainer.train_on_batch(x, y)
+        applied.append([b - v.numpy() for b, v in zip(before, model.trainable_variables)])
+    assert optimizer.scale_loss(1.0) == 2.0**15
+    for scaled, plain in zip(*reversed(applied)):
+        np.testing.assert_allclose(scaled, plain, rtol=1e-5, atol=1e-8)
+
+
 def test_every_inner_step_stays_in_the_ball_and_the_box():
     model = tiny_cnn()
     x, y = batch()
@@ -274,7 +299,7 @@ def test_pgd_and_robust_evaluation():
         (dict(eps=0.0, step=0.01, steps=1), r"eps must be in \(0, 1\]"),
         (dict(eps=2.0, step=0.01, steps=1), r"eps must be in \(0, 1\]"),
         (dict(eps=0.1, step=0.2, steps=1), r"step size must be in \(0, eps\]"),
-        (dict(eps=0.1, step=0.01, steps=0), "steps must be >= 1"),
+        (dict(eps=0.1, step=0.01, steps=0), "`steps` must be >= 1. Received: steps=0"),
     ],
 )
 def test_bad_budgets_are_refused(kwargs, message):
@@ -308,10 +333,12 @@ def _eval_sample(capsys, *flags):
 
 def test_a_naturally_trained_preset_has_near_zero_pgd20_accuracy_and_tiny_eps_changes_nothing(capsys):
     attacked = _eval_sample(capsys, "--attack", "pgd", "--steps", "20")
-    assert attacked["clean_accuracy"] > 0.9 and attacked["robust_accuracy"] < 0.05
+    assert attacked["accuracy"] > 0.9 and attacked["robust_accuracy"] < 0.05
     assert attacked["attack"].startswith("PGD-20, L-inf eps=0.1, step=0.01")
     tiny = _eval_sample(capsys, "--attack", "pgd", "--eps", "1e-9", "--step", "1e-9", "--steps", "2")
-    assert tiny["robust_accuracy"] == tiny["clean_accuracy"] == attacked["clean_accuracy"]
+    assert tiny["robust_accuracy"] == tiny["accuracy"] == attacked["accuracy"]
+    plain = _eval_sample(capsys)  # the attack adds to a plain evaluation's keys and values
+    assert {k: attacked[k] for k in plain} == plain
 
 
 def test_attack_flags_without_an_attack_and_bad_budgets_are_refused(capsys):

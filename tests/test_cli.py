@@ -71,7 +71,7 @@ def test_simulate_shows_its_progress_on_a_terminal_only(capsys, tmp_path, monkey
     code, out, err = run(capsys, *argv)
     assert code == 0 and json.loads(out)["shape"] == [2, 4, 32, 32, 1] and err == ""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # stderr is a terminal, stdout a pipe
-    code, out, err = run(capsys, *argv)
+    code, out, err = run(capsys, *argv, "--overwrite")
     assert code == 0 and json.loads(out)["shape"] == [2, 4, 32, 32, 1]  # stdout holds the JSON alone
     assert "simulate 2 heat trajectories: 100%" in err and "3/3" in err
 
@@ -82,7 +82,7 @@ def test_unreadable_image(capsys, folder, tmp_path):
     assert "Cannot read image" in fails(capsys, "predict", folder, bad)
     assert "Cannot read image" in fails(capsys, "predict", folder, tmp_path)  # a folder, not an image
     line = fails(capsys, "predict", folder, tmp_path / "missing.png")
-    assert line.endswith("missing.png; No such file or directory); give PNG, JPEG, BMP or GIF files.")
+    assert line.endswith("missing.png; No such file or directory); give PNG, JPEG, BMP, GIF or WebP files.")
     assert "{{function_node" not in line  # TensorFlow's op names stay out of the message
 
 
@@ -150,7 +150,11 @@ def test_config_file_values_of_the_wrong_type(capsys, tmp_path, settings, messag
             "depth=21",
             "`depth` must be 6n + 2 (n >= 1) for basic blocks, e.g. 20, 32, 56, 110. Received: depth=21",
         ),
-        ("scheme=LM", "`scheme` must be one of ('lm', 'euler'). Received: scheme='LM'"),
+        (
+            "scheme=LM",
+            "`scheme` must be one of ('lm', 'euler', 'heun', 'midpoint', 'rk4', 'backward_euler'). "
+            "Received: scheme='LM'",
+        ),
         ("dataset=mnist", "Unknown dataset 'mnist'"),
     ],
 )
@@ -297,5 +301,5 @@ def test_predict_takes_a_folder_of_images(capsys, folder, tmp_path):
     (tmp_path / "empty").mkdir()
     line = fails(capsys, "predict", folder, tmp_path / "empty")
     assert line == f"odezoo predict: error: The folder {tmp_path / 'empty'} holds no image files " + (
-        "(PNG, JPEG, BMP or GIF)."
+        "(PNG, JPEG, BMP, GIF or WebP)."
     )

@@ -1,5 +1,6 @@
-"""DURR recipe (issue 11): names, settings checked first, the per-level step table, and a tiny run of
-both stages that writes a loadable preset and resumes where it was stopped (slow)."""
+"""DURR recipe (issues 11, 29): names, settings checked first, the per-level step table, the policy's
+photographs apart from the unit's, and a tiny run of both stages that writes a loadable preset and
+resumes where it was stopped (slow)."""
 
 import json
 import re
@@ -10,13 +11,14 @@ import pytest
 
 import odezoo
 from odezoo import OdezooError
+from odezoo.data.restoration import photographs
 from odezoo.recipes import RECIPES
-from odezoo.recipes.durr import DEBLOCK, DENOISE, _UnitStage, train
+from odezoo.recipes.durr import DEBLOCK, DENOISE, _training_images, _UnitStage, train
 
 SMOKE = replace(
     DENOISE, features=4, depth=3, policy_features=2, policy_depth=2, patch_size=16, batch_size=4,
     steps_per_epoch=3, unit_steps=2, unit_epochs=1, policy_epochs=2, max_steps=3, replay_size=50,
-    target_update=2, limit=2, eval_levels="25,65", step_table="",
+    target_update=2, limit=2, eval_levels="25,65", step_table="", policy_every=2,
 )  # fmt: skip
 
 
@@ -39,6 +41,26 @@ def test_the_step_table_gives_each_level_its_steps():
     assert _UnitStage.steps_for(fixed, levels).tolist() == [8] * 6
 
 
+def test_the_policy_learns_on_photographs_the_unit_never_saw():
+    def digests(images):
+        return {image.tobytes() for image in images}
+
+    split = {stage: digests(ds.as_numpy_iterator()) for stage, ds in _training_images(DENOISE).items()}
+    assert len(split["unit"]) == 10 and len(split["policy"]) == 4
+    assert not split["unit"] & split["policy"]
+    assert split["unit"] | split["policy"] == digests(photographs("train", 1))
+    assert not (split["unit"] | split["policy"]) & digests(photographs("test", 1))
+    shared = _training_images(replace(DENOISE, policy_every=0))
+    assert digests(shared["unit"].as_numpy_iterator()) == digests(shared["policy"].as_numpy_iterator())
+    pytest.importorskip("sklearn")
+    apart = {  # the published policy's photographs: scikit-learn's, none of scikit-image's
+        stage: digests(ds.as_numpy_iterator())
+        for stage, ds in _training_images(replace(DENOISE, policy_data="sklearn_photos")).items()
+    }
+    assert apart["unit"] == digests(photographs("train", 1)) and len(apart["policy"]) == 2
+    assert not apart["policy"] & (apart["unit"] | digests(photographs("test", 1)))
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -50,6 +72,13 @@ def test_the_step_table_gives_each_level_its_steps():
         ({"eval_levels": "25;50"}, "`eval_levels` must be numbers separated by commas"),
         ({"epsilon_end": 1.5}, "`epsilon_end` must lie in [0, 1]. Received: epsilon_end=1.5"),
         ({"max_steps": 0}, "`max_steps` must be >= 1. Received: max_steps=0"),
+        ({"crop_scales": "1,0.5"}, "`crop_scales` must be >= 1. Received: crop_scales='1,0.5'"),
+        ({"crop_scales": "1;2"}, "`crop_scales` must be numbers >= 1 separated by commas"),
+        (
+            {"policy_every": 3},
+            "`policy_every`=3 leaves the policy no image: the training split of "
+            "skimage_photos has 2 (limit=2)",
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path, change, message):
@@ -82,3 +111,15 @@ def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
     again = odezoo.load(tmp_path / "twice" / "durr_denoise_gray")
     for a, b in zip(model.get_weights(), again.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+    policy_only = replace(SMOKE, unit_from=str(folder), unit_epochs=0, seed=1)  # another policy, same unit
+    train(policy_only, tmp_path / "policy")
+    other = odezoo.load(tmp_path / "policy" / "durr_denoise_gray_seed1")
+    for a, b in zip(model.unit.get_weights(), other.unit.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.policy.get_weights()[0], other.policy.get_weights()[0])
+    with pytest.raises(
+        OdezooError, match=re.escape(f"`unit_from` {str(folder)!r} has a unit of another shape")
+    ):
+        train(replace(policy_only, features=8), tmp_path / "misfit")
+    assert not (tmp_path / "misfit").exists()

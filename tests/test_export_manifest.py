@@ -26,12 +26,12 @@ def test_every_entry_is_of_a_published_preset_its_weights_and_a_format_its_task_
             assert all("measure" in c or "top1_agreement" in c for c in checks), key
 
 
-def test_every_published_preset_has_its_float_exports():
+def test_every_published_preset_has_every_export_its_task_takes_quantised_ones_included():
+    folders = [(name, fmt + (f"_{quantize}" if quantize else "")) for name, fmt, quantize in manifest_plan()]
     missing = [
-        f"{name}/{fmt}"
-        for name, fmt, quantize in manifest_plan()
-        if quantize is None
-        and not any(key == f"{name}/{fmt}" or key.startswith(f"{name}/{fmt}/") for key in MANIFEST)
+        f"{name}/{folder}"
+        for name, folder in folders
+        if not any(key == f"{name}/{folder}" or key.startswith(f"{name}/{folder}/") for key in MANIFEST)
     ]
     assert not missing, f"missing from export/MANIFEST.json (odezoo manifest): {missing}"
 

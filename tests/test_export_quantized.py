@@ -95,9 +95,13 @@ def test_quantized_export_is_checked_by_the_tasks_measure(folders, tmp_path, nam
     assert all(flex_ops(path) == [] for path in paths)
 
 
-def test_int8_of_a_model_with_named_inputs_calibrates_row_by_row(folders, tmp_path):
+def test_int8_of_a_model_with_named_inputs_calibrates_row_by_row(folders, tmp_path, monkeypatch):
     """The calibration data of a model with several named inputs (a dict) is sliced input by input (it
-    crashed with "unhashable type: 'slice'")."""
+    crashed with "unhashable type: 'slice'"). The task refuses int8 for its measured agreement (37.5 % on
+    the published tagger): lifted here to test the calibration itself."""
+    from odezoo.models.macaron.macaron_tasks import MacaronTextClassification
+
+    monkeypatch.setattr(MacaronTextClassification, "unexportable", {})
     report = export_preset(str(folders["bert"]), "tflite", output_dir=tmp_path, quantize="int8")
     assert report["format"] == "tflite+int8" and report["measure"] == "top1_agreement"
 

@@ -73,14 +73,14 @@ def test_pairs_and_sentences_are_encoded_as_the_fork():
     """`<cls> s1 </s> s2 </s>`, right-padded with `<pad>` = 1; segment 1 over <cls>, s1, its </s> and
     the padding, 0 over s2; the longer sentence loses its last tokens first."""
     tokenizer = tiny_tokenizer()
-    ids, firsts, truncated = encode_examples(tokenizer, [("The cat sat.", "A dog"), ("a dog",)], 12)
-    assert ids == [[5, 6, 7, 8, 12, 2, 9, 10, 2], [5, 9, 10, 2]] and firsts == [6, 4] and truncated == 0
+    ids, firsts, lengths = encode_examples(tokenizer, [("The cat sat.", "A dog"), ("a dog",)], 12)
+    assert ids == [[5, 6, 7, 8, 12, 2, 9, 10, 2], [5, 9, 10, 2]] and firsts == [6, 4] and lengths == [9, 4]
     inputs = pack_inputs(ids, firsts)
     np.testing.assert_array_equal(inputs["token_ids"][1], [5, 9, 10, 2, 1, 1, 1, 1, 1])
     np.testing.assert_array_equal(inputs["segment_ids"], [[1] * 6 + [0] * 3, [1] * 9])
     np.testing.assert_array_equal(inputs["padding_mask"][1], [1] * 4 + [0] * 5)
-    ids, firsts, truncated = encode_examples(tokenizer, [("the cat sat the cat", "a dog ran")], 8)
-    assert ids == [[5, 6, 7, 8, 2, 9, 10, 2]] and firsts == [5] and truncated == 1  # 5 + 3 words -> 3 + 2
+    ids, firsts, lengths = encode_examples(tokenizer, [("the cat sat the cat", "a dog ran")], 8)
+    assert ids == [[5, 6, 7, 8, 2, 9, 10, 2]] and firsts == [5] and lengths == [11]  # 5 + 3 words -> 3 + 2
     with pytest.raises(OdezooError, match="BERT dictionary holds"):
         encode_examples(MacaronTokenizer(Dictionary(WORDS)), [("a",)], 8)
 

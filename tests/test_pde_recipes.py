@@ -117,9 +117,8 @@ def test_simulate_command_writes_trajectories(tmp_path, capsys):
     assert (
         cli.main(["simulate", "heat", "--n", "1", "--steps", "1", "--seed", "7", "--out", str(tmp_path)]) == 2
     )
-    assert "does not hold trajectories; odezoo leaves it alone" in capsys.readouterr().err
+    assert f"Output {tmp_path / 'heat_seed7.npz'} exists; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "heat_seed7.npz").read_text() == "my own notes"
-    assert cli.main(["simulate", "heat", "--n", "2", "--steps", "3", "--out", str(tmp_path)]) == 0  # replaces
 
 
 def test_pde_export_is_float32_and_close_to_the_float64_model(tmp_path):

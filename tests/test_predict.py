@@ -187,6 +187,6 @@ def test_restoration_takes_a_folder_of_images(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["C.png", "a.png", "b.png"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(
-        OdezooError, match=r"^The folder .*empty holds no image files \(PNG, JPEG, BMP or GIF\)\.$"
+        OdezooError, match=r"^The folder .*empty holds no image files \(PNG, JPEG, BMP, GIF or WebP\)\.$"
     ):
         task.predict(model, {}, [str(tmp_path / "empty")], out=str(tmp_path / "out"))

@@ -263,7 +263,7 @@ def test_info_reports_a_damaged_preset(capsys, folder):
 
 
 def test_layout_changing_override(folder):
-    with pytest.raises(OdezooError, match="do not fit LMResNet with overrides"):
+    with pytest.raises(OdezooError, match="were trained with depth=8; depth=14 changes what they compute"):
         LMResNet.from_pretrained(folder, depth=14)
 
 
@@ -286,7 +286,8 @@ def test_a_folder_saved_before_padding_existed_keeps_its_padding(tmp_path):
         "what configs saved without a `padding` key mean) pads a stride-2 convolution of an even-sized "
         "input 0 pixels before and 1 after, which shifts its windows by one pixel). Load the preset without "
         "`padding=` (it builds the padding it was trained with), or pass `load_weights=False` and train the "
-        "model anew."
+        "model anew. LMResNet's weights take the overrides: dtype, image_shape, name, trainable, num_classes "
+        "(a new head), scheme 'euler' -> 'lm'."
     )
     with pytest.raises(OdezooError) as error:
         LMResNet.from_pretrained(folder, padding="symmetric")

@@ -65,16 +65,13 @@ def test_every_family_runs_by_default():
     assert DEFAULT <= set(odezoo.list_presets())
 
 
-def _tensors(model, x):
-    """Sample inputs as tensors (a model's NumPy inputs are checked as a user's data; these are not),
-    by input name where the model has several (a translation model's sample is a list)."""
-    if isinstance(x, list | tuple):
-        x = {t.name: v for t, v in zip(model.inputs, x, strict=True)}
+def _tensors(x):
+    """Sample inputs as tensors (a model's NumPy inputs are checked as a user's data; these are not)."""
     return keras.tree.map_structure(tf.convert_to_tensor, x)
 
 
 def _outputs(model, sample):
-    return [np.asarray(y) for y in keras.tree.flatten(model(_tensors(model, sample), training=False))]
+    return [np.asarray(y) for y in keras.tree.flatten(model(_tensors(sample), training=False))]
 
 
 def _fine_tune(name, model, metadata):
@@ -99,7 +96,7 @@ def _fine_tune(name, model, metadata):
         first = keras.tree.flatten(x)[0]
         y = first if task.name == "masked_lm" else rng.integers(4, model.vocabulary_size, first.shape)
         model.compile(optimizer, sparse)
-        model.fit(_tensors(model, x), y, batch_size=4, epochs=1, verbose=0)  # two steps
+        model.fit(_tensors(x), y, batch_size=4, epochs=1, verbose=0)  # two steps
         return model, None
     return model, None  # PDE-Net (BFGS recipe), DURR (two-stage recipe): no training
 

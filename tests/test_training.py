@@ -278,17 +278,14 @@ def test_minimize_says_why_it_stopped(method, stop):
 
 def test_metrics_json_is_replaced_atomically(tmp_path, monkeypatch):
     """A write that fails half-way (a full disk) leaves the previous metrics.json whole."""
-    import types
-
     import odezoo._files as files
     from odezoo.recipes._common import finish_run
 
-    def failing_dump(obj, f, **kwargs):
-        f.write('{"test_accuracy": 0.')
+    def failing_fsync(fd):  # the data were written, the disk could not hold them
         raise OSError(28, "No space left on device")
 
     (tmp_path / "metrics.json").write_text('{"test_accuracy": 0.5}\n')
-    monkeypatch.setattr(files, "json", types.SimpleNamespace(dump=failing_dump))
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
     model = LMResNet(depth=8, width=2, num_classes=10, image_shape=(28, 28, 1))
     with pytest.raises(OSError, match="No space left"):
         finish_run(tmp_path, model, SMOKE, summary={"test_accuracy": 0.9}, history=[], metadata={})

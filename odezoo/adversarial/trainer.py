@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import keras
 
-from odezoo.adversarial.attacks import check_budget, cross_entropy, pgd, project
-from odezoo.errors import OdezooError
+from odezoo.adversarial.attacks import check_budget, check_examples, cross_entropy, pgd, project
+from odezoo.errors import OdezooError, check_integer, check_number
 
 METHODS = ("natural", "pgd", "free", "yopo", "trades", "trades_yopo")
 FIRST_LAYER_RULES = ("paper", "official", "official_torch2")
@@ -72,8 +72,8 @@ class Attack:
 
     def __post_init__(self):
         check_budget(self.eps, self.step, self.steps)
-        if self.m < 1 or self.n < 0:
-            raise OdezooError(f"YOPO needs m >= 1 and n >= 0. Received: m={self.m}, n={self.n}")
+        check_integer("m", self.m, 1)
+        check_integer("n", self.n, 0)
 
 
 class AdversarialTrainer(keras.Model):
@@ -126,6 +126,11 @@ class AdversarialTrainer(keras.Model):
         super().__init__(**kwargs)
         if method not in METHODS:
             raise OdezooError(f"Unknown method {method!r}; choose one of {METHODS}.")
+        if not isinstance(model, keras.Model):
+            raise OdezooError(
+                f"`model` must be a keras.Model, e.g. odezoo.load({model!r}) for a preset name. "
+                f"Received: {model!r} ({type(model).__name__})"
+            )
         if len(model.inputs) != 1:
             raise OdezooError(
                 f"Adversarial training needs a model with one input (the images); {model.name} has "
@@ -143,15 +148,31 @@ class AdversarialTrainer(keras.Model):
         if clipnorm is not None and not clipnorm > 0:
             raise OdezooError(f"clipnorm must be > 0 (or None: no clipping). Received: {clipnorm!r}")
         self.clipnorm = clipnorm
-        self.model, self.method, self.attack, self.beta = model, method, attack, float(beta)
+        if method != "natural" and not isinstance(attack, Attack):
+            raise OdezooError(
+                f"Method {method!r} needs `attack`, an odezoo.Attack, e.g. Attack(eps=8/255, step=2/255). "
+                f"Received: attack={attack!r} ({type(attack).__name__})"
+            )
+        beta = check_number("beta", beta, 0)
+        self.model, self.method, self.attack, self.beta = model, method, attack, beta
         self.first_layer_rule = first_layer_rule
         self.first, self.rest = split_model(model, first_layer) if first_layer else (None, None)
         self.calls = {"full": 0, "first": 0}  # gradient passes, counted when run eagerly
         self.built = True  # its variables are the (built) wrapped model's
 
+    def _scaled(self, loss):
+        """The loss whose gradients a step applies: per replica (`_per_replica`), times the optimizer's
+        loss scale (`keras.optimizers.LossScaleOptimizer` under `mixed_float16`, which unscales the
+        gradients and skips a step whose gradients overflowed; 1 otherwise). YOPO's costate `p` comes
+        from this loss, so its Hamiltonian gradients carry the same scale, and the attacks' sign steps
+        do not see it."""
+        optimizer = getattr(self, "optimizer", None)  # none before `compile` (the adversary alone)
+        return _per_replica(loss) if optimizer is None else optimizer.scale_loss(_per_replica(loss))
+
     def _apply(self, grads, variables):
         """One optimizer step; with `clipnorm`, the gradient summed over the replicas is first scaled
-        to global norm <= clipnorm (Keras' own `global_clipnorm` would clip each replica's part)."""
+        to global norm <= clipnorm (Keras' own `global_clipnorm` would clip each replica's part; under a
+        loss scale s the bound is s * clipnorm, the same bound on the unscaled gradient)."""
         import tensorflow as tf
 
         if self.clipnorm:
@@ -159,12 +180,32 @@ class AdversarialTrainer(keras.Model):
             total = grads
             if replicas > 1:
                 total = tf.distribute.get_replica_context().all_reduce("SUM", grads)
-            clipped, _ = tf.clip_by_global_norm(total, self.clipnorm)
+            bound = self.clipnorm * tf.cast(self.optimizer.scale_loss(1.0), tf.float32)
+            clipped, _ = tf.clip_by_global_norm(total, bound)
             grads = [g / replicas for g in clipped]  # the optimizer sums the replicas' shares again
         self.optimizer.apply_gradients(zip(grads, variables))
 
     def call(self, x, training=False):
         return self.model(x, training=training)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' `fit`, after `check_examples` on the data: on the whole of `x` and `y` where they are
+        arrays, on the first batch where `x` is a `tf.data.Dataset` of `(images, labels)`."""
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            first = next(iter(x.take(1)), None)
+            if first is None:
+                raise OdezooError("fit received an empty dataset (no batch); give one that holds examples.")
+            if not isinstance(first, tuple) or len(first) < 2:
+                raise OdezooError(
+                    "fit takes a dataset of (images, labels) batches; its first element is "
+                    f"{type(first).__name__}."
+                )
+            check_examples(self.model, first[0], first[1])
+        elif y is not None:
+            x, y = check_examples(self.model, x, y)
+        return super().fit(x, y, *args, **kwargs)
 
     def train_step(self, data):
         import tensorflow as tf
@@ -188,7 +229,7 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             loss = cross_entropy(y, logits)
-            scaled = _per_replica(loss)
+            scaled = self._scaled(loss)
         self.calls["full"] += 1
         self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits
@@ -202,7 +243,7 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             logits = self.model(adv, training=True)
             loss = cross_entropy(y, logits) + cross_entropy(y, self.model(x, training=True))
-            scaled = _per_replica(loss)
+            scaled = self._scaled(loss)
         self.calls["full"] += a.steps + 1
         self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits
@@ -218,7 +259,7 @@ class AdversarialTrainer(keras.Model):
                 tape.watch(eta)
                 logits = self.model(x + eta, training=True)
                 loss = cross_entropy(y, logits)
-                scaled = _per_replica(loss)
+                scaled = self._scaled(loss)
             *grads, grad_eta = tape.gradient(scaled, [*variables, eta])
             self._apply(grads, variables)
             eta = project(x, eta + a.eps * tf.sign(grad_eta), a.eps)
@@ -243,7 +284,7 @@ class AdversarialTrainer(keras.Model):
                 z = self.first(x + eta, training=True)
                 logits = self.rest(z, training=True)
                 loss = cross_entropy(y, logits)
-                scaled = _per_replica(loss)
+                scaled = self._scaled(loss)
             *grads, dz = tape.gradient(scaled, [*rest_vars, *(first_vars if full_first else []), z])
             self.calls["full"] += 1
             rest_grads = _add(rest_grads, grads[: len(rest_vars)])
@@ -297,7 +338,7 @@ class AdversarialTrainer(keras.Model):
         if self.clean_weight:  # + clean_weight CE(clean), one more full pass
             with tf.GradientTape() as tape:
                 clean = self.clean_weight * cross_entropy(y, self.model(x, training=True))
-                scaled = _per_replica(clean)
+                scaled = self._scaled(clean)
             grads = _add(grads, tape.gradient(scaled, variables))
             self.calls["full"] += 1
         self._apply(grads, variables)
@@ -336,7 +377,7 @@ class AdversarialTrainer(keras.Model):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, adv, y)
-            scaled = _per_replica(loss)
+            scaled = self._scaled(loss)
         self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits
 
@@ -358,6 +399,6 @@ class AdversarialTrainer(keras.Model):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, logits = self._trades_loss(x, x + eta, y)
-            scaled = _per_replica(loss)
+            scaled = self._scaled(loss)
         self._apply(tape.gradient(scaled, variables), variables)
         return loss, logits

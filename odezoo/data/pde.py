@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from odezoo._files import atomic_write, check_folder
+from odezoo._files import atomic_write, check_folder, check_output
 from odezoo.errors import OdezooError, check_integer
 
 TWO_PI = 2 * math.pi
@@ -42,22 +42,20 @@ class Trajectories:
         )
 
 
-def write_trajectories(trajectories, folder, name):
-    """Writes `trajectories` as `folder/name` atomically and returns the path. An existing file there is
-    replaced only if it holds trajectories (an earlier `odezoo simulate`); anything else is refused."""
+def trajectories_path(folder, name, *, overwrite=False):
+    """`folder/name`, checked before a simulation: an existing file there is refused unless `overwrite`
+    (`odezoo simulate --overwrite`)."""
     folder = Path(folder)
     check_folder(folder, "--out")
-    path = folder / name
-    if path.exists():
-        try:
-            load_trajectories(path)
-        except OdezooError:
-            raise OdezooError(
-                f"{path} exists and does not hold trajectories; odezoo leaves it alone. Choose another "
-                "--out or --seed."
-            ) from None
+    check_output(folder / name, overwrite, "Output", "trajectories file")
+    return folder / name
+
+
+def write_trajectories(trajectories, path):
+    """Writes `trajectories` to `path` (`trajectories_path`) atomically and returns the path."""
+    path = Path(path)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "wb") as f:
             trajectories.save(f)
     except OSError as error:
@@ -70,7 +68,10 @@ def write_trajectories(trajectories, folder, name):
 def load_trajectories(path):
     """Reads a file written by `Trajectories.save` (or `odezoo simulate`)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"a bare {type(data).__name__}, not an .npz archive")
+        with data:
             return Trajectories(
                 str(data["equation"]),
                 data["u"],
@@ -533,7 +534,13 @@ def simulate(equation, *, batch=None, steps=1, seed=0, noise=None, start_time=No
     level = _level("noise", eq.noise if noise is None else noise)
     start = _level("start_time", eq.start_time if start_time is None else start_time)
     rng = np.random.default_rng(seed)
-    u = _initial(eq, rng, batch)
+    try:
+        u = _initial(eq, rng, batch)
+    except MemoryError as error:
+        raise OdezooError(
+            f"{batch} {eq.name} trajectories do not fit in memory ({error}); simulate fewer, e.g. in "
+            f"several runs with different seeds. Received: batch={batch}"
+        ) from None
     t0 = np.where(np.arange(batch) < batch // 2, start, 0.0) if start > 0 else np.zeros(batch)
     started = t0 > 0
     head_start = max(1, round(start / eq.dt)) if started.any() else 0

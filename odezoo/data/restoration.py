@@ -9,8 +9,10 @@ Clean images (`clean_images`), float32 in [0, 1]:
 - `"skimage_photos"`: the natural photographs bundled with scikit-image (no download), split into
   train and test by image (`PHOTOS`, our fixed choice: the test split holds the classic cameraman,
   astronaut, cat, coins and text images);
+- `"sklearn_photos"`: the two sample photographs bundled with scikit-learn (china, flower; no
+  download), whatever the split: images of other kinds and another source than scikit-image's;
 - `"div2k"`: the high-resolution images of TensorFlow Datasets' `div2k` (train, validation = test);
-- a folder of PNG/JPEG/BMP/GIF files (all of them, whatever the split);
+- a folder of image files (`IMAGE_SUFFIXES`: all of them, whatever the split);
 - an image-classification data set of `odezoo.data.images` (`fashion_mnist`, `cifar10`, ...).
 Every image is converted to the channels asked for: grey to colour by repeating, colour to grey
 by luminance (`tf.image.rgb_to_grayscale`).
@@ -23,6 +25,7 @@ import numpy as np
 from odezoo.errors import OdezooError
 
 SKIMAGE_PHOTOS = "skimage_photos"
+SKLEARN_PHOTOS = "sklearn_photos"
 DIV2K = "div2k"
 # Natural photographs of `skimage.data` that load offline, by split; synthetic images (checkerboard,
 # logo, ...) and near-duplicates (`cat` is `chelsea`, the right view of `stereo_motorcycle`) are left out.
@@ -33,7 +36,6 @@ PHOTOS = {
     ),
     "test": ("astronaut", "camera", "chelsea", "coins", "text"),
 }  # fmt: skip
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def add_noise(images, sigma, seed):
@@ -102,9 +104,21 @@ def photographs(split, channels):
     return images
 
 
+def sklearn_photographs(channels):
+    """scikit-learn's sample photographs (`load_sample_images`), as a list of float32 images in [0, 1]."""
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError:
+        raise OdezooError(f"{SKLEARN_PHOTOS} needs scikit-learn: `pip install scikit-learn`.") from None
+    return [
+        np.asarray(to_channels(image.astype("float32") / 255.0, channels))
+        for image in load_sample_images().images
+    ]
+
+
 def folder_images(folder, channels):
     """The image files of `folder` (sorted by name), as a list of float32 images in [0, 1]."""
-    from odezoo.data.images import read_image
+    from odezoo.data.images import IMAGE_SUFFIXES, read_image
 
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
@@ -131,16 +145,18 @@ def clean_images(dataset, split="test", *, channels, limit=0, data_dir=None, dow
 
         ds, count = tfds_split(DIV2K, "validation" if split == "test" else split, data_dir, download)
         ds = ds.map(lambda _, hr: to_channels(tf.cast(hr, tf.float32) / 255.0, channels))
-    elif dataset == SKIMAGE_PHOTOS or Path(dataset).is_dir():
+    elif dataset in (SKIMAGE_PHOTOS, SKLEARN_PHOTOS) or Path(dataset).is_dir():
         images = (
-            photographs(split, channels) if dataset == SKIMAGE_PHOTOS else folder_images(dataset, channels)
-        )
+            photographs(split, channels) if dataset == SKIMAGE_PHOTOS
+            else sklearn_photographs(channels) if dataset == SKLEARN_PHOTOS
+            else folder_images(dataset, channels)
+        )  # fmt: skip
         spec = tf.TensorSpec((None, None, channels), tf.float32)
         ds, count = tf.data.Dataset.from_generator(lambda: iter(images), output_signature=spec), len(images)
     else:
         raise OdezooError(
-            f"Unknown restoration data {dataset!r}: give {SKIMAGE_PHOTOS!r}, {DIV2K!r}, a folder of images, "
-            f"or one of {sorted(DATASETS)}."
+            f"Unknown restoration data {dataset!r}: give {SKIMAGE_PHOTOS!r}, {DIV2K!r}, {SKLEARN_PHOTOS!r}, "
+            f"a folder of images, or one of {sorted(DATASETS)}."
         )
     if limit:
         ds, count = ds.take(limit), min(limit, count)
@@ -148,13 +164,15 @@ def clean_images(dataset, split="test", *, channels, limit=0, data_dir=None, dow
 
 
 def training_patches(
-    images, *, patch_size=40, batch_size=32, sigma=None, quality=None, patches_per_image=8, seed=0
-):
+    images, *, patch_size=40, batch_size=32, sigma=None, quality=None, patches_per_image=8, seed=0,
+    scales=(1.0,),
+):  # fmt: skip
     """An endless pipeline of `(degraded, clean, level)` batches for training a restorer.
 
     Each image of `images` (a dataset of clean images, e.g. `clean_images(...)[0]`; those smaller than
-    `patch_size` are skipped) gives `patches_per_image` random `patch_size` crops, each under a random
-    one of the 8 symmetries of the square (flips and quarter turns) and degraded at its own level,
+    `patch_size` are skipped) gives `patches_per_image` random crops of `patch_size` times a random one
+    of `scales` (>= 1; capped by the image's size), shrunk to `patch_size` (area averaging), each under
+    a random one of the 8 symmetries of the square (flips and quarter turns) and degraded at its own level,
     drawn uniformly from the range `sigma=(low, high)` (noise, 0..255 scale) or from the integers
     `quality=(low, high)` (JPEG); `level` is that sigma or quality. The stream is shuffled and
     reproducible by `seed`.
@@ -174,10 +192,16 @@ def training_patches(
         raise OdezooError(
             f"`{kind}` must be a range (low, high) with low <= high. Received: {kind}={levels!r}"
         )
+    if not scales or min(scales) < 1:
+        raise OdezooError(f"`scales` must be crop scales >= 1. Received: scales={scales!r}")
+    sizes = tf.constant([round(patch_size * s) for s in scales], tf.int32)
 
     def patch(index, image):
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), index]), 4)
-        crop = tf.image.stateless_random_crop(image, (patch_size, patch_size, image.shape[-1]), seeds[0])
+        pick = tf.random.stateless_uniform((), seeds[0][::-1], 0, len(scales), tf.int32)
+        size = tf.minimum(sizes[pick], tf.reduce_min(tf.shape(image)[:2]))
+        crop = tf.image.stateless_random_crop(image, tf.stack([size, size, image.shape[-1]]), seeds[0])
+        crop = tf.image.resize(crop, (patch_size, patch_size), "area")
         turn = tf.random.stateless_uniform((), seeds[1], 0, 8, tf.int32)
         crop = tf.image.rot90(crop, turn % 4)
         crop = tf.cond(turn >= 4, lambda: tf.image.flip_left_right(crop), lambda: crop)

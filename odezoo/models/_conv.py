@@ -28,16 +28,25 @@ def conv(x, filters, kernel_size, stride, *, padding, name, dtype):
     `ZeroPadding2D` layer (`name + "_pad"`) and no padding of its own. `padding="same"` is Keras' `"same"`
     throughout (the layout of presets saved before `padding` existed).
     """
+    for layer in conv_layers(filters, kernel_size, stride, padding=padding, name=name, dtype=dtype):
+        x = layer(x)
+    return x
+
+
+def conv_layers(filters, kernel_size, stride, *, padding, name, dtype):
+    """The layers of `conv`, in order and not yet called (for a convolution applied more than once)."""
     explicit = padding == "symmetric" and stride != 1 and kernel_size > 1
-    if explicit:
-        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad", dtype=dtype)(x)
-    return layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=stride,
-        padding="valid" if explicit else "same",
-        use_bias=False,
-        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
-        name=name,
-        dtype=dtype,
-    )(x)
+    pad = [layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad", dtype=dtype)] if explicit else []
+    return [
+        *pad,
+        layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=stride,
+            padding="valid" if explicit else "same",
+            use_bias=False,
+            kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+            name=name,
+            dtype=dtype,
+        ),
+    ]

@@ -1,6 +1,7 @@
 """The run layer every recipe shares: the run settings (`RunConfig` and its two extensions) and their
-typing from `odezoo train --set/--config`, the checks of settings, the start of a run (settings
-checked, then the settings guard; `start_image_run` for image classifiers), the `odezoo train`
+typing from `odezoo train --set/--config`, the checks of settings, the start of a run (`start_run`:
+settings checked, the settings guard, what the run prepares, and only then the run folder;
+`start_image_run` for image classifiers), the `odezoo train`
 command that reproduces a config, and the end of a run (the preset folder and an atomic
 `metrics.json`). Checkpoints and schedules: `odezoo.training`.
 """
@@ -9,6 +10,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -65,6 +67,11 @@ class RunConfig:
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise OdezooError(
                 f"Unknown setting {key!r} for recipe {recipe!r}.{hint} Settings: {', '.join(names)}."
+            )
+        if key == "preset" and not (value == "" or re.fullmatch(r"\w[\w.-]*", str(value), re.ASCII)):
+            raise OdezooError(
+                "`preset` names the folder written in the work directory: letters, digits, '_', '-', '.', "
+                f"not starting with '.' or '-' (e.g. preset=my_model). Received: preset={value!r}"
             )
         kind = type(getattr(self, key))
         if not isinstance(value, str) or kind is str:  # from a JSON --config: its type must fit as it is
@@ -130,14 +137,17 @@ def check_positive(config, *names, minimum=1):
             raise OdezooError(f"`{name}` must be >= {minimum}. Received: {name}={value!r}")
 
 
-def start_run(workdir, config):
-    """Checks `config` (its `validate()`, then `check_settings`), then takes the workdir's lock, creates
-    it and writes `config.json`.
+def start_run(workdir, config, prepare=None):
+    """Starts every run, in this order: checks `config` (its `validate()`, then `check_settings`) and the
+    workdir, seeds Keras with `config.seed`, calls `prepare()` (what else may refuse the run: the strategy,
+    the data the settings select, the model), and only then takes the workdir's lock, creates it and
+    writes `config.json`. Returns `(workdir, what prepare returned)`: where anything before raises,
+    nothing is written.
 
     A workdir whose checkpoints come from a run with other settings (only `RESUMABLE_CHANGES` and the
     Config's `RESUMABLE` may differ) is refused, since resuming would silently mix the two, and so is a
-    workdir another training is using; nothing is written before these checks pass. A changed `epochs` is said
-    out loud: the learning-rate schedule is rebuilt for the new count.
+    workdir another training is using. A changed `epochs` is said out loud: the learning-rate schedule
+    is rebuilt for the new count.
     """
     config.validate()
     check_settings(config)
@@ -174,6 +184,8 @@ def start_run(workdir, config):
                 "new schedule's rate for that step.",
                 file=sys.stderr,
             )
+    keras.utils.set_random_seed(config.seed)
+    prepared = prepare() if prepare else None
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         _lock(workdir)
@@ -183,36 +195,61 @@ def start_run(workdir, config):
             f"Cannot use {workdir} as the run's workdir: {error.strerror or error}"
             f"{f' ({error.filename})' if error.filename else ''}. Choose a writable folder with free space."
         ) from None
-    return workdir
+    return workdir, prepared
 
 
 def start_image_run(config, workdir, *, holdout=0):
-    """What every image-classification run starts with: seed, `workdir/config.json` (see
-    `start_run`), the augmented training pipeline (without the last `holdout` training examples)
-    and the strategy. Returns `(workdir, dataset spec, train dataset, steps per epoch, strategy)`."""
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
-    # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
-    strategy = make_strategy(config.strategy, config.tpu)
-    train_ds, count = image_dataset(
-        config.dataset,
-        "train",
-        batch_size=config.batch_size,
-        training=True,
-        limit=config.limit,
-        seed=config.seed,
-        data_dir=config.data_dir or None,
-        holdout=holdout,
-    )
-    return workdir, get_dataset(config.dataset), train_ds, count // config.batch_size, strategy
+    """What every image-classification run starts with (`start_run`): the strategy, the augmented training
+    pipeline (without the last `holdout` training examples), refused where it makes no full batch, then
+    `workdir/config.json`. Returns `(workdir, dataset spec, train dataset, steps per epoch, strategy)`."""
+
+    def prepare():
+        # before any TensorFlow op: MultiWorkerMirroredStrategy configures the runtime at startup
+        strategy = make_strategy(config.strategy, config.tpu)
+        train_ds, count = image_dataset(
+            config.dataset,
+            "train",
+            batch_size=config.batch_size,
+            training=True,
+            limit=config.limit,
+            seed=config.seed,
+            data_dir=config.data_dir or None,
+            holdout=holdout,
+        )
+        if count < config.batch_size:  # the training pipeline drops a partial last batch
+            why = ", ".join(
+                [f"limit={config.limit}"] * bool(config.limit) + [f"{holdout} held out"] * bool(holdout)
+            )
+            raise OdezooError(
+                f"{count} training examples{f' ({why})' if why else ''} make no full batch of batch_size="
+                f"{config.batch_size}, so the run would train 0 steps. Train on at least {config.batch_size} "
+                "(raise `limit`, 0: all, or hold out fewer), or lower `batch_size`."
+            )
+        return strategy, train_ds, count // config.batch_size
+
+    workdir, (strategy, train_ds, steps) = start_run(workdir, config, prepare)
+    return workdir, get_dataset(config.dataset), train_ds, steps, strategy
+
+
+# Settings that are shares in [0, 1), checked wherever a recipe has one.
+FRACTIONS = (
+    "momentum", "dropout", "attention_dropout", "activation_dropout", "death_rate", "label_smoothing"
+)  # fmt: skip
 
 
 def check_settings(config):
-    """The checks every recipe's settings share: numbers are finite, a learning rate is positive, a
-    strategy is one `make_strategy` knows."""
+    """The checks every recipe's settings share: numbers are finite, a seed is one Keras takes, the
+    `FRACTIONS` lie in [0, 1), a learning rate is positive, a strategy is one `make_strategy` knows (and
+    `multi_worker`'s `TF_CONFIG` describes a cluster)."""
     for name, value in config.settings().items():
         if isinstance(value, float) and not math.isfinite(value):
             raise OdezooError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    if not 0 <= config.seed < 2**32:
+        raise OdezooError(f"`seed` must be in 0 .. 2**32 - 1. Received: seed={config.seed!r}")
+    for name in FRACTIONS:
+        value = getattr(config, name, 0.0)
+        if not 0 <= value < 1:
+            raise OdezooError(f"`{name}` must lie in [0, 1). Received: {name}={value!r}")
     if getattr(config, "learning_rate", 1) <= 0:
         raise OdezooError(f"`learning_rate` must be > 0. Received: learning_rate={config.learning_rate!r}")
     check_strategy(getattr(config, "strategy", "auto"))

@@ -27,7 +27,7 @@ import keras
 
 from odezoo.adversarial import METHODS, AdversarialTrainer, Attack, check_first_layer_rule
 from odezoo.data.images import get_dataset
-from odezoo.errors import OdezooError
+from odezoo.errors import OdezooError, warn
 from odezoo.models.convnets import build_classifier, check_architecture_name
 from odezoo.recipes._common import (
     ImageRunConfig,
@@ -47,7 +47,7 @@ from odezoo.training import fit_resumable, learning_rate_schedule
 @dataclass(frozen=True, kw_only=True)
 class Config(ImageRunConfig):
     """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: examples
-    per split; `dtype=mixed_bfloat16` trains in mixed precision)."""
+    per split; `dtype=mixed_bfloat16` or `mixed_float16` trains in mixed precision)."""
 
     dataset: str = "fashion_mnist"
     architecture: str = "small_cnn"
@@ -103,13 +103,18 @@ class Config(ImageRunConfig):
         get_dataset(self.dataset)
         self.attack()
         check_first_layer_rule(self.first_layer_rule, self.method)
-        self.milestone_epochs()
         check_positive(self, "epochs", "batch_size")
         check_positive(self, "limit", "weight_decay", "beta", "warmup_epochs", "clipnorm", minimum=0)
-        if self.dtype == "mixed_float16":
-            raise OdezooError(
-                "dtype='mixed_float16' needs a scaled loss, and the adversarial trainer applies its "
-                "gradients unscaled; use dtype='mixed_bfloat16' (no loss scale needed)."
+        beyond = [m for m in self.milestone_epochs() if m >= self.epochs]
+        if beyond:
+            warn(
+                f"milestones {beyond} are not before the last epoch ({self.epochs}): the learning rate "
+                "never drops there."
+            )
+        if self.warmup_epochs >= self.epochs:
+            warn(
+                f"warmup_epochs={self.warmup_epochs:g} is not shorter than the run (epochs={self.epochs}): "
+                "the learning rate never reaches its peak."
             )
 
 
@@ -236,7 +241,7 @@ def train(config, workdir, *, callbacks=()):
         model,
         config,
         summary={
-            "clean_accuracy": result["clean_accuracy"],
+            "clean_accuracy": result["accuracy"],
             "robust_accuracy": result["robust_accuracy"],
             "attack": result["attack"],
             "train_seconds": seconds,
@@ -249,7 +254,7 @@ def train(config, workdir, *, callbacks=()):
             "class_names": list(spec.class_names),
             "train_seconds": seconds,
             "metrics": [
-                test_metric(config, result, "accuracy", command, key="clean_accuracy"),
+                test_metric(config, result, "accuracy", command),
                 test_metric(config, result, "robust_accuracy", command, attack=result["attack"]),
             ],
         },

@@ -4,24 +4,35 @@
 The paper's training details are NOT FOUND (docs/papers.md#durr-paper); every choice below is ours, following
 what two secondary summaries report:
 
-- Stage 1 (`unit_epochs`): the unit alone on random patches of the training photographs, each
-  degraded at its own level drawn from [`level_low`, `level_high`] (sigma on the 0..255 scale, or
-  JPEG quality), unfolded `unit_steps` times, or per level by `step_table` (the "refined policy":
+- The photographs of the training split are divided by `policy_every` = k: the k-th, 2k-th, ... are
+  the policy's, the others the unit's (issue 29: the policy learns where the unit is as good as on new
+  images, not on the unit's own training images); k = 0 gives both stages all of them. With
+  `policy_data` (a data set of `clean_images`, its training split) the policy learns on those images
+  and the unit on the whole training split.
+- Stage 1 (`unit_epochs`): the unit alone on random patches of the unit's photographs (crops of
+  `patch_size` times one of `crop_scales`, shrunk to `patch_size`, under one of the 8 flips / quarter
+  turns), each degraded at its own level drawn from [`level_low`, `level_high`] (sigma on the 0..255
+  scale, or JPEG quality), unfolded `unit_steps` times, or per level by `step_table` (the "refined policy":
   `"15:4,30:6,50:9"` gives a patch the steps of the first listed level >= its own, the last entry's
   beyond); mean squared error against the clean patch; Adam.
-- Stage 2 (`policy_epochs`): the unit frozen, the policy a Q-network over (stop, continue).
-  Episodes start at a degraded patch; `continue` applies the unit and earns `L(x_t) - L(x_{t+1})`
+- Stage 2 (`policy_epochs`): the unit frozen (trained by stage 1, or taken from the preset
+  `unit_from`), the policy a Q-network over (stop, continue), on patches of the policy's photographs.
+  Episodes start at a degraded patch; with `random_starts` each patch's first k actions are
+  `continue`, k uniform in 0..`max_steps` - 1 (recorded and learned from like any step: the replay then
+  holds every step about equally, not mostly the first ones, as epsilon-greedy episodes would);
+  `continue` applies the unit and earns `L(x_t) - L(x_{t+1})`
   with `L = 10 log10 MSE` against the clean patch (the PSNR gain in dB: our choice of loss, which
   makes rewards comparable across levels), `stop` earns 0 and ends the episode, as does reaching
   `max_steps`. Behaviour is epsilon-greedy, epsilon falling linearly from `epsilon_start` to
   `epsilon_end` over the stage; transitions go to a replay buffer of `replay_size`; targets
-  `r + gamma * max_a Q_target(x_{t+1}, a)` come from a copy of the policy synchronised every
-  `target_update` updates; Huber loss; one update per environment step.
+  `r + gamma * max_a Q_target(x_{t+1}, a)` (with `double_dqn`:
+  `r + gamma * Q_target(x_{t+1}, argmax_a Q(x_{t+1}, a))`, van Hasselt et al. 2016) come from a copy
+  of the policy synchronised every `target_update` updates; Huber loss; one update per environment step.
 
 After training, the test photographs are restored at each of `eval_levels` (levels above the
 training range measure generalisation) with the learned stopping. A checkpoint is written after
 every epoch of either stage; a killed run resumes at the next epoch (the optimiser state and the
-replay buffer start afresh).
+replay buffer start afresh); `unit_epochs` may be lowered on resuming, to end stage 1 early.
 """
 
 from dataclasses import dataclass, replace
@@ -32,6 +43,7 @@ import numpy as np
 from odezoo.data.restoration import check_degradation, clean_images, training_patches
 from odezoo.errors import OdezooError
 from odezoo.models.durr import DURR
+from odezoo.models.durr.durr import receptive_field
 from odezoo.models.durr.durr_layers import StoppingPolicy
 from odezoo.recipes._common import DataRunConfig, check_positive, finish_run, start_run, train_command
 from odezoo.training import read_checkpoint, write_checkpoint
@@ -43,6 +55,8 @@ DEGRADATIONS = ("noise", "jpeg")
 class Config(DataRunConfig):
     """Every knob of the recipe; `odezoo train RECIPE --set key=value` changes one (`limit`: images per
     split)."""
+
+    RESUMABLE = ("unit_epochs", "eval_levels")
 
     degradation: str = "noise"  # "noise" (Gaussian, sigma on 0..255) or "jpeg" (quality)
     level_low: float = 15.0  # training levels: uniform in [level_low, level_high]
@@ -69,6 +83,12 @@ class Config(DataRunConfig):
     epsilon_end: float = 0.05
     replay_size: int = 10000
     target_update: int = 100
+    policy_every: int = 3  # the k-th, 2k-th, ... training images are the policy's, the rest the unit's
+    policy_data: str = ""  # the policy's own data set instead ("train" split; the unit then gets all)
+    crop_scales: str = "1,1.5,2"  # stage 1's crops: patch_size times one of these, shrunk to patch_size
+    unit_from: str = ""  # a DURR preset (name or folder) whose unit stage 2 starts from ("": stage 1's)
+    double_dqn: bool = True
+    random_starts: bool = True
 
     def preset_name(self):
         """`durr_denoise_gray`, `durr_deblock_jpeg`; `_color` for 3 channels, `_<dataset>` for data
@@ -89,6 +109,16 @@ class Config(DataRunConfig):
             raise OdezooError(
                 f"`step_table` must read 'level:steps,...' (e.g. '15:4,30:6,50:9'). Received: "
                 f"step_table={self.step_table!r}"
+            ) from None
+
+    def scales(self):
+        """The crop scales of `crop_scales`."""
+        try:
+            return tuple(float(scale) for scale in self.crop_scales.split(","))
+        except ValueError:
+            raise OdezooError(
+                "`crop_scales` must be numbers >= 1 separated by commas. Received: "
+                f"crop_scales={self.crop_scales!r}"
             ) from None
 
     def levels(self):
@@ -117,7 +147,15 @@ class Config(DataRunConfig):
         positive = ("features", "depth", "policy_features", "policy_depth", "patch_size", "batch_size",
                     "steps_per_epoch", "max_steps", "replay_size", "target_update")  # fmt: skip
         check_positive(self, *positive)
-        check_positive(self, "unit_steps", "unit_epochs", "policy_epochs", "limit", minimum=0)
+        check_positive(self, "unit_steps", "unit_epochs", "policy_epochs", "limit", "policy_every", minimum=0)
+        if self.patch_size < receptive_field(self.depth):
+            raise OdezooError(
+                f"`patch_size` must be at least {receptive_field(self.depth)} pixels, the receptive field of "
+                f"one step at depth={self.depth} (the least image size DURR restores). Received: "
+                f"patch_size={self.patch_size}"
+            )
+        if min(self.scales()) < 1:
+            raise OdezooError(f"`crop_scales` must be >= 1. Received: crop_scales={self.crop_scales!r}")
         if any(steps < 0 for _, steps in self.table()):
             raise OdezooError(f"`step_table` steps must be >= 0. Received: step_table={self.step_table!r}")
         for name in ("gamma", "epsilon_start", "epsilon_end"):
@@ -150,26 +188,29 @@ def train(config, workdir, *, callbacks=()):
             "The DURR recipe runs on TensorFlow; set KERAS_BACKEND=tensorflow (now "
             f"{keras.config.backend()})."
         )
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
-    table = config.table()
-    model = DURR(
-        channels=config.channels,
-        num_steps=max([config.unit_steps, *(steps for _, steps in table)]),
-        max_steps=config.max_steps,
-        features=config.features,
-        depth=config.depth,
-        policy_features=config.policy_features,
-        policy_depth=config.policy_depth,
-        name=config.preset_name(),
-    )
+
+    def prepare():  # the photographs and the model (with `unit_from`'s unit), before the run folder
+        model = DURR(
+            channels=config.channels,
+            num_steps=max([config.unit_steps, *(steps for _, steps in config.table())]),
+            max_steps=config.max_steps,
+            features=config.features,
+            depth=config.depth,
+            policy_features=config.policy_features,
+            policy_depth=config.policy_depth,
+            name=config.preset_name(),
+        )
+        if config.unit_from:
+            _load_unit(model, config.unit_from)
+        return _training_images(config), model
+
+    workdir, (images, model) = start_run(workdir, config, prepare)
     checkpoints = workdir / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     done, weights, history = read_checkpoint(checkpoints, "epoch")
     if done:
         model.load_weights(weights)
         print(f"resumed after epoch {done} of {config.unit_epochs + config.policy_epochs}", flush=True)
-    images = _training_images(config)
     stages = [(_UnitStage, config.unit_epochs), (_PolicyStage, config.policy_epochs)]
     first = 0
     for stage_cls, epochs in stages:
@@ -177,7 +218,11 @@ def train(config, workdir, *, callbacks=()):
         for epoch in range(max(first, done), first + epochs):
             stage = stage or stage_cls(model, config)
             history.append(
-                {"epoch": epoch + 1, "stage": stage.name, **stage.run_epoch(images, epoch, first, epochs)}
+                {
+                    "epoch": epoch + 1,
+                    "stage": stage.name,
+                    **stage.run_epoch(images[stage.name], epoch, first, epochs),
+                }
             )
             write_checkpoint(checkpoints, model, "epoch", epoch + 1, history)
             print(json.dumps(history[-1]), flush=True)
@@ -204,22 +249,59 @@ def train(config, workdir, *, callbacks=()):
 
 
 def _training_images(config):
-    """The training split's clean images as a cached dataset."""
-    images, _ = clean_images(
+    """`{"unit": ..., "policy": ...}`: each stage's clean images of the training split (see
+    `policy_every`), as cached datasets."""
+    images, count = clean_images(
         config.dataset,
         "train",
         channels=config.channels,
         limit=config.limit,
         data_dir=config.data_dir or None,
     )
-    return images.cache()
+    every = config.policy_every
+    if config.policy_data:
+        policy, _ = clean_images(config.policy_data, "train", channels=config.channels, limit=config.limit)
+        return {"unit": images.cache(), "policy": policy.cache()}
+    if not every:
+        return dict.fromkeys(("unit", "policy"), images.cache())
+    if count < every:
+        raise OdezooError(
+            f"`policy_every`={every} leaves the policy no image: the training split of {config.dataset} "
+            f"has {count} (limit={config.limit}). Lower `policy_every`, or set it to 0 to train both "
+            "stages on every image."
+        )
+    indexed = images.enumerate()
+    return {
+        stage: indexed.filter(lambda i, _, policy=policy: (i % every == every - 1) == policy)
+        .map(lambda _, image: image)
+        .cache()
+        for stage, policy in (("unit", False), ("policy", True))
+    }
 
 
-def _patches(images, config, seed):
+def _load_unit(model, source):
+    """Copies the unit of the DURR preset `source` (a name or folder) into `model`."""
+    from odezoo.zoo import load
+
+    other = load(source)
+    if not isinstance(other, DURR):
+        raise OdezooError(
+            f"`unit_from` must name a DURR preset. Received: {source!r} ({type(other).__name__})"
+        )
+    try:
+        model.unit.set_weights(other.unit.get_weights())
+    except ValueError:
+        raise OdezooError(
+            f"`unit_from` {source!r} has a unit of another shape than this run's (channels, features, "
+            "depth): give a preset trained with the same settings."
+        ) from None
+
+
+def _patches(images, config, seed, scales=(1.0,)):
     levels = (config.level_low, config.level_high)
     kind = {"sigma": levels} if config.degradation == "noise" else {"quality": tuple(int(v) for v in levels)}
     return training_patches(
-        images, patch_size=config.patch_size, batch_size=config.batch_size, seed=seed, **kind
+        images, patch_size=config.patch_size, batch_size=config.batch_size, seed=seed, scales=scales, **kind
     )
 
 
@@ -259,7 +341,7 @@ class _UnitStage:
         import time
 
         start, losses = time.perf_counter(), []
-        batches = _patches(images, self.config, 1000 * self.config.seed + epoch)
+        batches = _patches(images, self.config, 1000 * self.config.seed + epoch, self.config.scales())
         for degraded, clean, level in batches.take(self.config.steps_per_epoch):
             losses.append(float(self.step(degraded, clean, self.steps_for(level.numpy()))))
         mse = float(np.mean(losses))
@@ -282,11 +364,16 @@ class _PolicyStage:
         self.optimizer = keras.optimizers.Adam(config.policy_learning_rate)
         self.replay = _Replay(config.replay_size, (config.patch_size, config.patch_size, config.channels))
         self.updates = 0
-        gamma = config.gamma
+        gamma, double = config.gamma, config.double_dqn
 
         @tf.function(reduce_retracing=True)
         def update(x, x0, action, reward, after, done):
-            best_next = tf.reduce_max(self.target(after, x0), axis=-1)
+            q_next = self.target(after, x0)
+            if double:
+                choice = tf.argmax(policy(after, x0), axis=-1, output_type=tf.int32)
+                best_next = tf.gather(q_next, choice, axis=1, batch_dims=1)
+            else:
+                best_next = tf.reduce_max(q_next, axis=-1)
             goal = reward + gamma * (1.0 - done) * best_next
             with tf.GradientTape() as tape:
                 q = tf.gather(policy(x, x0), action, axis=1, batch_dims=1)
@@ -314,6 +401,7 @@ class _PolicyStage:
         while len(losses) < config.steps_per_epoch:
             degraded, clean, _ = next(batches)
             x, alive, total = degraded.copy(), np.arange(len(degraded)), np.zeros(len(degraded))
+            begin = rng.integers(0, config.max_steps, len(x)) if config.random_starts else np.zeros(len(x))
             error = _log_mse(x, clean)
             for t in range(config.max_steps):
                 q, ahead = (np.asarray(v) for v in self.act(x[alive], degraded[alive]))
@@ -321,6 +409,7 @@ class _PolicyStage:
                 action = np.where(
                     rng.uniform(size=len(alive)) < epsilon, rng.integers(0, 2, len(alive)), greedy
                 )
+                action[t < begin[alive]] = 1  # a random start: continue, recorded like any step
                 moved = action == 1
                 after = np.where(moved[:, None, None, None], ahead, x[alive])
                 new_error = np.where(moved, _log_mse(after, clean[alive]), error[alive])
@@ -328,7 +417,7 @@ class _PolicyStage:
                 done = ~moved | (t + 1 == config.max_steps)
                 self.replay.add(x[alive], degraded[alive], action, reward, after, done)
                 x[alive], error[alive], total[alive] = after, new_error, total[alive] + reward
-                lengths.extend([t + moved[i] for i in np.flatnonzero(done)])
+                lengths.extend(t + moved[done])
                 alive = alive[~done]
                 if len(self.replay) >= config.batch_size:
                     sample = self.replay.sample(rng, config.batch_size)
@@ -343,7 +432,7 @@ class _PolicyStage:
             "q_loss": float(np.mean(losses)),
             "epsilon": epsilon,
             "mean_return_db": float(np.mean(returns)),
-            "mean_episode_steps": float(np.mean(lengths)),
+            "mean_stop_step": float(np.mean(lengths)),
             "seconds": time.perf_counter() - start,
         }
 

@@ -1,4 +1,6 @@
-"""Image-classification recipe for LM-ResNet and its plain-ResNet baseline (`scheme="euler"`).
+"""Image-classification recipe for LM-ResNet, its plain-ResNet baseline (`scheme="euler"`) and the
+residual network of any other scheme (`--set scheme=rk4`, `--set stage_sharing=false`; the schemes in
+`odezoo/models/_schemes.py`).
 
 SGD with momentum, decoupled weight decay (not on batch-norm, biases or the LM
 scalars `k`), cosine or step learning-rate decay, sparse cross-entropy on logits.
@@ -16,6 +18,7 @@ import keras
 
 from odezoo.data.images import get_dataset
 from odezoo.errors import OdezooError
+from odezoo.models._schemes import SCHEMES
 from odezoo.models.lm_resnet import LMResNet
 from odezoo.models.lm_resnet.lm_resnet import check_block_layout
 from odezoo.recipes._common import (
@@ -41,6 +44,7 @@ class Config(ImageRunConfig):
     dataset: str = "fashion_mnist"
     depth: int = 20
     scheme: str = "lm"
+    stage_sharing: bool = True
     block_type: str = "basic"
     width: int = 16
     death_rate: float = 0.0
@@ -54,11 +58,14 @@ class Config(ImageRunConfig):
     label_smoothing: float = 0.0
 
     def preset_name(self):
+        """`<scheme>_resnet<depth>_<dataset>` (no prefix for Euler), `_stacked` when a step's stages are
+        consecutive blocks, `_sd` with stochastic depth."""
         if self.preset:
             return self.preset
-        prefix = "lm_" if self.scheme == "lm" else ""
+        prefix = "" if self.scheme == "euler" else f"{self.scheme}_"
+        stacked = "_stacked" if not self.stage_sharing and SCHEMES[self.scheme].evaluations > 1 else ""
         suffix = "_sd" if self.death_rate else ""
-        return f"{prefix}resnet{self.depth}_{self.dataset}{suffix}"
+        return f"{prefix}resnet{self.depth}_{self.dataset}{stacked}{suffix}"
 
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
@@ -67,9 +74,15 @@ class Config(ImageRunConfig):
                 f"`lr_schedule` must be 'cosine' or 'step'. Received: lr_schedule={self.lr_schedule!r}"
             )
         check_positive(self, "depth", "epochs", "batch_size", "width")
-        check_positive(self, "limit", "weight_decay", "label_smoothing", "death_rate", minimum=0)
+        check_positive(self, "limit", "weight_decay", minimum=0)
         get_dataset(self.dataset)
-        check_block_layout(depth=self.depth, scheme=self.scheme, block_type=self.block_type)
+        check_block_layout(
+            depth=self.depth,
+            scheme=self.scheme,
+            block_type=self.block_type,
+            stage_sharing=self.stage_sharing,
+            death_rate=self.death_rate,
+        )
 
     def milestone_epochs(self):
         """The epochs at which the learning rate drops 10x: 50 % and 75 % of the run for `step`, else none."""
@@ -103,6 +116,7 @@ def train(config, workdir, *, callbacks=()):
             num_classes=spec.num_classes,
             image_shape=spec.image_shape,
             scheme=config.scheme,
+            stage_sharing=config.stage_sharing,
             block_type=config.block_type,
             width=config.width,
             death_rate=config.death_rate,
@@ -155,13 +169,21 @@ def train(config, workdir, *, callbacks=()):
         summary={"test_accuracy": result["accuracy"], "test_loss": result["loss"]},
         history=checkpoint.history,
         metadata={
-            "description": f"{config.depth}-layer {_ARCHITECTURES[config.scheme]} "
+            "description": f"{config.depth}-layer {_architecture(config)} "
             f"trained on {config.dataset} by recipe `{recipe}`.",
             "dataset": config.dataset,
             "class_names": list(spec.class_names),
             "metrics": [test_metric(config, result, metric, command) for metric in ("accuracy", "loss")],
         },
     )
+
+
+def _architecture(config):
+    """What the recipe trains, for the preset's description."""
+    if config.scheme in _ARCHITECTURES:
+        return _ARCHITECTURES[config.scheme]
+    stages = "shared" if config.stage_sharing else "stacked"
+    return f"pre-activation ResNet with {SCHEMES[config.scheme].title} steps ({stages} stages)"
 
 
 def _one_hot(labels, num_classes):

@@ -18,12 +18,12 @@ coefficient errors so far (`coefficient_report`), so the error can be read again
 """
 
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 from tqdm.auto import tqdm
 
 from odezoo.data.pde import get_equation, simulate
@@ -82,16 +82,31 @@ class Config(RunConfig):
             raise OdezooError(f"`blocks` must be non-negative integers. Received: {self.blocks!r}")
         return blocks
 
+    def times(self):
+        """The rollout times of `eval_times`."""
+        try:
+            times = tuple(float(t) for t in self.eval_times.split(","))
+        except ValueError:
+            times = ()
+        if not times or not all(math.isfinite(t) and t > 0 for t in times):
+            raise OdezooError(
+                f"`eval_times` must be positive times separated by commas, e.g. '1,2,4'. Received: "
+                f"eval_times={self.eval_times!r}"
+            )
+        return times
+
     def validate(self):
         """Raises `OdezooError` for a setting no run can use (before anything is written)."""
         get_equation(self.equation)
         self.block_list()
+        self.times()
         if self.optimizer not in ("bfgs", "lbfgs", "adam"):
             raise OdezooError(f"Unknown optimizer {self.optimizer!r}; choose 'bfgs', 'lbfgs' or 'adam'.")
         if self.dtype not in ("float64", "float32"):
             raise OdezooError(f"`dtype` must be 'float64' or 'float32'. Received: {self.dtype!r}")
-        check_positive(self, "maxiter", "eval_trajectories")
-        check_positive(self, "batch", "max_order", minimum=0)
+        check_positive(self, "maxiter", "eval_trajectories", "mesh")
+        check_positive(self, "batch", "max_order", "num_hidden", minimum=0)
+        check_positive(self, "symnet_penalty", "moment_penalty", minimum=0)
 
 
 BURGERS = Config()
@@ -196,15 +211,16 @@ def train(config, workdir, *, callbacks=()):
     Writes `workdir/config.json`, `workdir/checkpoints/` (resumed per stage), `workdir/metrics.json`
     and `workdir/<preset>/`.
     """
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
-    model = build_model(config)
+    workdir, model = start_run(workdir, config, lambda: build_model(config))
     history = _run_stages(model, config, workdir / "checkpoints", callbacks)
     for conv in _filters(model):
         conv.trainable = config.constraint != "frozen"
-    times = tuple(float(t) for t in config.eval_times.split(","))
     full = evaluate_pde(
-        model, config.equation, trajectories=config.eval_trajectories, times=times, seed=10_000 + config.seed
+        model,
+        config.equation,
+        trajectories=config.eval_trajectories,
+        times=config.times(),
+        seed=10_000 + config.seed,
     )
     metrics = public(full)
     metrics["train_seconds"] = sum(r["seconds"] for r in history)

@@ -13,6 +13,9 @@ def flag(name):
     return "--" + name.replace("_", "-")
 
 
+INT64_MAX = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Option:
     """A command-line option of a task's `predict` or `evaluate` hook (`--name`, keyword `name`).
@@ -33,6 +36,8 @@ class Option:
     def check(self, value):
         if self.minimum is not None and value < self.minimum:
             raise OdezooError(f"{self.flag} must be >= {self.minimum:g}. Received: {self.flag} {value}")
+        if self.type is int and value > INT64_MAX:  # more than TensorFlow's int64 counts take
+            raise OdezooError(f"{self.flag} must be <= {INT64_MAX}. Received: {self.flag} {value}")
         return value
 
 
@@ -62,6 +67,7 @@ class Task:
     predict_options: tuple[Option, ...] = ()
     eval_options: tuple[Option, ...] = ()
     head_layer = None  # the layer a fine-tuning head replaces, where the task has one
+    writes_files = False  # whether `predict` writes files; it then takes `overwrite` (`--overwrite`)
     # export format ("onnx") or format+quantisation ("tflite+int8") -> why this task's models cannot take
     # it: `odezoo export` refuses it with that reason before converting anything
     unexportable: dict[str, str] = {}
@@ -188,3 +194,11 @@ def metric(metadata, name, split=None):
         ),
         None,
     )
+
+
+def limit_note(limit, count):
+    """`{"note": ...}` saying that `limit` (`--limit`) asked for more than the `count` examples the split
+    holds and all of them were used; `{}` where the limit was met or is 0 (all)."""
+    if not limit or limit <= count:
+        return {}
+    return {"note": f"--limit {limit} is more than the {count:,} examples of the split: all were used"}

@@ -5,9 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
-from odezoo.data.images import SAMPLE_FILE, get_dataset, image_dataset, preprocess_images
-from odezoo.errors import OdezooError
-from odezoo.tasks.base import Option, Task, data_options, metric
+from odezoo.data.images import (
+    IMAGE_FORMATS,
+    IMAGE_SUFFIXES,
+    SAMPLE_FILE,
+    get_dataset,
+    image_dataset,
+    preprocess_images,
+)
+from odezoo.errors import OdezooError, warn
+from odezoo.tasks.base import Option, Task, data_options, limit_note, metric
 
 # Default L-inf budgets of robust evaluation (docs/papers.md#yopo-baselines): (eps, step, steps);
 # PGD-40 on MNIST-like data.
@@ -68,6 +75,8 @@ class ImageClassification(Task):
                 )
             names = [f"sample[{i}]" for i in range(len(labels))]
         logits = model.predict(images, verbose=0)
+        if top_k > (classes := logits.shape[-1]):
+            warn(f"--top-k {top_k} is more than the {classes} classes: all {classes} are shown.")
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         results = []
@@ -164,7 +173,7 @@ def check_image_inputs(model, x, *, overshoot=1e-3):
     expected = tuple(model.inputs[0].shape[1:])
     names = ("height", "width", "channels") if len(expected) == 3 else ("size",) * len(expected)
     want = f"(batch, {', '.join(name if d is None else str(d) for name, d in zip(names, expected))})"
-    arr = np.asarray(x)
+    arr = _as_array(model, x)
     if arr.dtype.kind != "f":
         fix = " Convert with `x.astype('float32') / 255`." if arr.dtype == np.uint8 else ""
         raise OdezooError(
@@ -179,26 +188,60 @@ def check_image_inputs(model, x, *, overshoot=1e-3):
             raise OdezooError(
                 f"{model.name} received {bad} NaN/inf values in {len(arr)} images; remove or repair them."
             )
-        if arr.size:
-            head = arr[:64]  # the range of the first inputs: catches 0..255 images at O(1) cost
-            (low, high), (lo, hi) = INPUT_RANGE, (float(head.min()), float(head.max()))
-            if lo < low - overshoot or hi > high + overshoot:
-                allowed = f" (degraded images may overshoot it by {overshoot:g})" if overshoot >= 0.01 else ""
-                fix = " Divide 8-bit images by 255." if hi > 2 * high + overshoot else ""
-                raise OdezooError(
-                    f"{model.name} expects values in [{low:g}, {high:g}]{allowed}; received values in "
-                    f"[{lo:g}, {hi:g}].{fix}"
-                )
+        (low, high) = INPUT_RANGE
+        outside = np.any((arr < low - overshoot) | (arr > high + overshoot), axis=tuple(range(1, arr.ndim)))
+        if outside.any():  # the whole input: a few 8-bit images among many in [0, 1] are found too
+            lo, hi = float(arr.min()), float(arr.max())
+            allowed = f" (degraded images may overshoot it by {overshoot:g})" if overshoot >= 0.01 else ""
+            fix = " Divide 8-bit images by 255." if hi > 2 * high + overshoot else ""
+            count, first = int(outside.sum()), int(np.argmax(outside))
+            where = f" ({count} of {len(arr)} images, the first at index {first})" if count < len(arr) else ""
+            raise OdezooError(
+                f"{model.name} expects values in [{low:g}, {high:g}]{allowed}; received values in "
+                f"[{lo:g}, {hi:g}]{where}.{fix}"
+            )
         return arr
-    if _fits(arr.shape, expected):
-        fix = " Add a batch axis: x[None]."
-    elif arr.ndim == len(expected) and _fits(arr.shape[1:], expected[:-1]) and expected[-1] == 1:
-        fix = " Add a channel axis: x[..., None]."
-    elif arr.ndim == len(expected) + 1 and _fits(arr.shape[1:-1], expected[:-1]):
-        fix = f" The images have {arr.shape[-1]} channels; the model takes {expected[-1]}."
-    else:
-        fix = " Resize the inputs or load a preset made for this shape."
+    fix = _axis_fix(arr.shape, expected)
     raise OdezooError(f"{model.name} expects inputs of shape {want}; received {tuple(arr.shape)}.{fix}")
+
+
+def _as_array(model, x):
+    """`x` as one array; a list of images of different sizes is refused (a batch has one size)."""
+    if isinstance(x, list | tuple) and len({np.shape(image) for image in x}) > 1:
+        sizes = ", ".join(str(np.shape(image)) for image in x[:4]) + (", ..." if len(x) > 4 else "")
+        raise OdezooError(
+            f"{model.name} received a list of {len(x)} images of different shapes ({sizes}); a batch holds "
+            "images of one shape: pass them one at a time (image[None]), or in groups of one shape."
+        )
+    return np.asarray(x)
+
+
+def _axis_fix(shape, expected):
+    """What to do to an array of `shape` for a model taking `(batch, *expected)` images (height, width,
+    channels; `None`: any size): the axis to add or move, else the size that differs."""
+    channels, spatial = expected[-1], expected[:-1]
+    if _fits(shape, expected):
+        return " Add a batch axis: x[None]."
+    if len(shape) == len(expected) and shape[-1] in (1, 3, 4) and _fits(shape[:-1], spatial):
+        return f" One image of {shape[-1]} channels: add a batch axis (x[None]); the model takes {channels}."
+    if len(shape) == len(expected) and _fits(shape[1:], spatial) and channels == 1:
+        return " Add a channel axis: x[..., None]."
+    if len(shape) == len(spatial) and _fits(shape, spatial):
+        if channels == 1:
+            return " Add a batch and a channel axis: x[None, ..., None]."
+        return f" One grey image; the model takes {channels} channels: np.repeat(x[None, ..., None], 3, -1)."
+    if len(shape) == len(expected) + 1 and shape[1] == channels != shape[-1] and _fits(shape[2:], spatial):
+        return (
+            " The channels come first (batch, channels, height, width); the model takes them last: "
+            "np.moveaxis(x, 1, -1)."
+        )
+    if len(shape) == len(expected) and shape[0] == channels != shape[-1] and _fits(shape[1:], spatial):
+        return " The channels come first (channels, height, width): take np.moveaxis(x, 0, -1)[None]."
+    if len(shape) == len(expected) + 1 and _fits(shape[1:-1], spatial):
+        return f" The images have {shape[-1]} channels; the model takes {channels}."
+    if len(shape) == len(expected) + 1:
+        return " Resize the inputs or load a preset made for this shape."
+    return f" The model takes 4-D arrays (batch, height, width, channels); received {len(shape)}-D."
 
 
 def _fits(shape, expected):
@@ -228,11 +271,8 @@ def bundled_sample(count=None):
         return f["images"][:count].astype("float32") / 255.0, f["labels"][:count]
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
 def image_files(paths):
-    """`paths` with each folder replaced by its image files (PNG/JPEG/BMP/GIF by their suffix), sorted by
+    """`paths` with each folder replaced by its image files (`IMAGE_SUFFIXES`), sorted by
     name; a folder without any is refused. Other paths stay as given (read_image says what is wrong)."""
     files = []
     for path in paths:
@@ -243,13 +283,13 @@ def image_files(paths):
             str(f) for f in Path(path).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
         )
         if not found:
-            raise OdezooError(f"The folder {path} holds no image files (PNG, JPEG, BMP or GIF).")
+            raise OdezooError(f"The folder {path} holds no image files ({IMAGE_FORMATS}).")
         files += found
     return files
 
 
 def read_images(paths, shape):
-    """Decodes PNG/JPEG/BMP/GIF files to float images in [0, 1] of `shape` (resized):
+    """Decodes image files (`IMAGE_FORMATS`) to float images in [0, 1] of `shape` (resized):
     `odezoo.preprocess_images`."""
     return preprocess_images(list(paths), shape)
 
@@ -266,10 +306,10 @@ def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=
     ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
     loss = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = keras.metrics.SparseCategoricalAccuracy()
-    from tqdm.auto import tqdm  # deferred: heavy; the CLI reads task modules before TensorFlow starts
+    from odezoo._progress import progress  # deferred: the CLI reads task modules before TensorFlow starts
 
     batches = -(-count // batch_size)
-    for images, labels in tqdm(ds, total=batches, desc=f"{dataset} {split}", unit="batch", disable=None):
+    for images, labels in progress(ds, total=batches, desc=f"{dataset} {split}", unit="batches"):
         logits = model(images, training=False)
         loss.update_state(labels, logits)
         accuracy.update_state(labels, logits)
@@ -277,6 +317,7 @@ def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=
         "dataset": dataset,
         "split": split,
         "num_examples": count,
+        **limit_note(limit, count),
         "accuracy": float(accuracy.result()),
         "loss": float(loss.result()),
     }
@@ -285,27 +326,21 @@ def evaluate(model, dataset, *, split="test", limit=0, batch_size=256, data_dir=
 def evaluate_robust(
     model, dataset, *, split="test", limit=0, batch_size=256, data_dir=None, eps=None, step=None, steps=None
 ):
-    """Clean and PGD accuracy on a data split; unset budgets default to `ATTACKS[dataset]`."""
+    """`evaluate`'s result (`accuracy`, `loss`, ...) with `robust_accuracy` under a PGD `attack`; unset
+    budgets default to `ATTACKS[dataset]`."""
     from odezoo.adversarial import robust_evaluate  # deferred: start-up
 
-    _check_fits(model, dataset)
+    clean = evaluate(model, dataset, split=split, limit=limit, batch_size=batch_size, data_dir=data_dir)
     default = ATTACKS.get(dataset, (8 / 255, 2 / 255, 20))
     eps, step, steps = (d if v is None else v for v, d in zip((eps, step, steps), default))
     ds, count = image_dataset(dataset, split, batch_size=batch_size, limit=limit, data_dir=data_dir)
-    from tqdm.auto import tqdm  # deferred: heavy; the CLI reads task modules before TensorFlow starts
+    from odezoo._progress import progress  # deferred: the CLI reads task modules before TensorFlow starts
 
-    batches = tqdm(
-        ds,
-        total=-(-count // batch_size),
-        desc=f"PGD-{steps} on {dataset} {split}",
-        unit="batch",
-        disable=None,
+    batches = progress(
+        ds, total=-(-count // batch_size), desc=f"PGD-{steps} on {dataset} {split}", unit="batches"
     )
-    return {
-        "dataset": dataset,
-        "split": split,
-        **robust_evaluate(model, batches, eps=eps, step=step, steps=steps),
-    }
+    attacked = robust_evaluate(model, batches, eps=eps, step=step, steps=steps)
+    return {**clean, "robust_accuracy": attacked["robust_accuracy"], "attack": attacked["attack"]}
 
 
 def _check_fits(model, dataset):

@@ -8,17 +8,20 @@ whose models choose their depth per image overrides it in its subclass (in the f
 `predict` and `evaluate` report the steps it returns.
 """
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from odezoo._files import check_folder
+from odezoo._files import atomic_write, check_folder, check_output
 from odezoo.data.images import read_image
 from odezoo.data.restoration import add_noise, check_degradation, clean_images, degrade
-from odezoo.errors import OdezooError
-from odezoo.tasks.base import Option, Task, metric
+from odezoo.errors import OdezooError, OdezooWarning
+from odezoo.tasks.base import Option, Task, limit_note, metric
 from odezoo.tasks.image_classification import (
     IMAGE_DATA_OPTIONS,
+    IMAGE_SUFFIXES,
     bundled_sample,
     check_image_inputs,
     image_files,
@@ -30,6 +33,7 @@ PSNR_METRIC = "psnr"
 # How far outside [0, 1] a degraded input may go: unclipped noise of sigma = 75 reaches 2 in about
 # one pixel in 1e11, while an image on the 0..255 scale is refused.
 OVERSHOOT = 2.0
+MAX_SIGMA = 75.0  # the strongest noise an evaluation adds: beyond it, inputs leave the OVERSHOOT margin
 MAX_STEPS_OPTION = Option("max_steps", "cap on the steps of a model that chooses its depth", int, minimum=0)
 # Largest PSNR loss in dB of a quantised export's restoration (against the clean sample images), per
 # quantisation; where the sample has no clean images, the least PSNR against Keras' restoration.
@@ -83,12 +87,44 @@ def ssim(clean, restored):
     return tf.image.ssim(clean, restored, max_val=1.0).numpy()
 
 
+def check_noise_scale(sigma):
+    """Raises where a noise level `sigma` (on the 0..255 scale) is one an evaluation cannot mean: below
+    one grey level (0 < sigma < 1: likely given on the [0, 1] scale) or above `MAX_SIGMA`."""
+    if sigma is not None and 0 < sigma < 1:
+        raise OdezooError(
+            f"--sigma is on the 0..255 scale; {sigma:g} is less than one grey level of an 8-bit image. For "
+            f"{sigma:g} on the [0, 1] scale, pass --sigma {sigma * 255:g}. Received: --sigma {sigma:g}"
+        )
+    if sigma is not None and sigma > MAX_SIGMA:
+        raise OdezooError(
+            f"--sigma {sigma:g} is above {MAX_SIGMA:g} (the 0..255 scale): unclipped noise that strong "
+            f"leaves [0, 1] by more than the {OVERSHOOT:g} restoration inputs may. Give 0..{MAX_SIGMA:g}."
+        )
+
+
 def own_degradation(metadata):
     """`{"sigma": ...}` or `{"quality": ...}`: the degradation the preset restores, what `odezoo eval`
     scores without `--sigma` / `--quality`: its `degradation` entry (which a saved copy inherits), else
     the level of its headline PSNR (its card's first), or `{}` where none is recorded."""
     card = metadata.get("degradation") or metric(metadata, PSNR_METRIC) or {}
     return {key: card[key] for key in ("quality", "sigma") if key in card}
+
+
+def output_names(paths):
+    """Distinct relative names `<stem>.png` for the restored images of `paths`: where two stems meet
+    (`a/photo.png`, `b/photo.png`), every name keeps its folder below the inputs' common folder, and
+    where only their suffixes differ (`photo.png`, `photo.jpg`), its suffix too (`photo.jpg.png`)."""
+    paths = [Path(os.path.abspath(path)) for path in paths]
+    names = [Path(f"{path.stem}.png") for path in paths]
+    if len(set(names)) < len(names):
+        common = Path(os.path.commonpath([path.parent for path in paths]))
+        names = [path.parent.relative_to(common) / name for path, name in zip(paths, names)]
+    if len(set(names)) < len(names):
+        names = [name.with_name(f"{path.name}.png") for path, name in zip(paths, names)]
+    if len(set(names)) < len(names):
+        twice = next(str(path) for path in paths if paths.count(path) > 1)
+        raise OdezooError(f"{twice} is given twice; give each image once.")
+    return names
 
 
 class ImageRestoration(Task):
@@ -98,6 +134,7 @@ class ImageRestoration(Task):
     name = "image_restoration"
     pipeline_tag = "image-to-image"
     description = "a degraded float image in [0, 1] -> the restored image"
+    writes_files = True
     predict_options = (
         Option("out", "folder for the restored PNG files (default: restored/), or a .png file for one image"),
         MAX_STEPS_OPTION,
@@ -139,46 +176,64 @@ class ImageRestoration(Task):
         `OVERSHOOT` (unclipped noise)."""
         return check_image_inputs(model, x, overshoot=OVERSHOOT)
 
-    def predict(self, model, metadata, inputs, *, out="restored", max_steps=None, steps=None):
-        """Restores image files (a folder: its image files) and writes each as `<out>/<name>.png`, or as
-        the file `out` itself when it ends in `.png` and one image is given (with the steps taken, for a
-        model that chooses its depth). An input file is never overwritten."""
+    def predict(
+        self, model, metadata, inputs, *, out="restored", max_steps=None, steps=None, overwrite=False
+    ):
+        """Restores image files (a folder: its image files) and writes each as `<out>/<name>.png`
+        (`output_names`: distinct names), or as the file `out` itself when it has an image suffix and
+        one image is given (with the steps taken, for a model that chooses its depth). An existing file
+        is replaced only with `overwrite`, an input file never; each is written whole or not at all."""
 
         import tensorflow as tf  # deferred: heavy; the CLI reads task modules before TensorFlow starts
 
         if not inputs:
             raise OdezooError(f"Give image files to restore: `odezoo predict {model.name} noisy.png`.")
         inputs = image_files(inputs)
-        if Path(out).suffix.lower() == ".png":
+        suffix = Path(out).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            if suffix != ".png":
+                raise OdezooError(
+                    f"--out {out} names a {suffix[1:].upper()} file, but restored images are written as "
+                    "PNG (lossless): give a .png file, or a folder."
+                )
             if len(inputs) != 1:
                 raise OdezooError(
                     f"--out {out} names one file but {len(inputs)} images were given; give a folder for "
                     "several images."
                 )
-            check_folder(Path(out).parent, "--out")
             targets = [Path(out)]
         else:
             check_folder(out, "--out")
-            targets = [Path(out) / f"{Path(path).stem}.png" for path in inputs]
+            targets = [Path(out) / name for name in output_names(inputs)]
         sources = {Path(path).resolve() for path in inputs}
         clash = next((t for t in targets if t.resolve() in sources), None)
         if clash is not None:
             raise OdezooError(
                 f"Writing {clash} would overwrite an input image; choose another --out (a folder or a file)."
             )
+        for target in targets:
+            check_output(target, overwrite, "--out" if target == Path(out) else "Output", "PNG file")
         shape = tuple(model.inputs[0].shape[1:])
         fixed = None not in shape[:2]
         images = (
             read_images(inputs, shape) if fixed else [read_image(path, shape[-1])[None] for path in inputs]
         )
-        targets[0].parent.mkdir(parents=True, exist_ok=True)
         results = []
         for path, image, target in zip(inputs, images, targets):
             restored, taken = self.restore(
                 model, image[None] if fixed else image, max_steps=max_steps, steps=steps
             )
             pixels = np.round(np.clip(restored[0], 0.0, 1.0) * 255).astype("uint8")
-            tf.io.write_file(str(target), tf.io.encode_png(pixels))
+            png = tf.io.encode_png(pixels).numpy()
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_write(target, "wb") as f:
+                    f.write(png)
+            except OSError as error:
+                raise OdezooError(
+                    f"Cannot write {target}: {error.strerror or error}; {len(results)} of {len(inputs)} "
+                    "image(s) were written before it. Free some space or choose a writable --out."
+                ) from None
             results.append({"input": str(path), "output": str(target)})
             if taken is not None:
                 results[-1]["steps"] = int(taken[0])
@@ -204,15 +259,18 @@ class ImageRestoration(Task):
         else:
             level = {"quality": quality} if quality is not None else {"sigma": sigma}
         check_degradation(**level)
+        check_noise_scale(level.get("sigma"))
         channels = model.inputs[0].shape[-1]
         ds, count = clean_images(dataset, split, channels=channels, limit=limit, data_dir=data_dir)
         fixed = ds.element_spec.shape.is_fully_defined()
         degraded_psnr, restored_psnr, restored_ssim, all_steps = [], [], [], []
         for index, images in enumerate(ds.batch(batch_size if fixed else 1).as_numpy_iterator()):
             degraded = degrade(images, **level, seed=seed + index)
-            restored, taken = self.restore(
-                model, self.check_inputs(model, degraded), max_steps=max_steps, steps=steps
-            )
+            with warnings.catch_warnings():  # a depth's cap met on some images: `mean_steps` says it
+                warnings.simplefilter("ignore", OdezooWarning)
+                restored, taken = self.restore(
+                    model, self.check_inputs(model, degraded), max_steps=max_steps, steps=steps
+                )
             degraded_psnr.append(psnr(images, degraded))
             restored = np.clip(restored, 0.0, 1.0)
             restored_psnr.append(psnr(images, restored))
@@ -222,6 +280,7 @@ class ImageRestoration(Task):
             "dataset": dataset,
             "split": split,
             "num_examples": count,
+            **limit_note(limit, count),
             **level,
             "degraded_psnr": float(np.mean(np.concatenate(degraded_psnr))),
             PSNR_METRIC: float(np.mean(np.concatenate(restored_psnr))),

@@ -108,17 +108,7 @@ def check_fields(model: FieldModel, u, what="u0"):
     if arr.ndim == 3 and channels == 1 and arr.shape[1:] == (grid, grid):
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[1:] != (grid, grid, channels):
-        if arr.ndim == 4 and arr.shape[1] != arr.shape[2]:
-            fix = f" The field is not square; {model.name} is periodic on a square {grid} x {grid} grid."
-        elif arr.ndim == 4 and arr.shape[1] == arr.shape[2] and arr.shape[1] != grid:
-            fix = (
-                f" The grid is {arr.shape[1]} x {arr.shape[2]}; this model was trained on {grid} x {grid} "
-                f"(h = 2 pi / {grid}): resample the field or simulate at that resolution."
-            )
-        elif arr.ndim == 3:
-            fix = " Add a batch axis: u[None]."
-        else:
-            fix = f" The channels are {', '.join(model.channels)}."
+        fix = _layout_fix(model, arr.shape)
         raise OdezooError(f"{model.name} expects {what} of shape {want}; received {tuple(arr.shape)}.{fix}")
     if not len(arr):
         raise OdezooError(f"{model.name} received an empty batch (0 fields of shape {want}) for {what}.")
@@ -140,3 +130,40 @@ def check_fields(model: FieldModel, u, what="u0"):
                     "the first)."
                 )
     return arr.astype(model.inputs[0].dtype)
+
+
+def _layout_fix(model: FieldModel, shape):
+    """What to do to fields of `shape` for `model`, which takes `(batch, y, x, channels)`: the layout
+    received where it is another (a trajectory, channels first) and how to get the expected one, else
+    the size or channels that differ."""
+    grid, channels, names = model.grid, len(model.channels), ", ".join(model.channels)
+    square = (grid, grid)
+    if len(shape) == 5 and shape[2:] == (*square, channels):
+        return (
+            " That is a trajectory (batch, time, y, x, channels); a rollout starts from one field per "
+            "sample: pass u[:, 0] (the first time)."
+        )
+    if len(shape) == 4 and shape[2:] == square and shape[1] == channels:
+        return (
+            " That is channels first (batch, channels, y, x); the model takes them last (batch, y, x, "
+            "channels): pass np.moveaxis(u, 1, -1)."
+        )
+    if len(shape) == 4 and shape[2:] == square and channels == 1:
+        return (
+            " That is a trajectory (batch, time, y, x) or channels first; the model takes (batch, y, x, 1): "
+            "pass u[:, 0, ..., None] (the first time)."
+        )
+    if len(shape) == 3 and shape == (*square, channels):
+        return " Add a batch axis: u[None]."
+    if len(shape) == 3 and shape == (channels, *square):
+        return " That is one field, channels first (channels, y, x): pass np.moveaxis(u, 0, -1)[None]."
+    if len(shape) == 4 and shape[1] != shape[2]:
+        return f" The field is not square; {model.name} is periodic on a square {grid} x {grid} grid."
+    if len(shape) == 4 and shape[1] != grid:
+        return (
+            f" The grid is {shape[1]} x {shape[2]}; this model was trained on {grid} x {grid} "
+            f"(h = 2 pi / {grid}): resample the field or simulate at that resolution."
+        )
+    if len(shape) == 4:
+        return f" The last axis holds the channels, {names} ({channels}); received {shape[-1]}."
+    return f" The model takes 4-D fields (batch, y, x, channels: {names}); received {len(shape)}-D."

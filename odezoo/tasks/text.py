@@ -95,15 +95,16 @@ class _TextTask(Task):
 
     def sample_inputs(self, model, metadata, count=8, length=16):
         """Random ids in `[4, vocabulary_size)` (0..3 are the special tokens) for every id input, ones
-        for the padding masks and segment ids (one sentence)."""
+        for the padding masks and segment ids (one sentence): one array, or a dict by input name (what
+        `fit`, `predict` and the export check take) where the model has several inputs."""
         rng = np.random.default_rng(0)
-        ids = [
-            np.ones((count, length), "int32")
+        ids = {
+            t.name: np.ones((count, length), "int32")
             if t.name.endswith("padding_mask") or t.name == "segment_ids"
             else rng.integers(4, int(model.vocabulary_size), (count, length)).astype("int32")
             for t in model.inputs
-        ]
-        return ids if len(ids) > 1 else ids[0]
+        }
+        return ids if len(ids) > 1 else next(iter(ids.values()))
 
     def agreement(self, expected, actual, fmt):
         """Max |difference| of the logits and the share of positions whose arg-max token agrees."""
@@ -329,11 +330,22 @@ class TextClassification(_EncoderTask):
             )
         task = glue_task(metadata["dataset"]) if metadata.get("dataset") else None
         examples = [tuple(text.split("\t")) for text in inputs]
+        for index, (text, example) in enumerate(zip(inputs, examples)):
+            if not all(sentence.strip() for sentence in example):
+                raise OdezooError(
+                    f"Input {index} ({text!r:.80}) has an empty sentence: give text to classify (a pair: two "
+                    "sentences separated by a tab)."
+                )
         if task is not None:
             try:
                 examples = task.check_examples(examples)
             except OdezooError as error:
-                raise OdezooError(f"{error} Separate a pair's two sentences with a tab.") from None
+                fix = (
+                    "Separate a pair's two sentences with a tab."
+                    if len(task.keys) == 2
+                    else "A tab separates the two sentences of a pair: replace it by a space."
+                )
+                raise OdezooError(f"{error} {fix}") from None
         logits = self.example_logits(model, examples).astype("float64")
         if task is not None and task.is_regression:
             return [{"text": t, "score": float(s)} for t, s in zip(inputs, logits[:, 0])]

@@ -48,6 +48,8 @@ BERT_TOKENS = {  # keras-hub's BERT inputs, right-padded
 MODELS = {
     "LMResNet": (LMResNet, {"depth": 8, "width": 2, "num_classes": 3, "image_shape": (8, 8, 3)},
                  IMAGES_8, (2, 3)),
+    "LMResNet-rk4": (LMResNet, {"depth": 14, "width": 2, "num_classes": 3, "image_shape": (8, 8, 3),
+                                "scheme": "rk4"}, IMAGES_8, (2, 3)),
     "SmallCNN": (SmallCNN, {"num_classes": 3, "image_shape": (28, 28, 1)},
                  RNG.uniform(0, 1, (2, 28, 28, 1)), (2, 3)),
     "PreActResNet18": (PreActResNet18, {"num_classes": 3, "image_shape": (8, 8, 3)}, IMAGES_8, (2, 3)),

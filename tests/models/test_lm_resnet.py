@@ -182,7 +182,7 @@ def test_stochastic_depth_is_unbiased():
     [
         ({"depth": 21}, "Received: depth=21"),
         ({"depth": 32, "block_type": "bottleneck"}, "9n + 2"),
-        ({"depth": 20, "scheme": "rk4"}, "Received: scheme='rk4'"),
+        ({"depth": 20, "scheme": "rk5"}, "Received: scheme='rk5'"),
         ({"depth": 20, "death_rate": 1.0}, "Received: death_rate=1.0"),
         ({"depth": 20, "padding": "valid"}, "Received: padding='valid'"),
         ({"depth": 20, "mean": [0.5]}, "Give both `mean` and `std`"),

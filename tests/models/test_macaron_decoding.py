@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from odezoo.models import MacaronTransformer
+from odezoo.models.macaron import macaron
 from odezoo.models.macaron.macaron import INPUT_NAMES
+from odezoo.models.macaron.macaron_decoding import fairseq_beam_search
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"vocabulary_size": 20, "num_layers": 2, "hidden_dim": 8, "num_heads": 2, "intermediate_dim": 16,
@@ -120,6 +122,33 @@ def test_beam_search_equals_the_reference(seed):
             _assert_same(found, _reference_beam_search(model, source, max_len=7, **settings))
             lengths |= {len(tokens) for tokens, _ in found}
     assert 8 in lengths and min(lengths) < 8
+
+
+def test_searching_in_parts_changes_nothing(monkeypatch):
+    """The compiled loop stops where half of its sentences are done (they leave the batch, as in fairseq)
+    or its room is full (it doubles): from 2 positions, the same hypotheses as the reference."""
+    parts = []
+
+    def search_in_parts(search, extras, caches, **kwargs):
+        def part(*args):
+            parts.append((len(args[-1][1]), args[-1][3].shape[2]))  # (rows, positions)
+            return search(*args)
+
+        return fairseq_beam_search(part, extras, caches, **kwargs)
+
+    monkeypatch.setattr(macaron, "_first_capacity", lambda source_length: 2)
+    monkeypatch.setattr(macaron, "fairseq_beam_search", search_in_parts)
+    model = _model(0)
+    dropped = False
+    for settings in SETTINGS[2:]:
+        parts.clear()
+        tokens, scores = model.beam_search(BATCH, MASK, max_len_b=7, n_best=settings["beam"], **settings)
+        for found, source in zip(_hypotheses(tokens, scores), SOURCES):
+            _assert_same(found, _reference_beam_search(model, source, max_len=7, **settings))
+        rows, positions = zip(*parts)
+        assert rows[0] == 2 * settings["beam"] and positions[:2] == (2, 4)  # grown from 2 positions
+        dropped |= rows[-1] == settings["beam"]  # one sentence went on alone
+    assert dropped
 
 
 def test_beam_one_is_greedy():

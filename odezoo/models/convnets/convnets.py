@@ -115,7 +115,8 @@ class PreActResNet18(_Classifier):
     """
 
     LEGACY_CONFIG = {"padding": "same", "final_bn_relu": True}
-    WEIGHT_BOUND_CONFIG = {"padding": PADDING_CHANGE}
+    OVERRIDE_NOTES = {"padding": PADDING_CHANGE}
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {"image_shape"}  # convolutions and a global pool
 
     def __init__(
         self,
@@ -157,7 +158,8 @@ class WideResNet(_Classifier):
     in `PreActResNet18` (`"symmetric"`, the official code's, by default)."""
 
     LEGACY_CONFIG = {"padding": "same"}
-    WEIGHT_BOUND_CONFIG = {"padding": PADDING_CHANGE}
+    OVERRIDE_NOTES = {"padding": PADDING_CHANGE}
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {"image_shape"}  # convolutions and a global pool
 
     def __init__(
         self,

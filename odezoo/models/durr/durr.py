@@ -1,15 +1,27 @@
 """DURR, the Dynamically Unfolding Recurrent Restorer (Zhang, Lu, Liu, Dong, ICLR 2019): one
 restoration unit applied repeatedly, and a policy that chooses per image when to stop."""
 
+from functools import partial
+
 import keras
 import numpy as np
 from keras import ops
 
-from odezoo.errors import OdezooError, check_integer
+from odezoo.errors import OdezooError, check_integer, warn
 from odezoo.models._inputs import image_inputs
 from odezoo.models.durr.durr_layers import GreedyStopping, Unfolding
 from odezoo.models.durr.durr_task import DURRRestoration
 from odezoo.pretrained import PretrainedMixin
+
+
+def receptive_field(depth):
+    """The receptive field of one step of a unit of `depth` 3x3 convolutions: `2 * depth + 1` pixels."""
+    return 2 * depth + 1
+
+
+# Side in pixels of the tiles in which `restore` steps images larger than it: one step of the default unit
+# on a tile (with its margins) holds about 0.1 GB of activations per image.
+TILE = 512
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
@@ -48,6 +60,7 @@ class DURR(PretrainedMixin, keras.Model):
     """
 
     TASK_CLASS = DURRRestoration
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {"num_steps", "max_steps"}  # how often the unit runs
     CITATION = """@inproceedings{zhang2019dynamically,
   title={Dynamically Unfolding Recurrent Restorer: A Moving Endpoint Control Method for Image Restoration},
   author={Zhang, Xiaoshuai and Lu, Yiping and Liu, Jiaying and Dong, Bin},
@@ -69,7 +82,7 @@ class DURR(PretrainedMixin, keras.Model):
         **kwargs,
     ):
         if channels not in (1, 3):
-            raise ValueError(f"`channels` must be 1 (grey) or 3 (colour). Received: channels={channels!r}")
+            raise OdezooError(f"`channels` must be 1 (grey) or 3 (colour). Received: channels={channels!r}")
         num_steps, max_steps = check_integer("num_steps", num_steps), check_integer("max_steps", max_steps)
         for name, value in (("features", features), ("depth", depth), ("policy_features", policy_features),
                             ("policy_depth", policy_depth)):  # fmt: skip
@@ -113,8 +126,8 @@ class DURR(PretrainedMixin, keras.Model):
 
     @property
     def min_image_size(self):
-        """The receptive field of one step, `2 * depth + 1` pixels: smaller images are refused."""
-        return 2 * self.depth + 1
+        """The receptive field of one step (`receptive_field`): smaller images are refused."""
+        return receptive_field(self.depth)
 
     def step_model(self):
         """One step as a model of its own: `{"x": x, "x0": x0} -> x + g_θ(x, x0)` (export: run it in a
@@ -130,10 +143,16 @@ class DURR(PretrainedMixin, keras.Model):
         loop = GreedyStopping(self.unit, self.policy, self.max_steps if max_steps is None else max_steps)
         return keras.Model(x0, loop(x0), name=f"{self.name}_restore")
 
-    def restore(self, images, *, max_steps=None, steps=None):
+    def restore(self, images, *, max_steps=None, steps=None, progress=None):
         """Restores `images` acting greedily with the policy: each image takes steps until its
         `q_stop >= q_continue`, at most `max_steps` (default: the config's). With `steps`, every
         image takes exactly that many steps and the policy is not asked (the fixed-depth restorer).
+        An `OdezooWarning` says how many images the cap stopped while the policy would go on (they
+        may be more degraded than the levels it was trained on).
+
+        Images larger than `TILE` pixels a side take each step in overlapping tiles (`unit_in_tiles`:
+        the same result, in bounded memory); `progress(step, cap, tile, tiles)` is then called after
+        each tile of each step (counted from 1; `cap`: the most steps there can be).
 
         Returns:
             `(restored images, steps taken per image)` as NumPy arrays.
@@ -147,15 +166,53 @@ class DURR(PretrainedMixin, keras.Model):
                 )
             steps = check_integer("steps", steps)
         max_steps = self.max_steps if max_steps is None else check_integer("max_steps", max_steps)
+        cap = max_steps if steps is None else steps
         x = x0.copy()
         taken = np.zeros(len(x0), "int64")
         active = np.arange(len(x0))
-        for _ in range(max_steps if steps is None else steps):
+        for step in range(1, cap + 1):
             if steps is None:
                 q = ops.convert_to_numpy(self.policy(x[active], x0[active]))
                 active = active[q[:, 0] < q[:, 1]]
                 if not len(active):
                     break
-            x[active] = ops.convert_to_numpy(self.unit(x[active], x0[active]))
+            report = None if progress is None or max(x0.shape[1:3]) <= TILE else partial(progress, step, cap)
+            x[active] = self.unit_in_tiles(x[active], x0[active], report)
             taken[active] += 1
+        else:
+            if steps is None and cap and len(active):
+                warn(
+                    f"{len(active)} of {len(x0)} image(s) stopped at the cap of max_steps={cap} steps while "
+                    "the policy would go on: they may be more degraded than the levels the model was trained "
+                    "on (a larger max_steps lets it take more steps)."
+                )
         return x, taken
+
+    def unit_in_tiles(self, x, x0, tile_done=None):
+        """`unit(x, x0)` as NumPy, computed in the tiles of `tile_grid`, each read with a margin of `depth`
+        pixels (the unit's receptive radius: `depth` 3x3 convolutions) so that its core is what the whole
+        image gives; `tile_done(tile, tiles)` is called after each (counted from 1)."""
+        out = np.empty_like(x)
+        height, width = x.shape[1:3]
+        grid = tile_grid(height, width)
+        for tile, (rows, cols) in enumerate(grid, 1):
+            top, left = max(rows.start - self.depth, 0), max(cols.start - self.depth, 0)
+            region = np.s_[:, top : rows.stop + self.depth, left : cols.stop + self.depth]
+            y = ops.convert_to_numpy(self.unit(x[region], x0[region]))
+            dy, dx = rows.start - top, cols.start - left
+            out[:, rows, cols] = y[:, dy : dy + rows.stop - rows.start, dx : dx + cols.stop - cols.start]
+            if tile_done is not None:
+                tile_done(tile, len(grid))
+        return out
+
+
+def tile_grid(height, width):
+    """`(rows, cols)` slices of the tiles covering a `height` x `width` image: as few as keep each within
+    `TILE` pixels a side, of equal sizes (to a pixel); one tile for an image no larger."""
+
+    def cuts(size):
+        count = -(-size // TILE)
+        bounds = [round(i * size / count) for i in range(count + 1)]
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+    return [(rows, cols) for rows in cuts(height) for cols in cuts(width)]

@@ -36,8 +36,9 @@ class _ConvStackOnPair(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class RestorationUnit(_ConvStackOnPair):
-    """One forward-Euler step `x + g(x, x0)`: `g` is a stack of `depth` 3x3 convolutions (ReLU between
-    them, `features` channels) on the current estimate `x` and the degraded image `x0`, concatenated.
+    """One forward-Euler step `x + g(x, x0)` (`odezoo.models._schemes.EULER`): `g` is a stack of `depth`
+    3x3 convolutions (ReLU between them, `features` channels) on the current estimate `x` and the
+    degraded image `x0`, concatenated.
 
     The last convolution starts at zero, so an untrained unit is the identity map.
     """

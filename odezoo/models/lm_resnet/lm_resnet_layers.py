@@ -3,12 +3,14 @@
 import keras
 from keras import ops
 
-SCHEMES = ("lm", "euler")
+from odezoo.models._schemes import LINEAR_TWO_STEP
+
+SCHEMES = ("lm", "euler")  # the schemes of `LinearMultistep`; the network takes every `_schemes.SCHEMES`
 
 
 @keras.saving.register_keras_serializable(package="odezoo")
 class LinearMultistep(keras.layers.Layer):
-    """One linear two-step update `u_{n+1} = (1 - k) u_n + k u_{n-1} + f(u_n)`.
+    """One linear two-step update `u_{n+1} = (1 - k) u_n + k u_{n-1} + f(u_n)` (`_schemes.LinearTwoStep`).
 
     Called on `[u_n, u_{n-1}, f(u_n)]`. `k` is one trainable scalar initialised from
     U(-0.1, 0), as in the official code (there `s = 1 - k` starts in U(1.0, 1.1)).
@@ -40,7 +42,7 @@ class LinearMultistep(keras.layers.Layer):
         if self.scheme == "euler":
             return current + residual
         k = ops.cast(self.k, current.dtype)
-        return (1.0 - k) * current + k * previous + residual
+        return LINEAR_TWO_STEP.update(current, previous, residual, k)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

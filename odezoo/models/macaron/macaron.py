@@ -9,8 +9,9 @@ import numpy as np
 from keras import layers, ops
 
 from odezoo._compile import backend_compiled
+from odezoo._progress import progress
 from odezoo.errors import OdezooError, check_integer, check_number
-from odezoo.models.macaron.macaron_decoding import fairseq_beam_search, padded_hypotheses
+from odezoo.models.macaron.macaron_decoding import beam_search_loop, fairseq_beam_search, ranked_hypotheses
 from odezoo.models.macaron.macaron_layers import (
     MacaronDecoderLayer,
     MacaronEncoderLayer,
@@ -86,7 +87,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
     Decoding: `encode` runs the encoder once; `call_decoder_with_cache` runs decoder steps on cached
     self-attention keys and values (`init_cache`) and, optionally, on the cross-attention keys and
     values of the encoder output (`cross_attention_cache`); `beam_search` (fairseq's) and
-    `greedy_decode` run one such step compiled by the backend.
+    `greedy_decode` run such steps in loops compiled by the backend.
 
     Args:
         vocabulary_size: size of the joined dictionary.
@@ -112,6 +113,10 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
     """
 
     TASK_CLASS = MacaronTranslation
+    # dropouts act in training only; the sinusoid table of `max_positions` holds no weights
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {
+        "dropout", "attention_dropout", "activation_dropout", "max_positions"
+    }  # fmt: skip
     CITATION = """@article{lu2019understanding,
   title={Understanding and Improving Transformer From a Multi-Particle Dynamic System Point of View},
   author={Lu, Yiping and Li, Zhuohan and He, Di and Sun, Zhiqing and Dong, Bin and Qin, Tao and
@@ -180,7 +185,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             pad_id=pad_id,
             share_all_embeddings=bool(share_all_embeddings),
         )
-        self._compiled_steps = {}  # `_decoder_stepper`'s compiled step by `k`; `greedy_search`
+        self._compiled_steps = {}  # `_compiled`: greedy, the encoder, beam search per beam
 
     def _teacher_forced_logits(self, inputs):
         """The functional model's output on its `inputs` (`INPUT_NAMES`): the encoder, then the decoder
@@ -282,40 +287,25 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             updated.append(cache)
         return self._logits(x), updated
 
-    def _decode_step(self, k, cache, cross_cache, encoder_padding_mask, token_ids, index, order, bias):
-        """The cache reordered to the rows `order`, one decoder step on `token_ids` `(rows, 1)` at
-        position `index`, and the `k` largest of `log p + bias` per row with their ids (best first)."""
-        cache = ops.take(cache, order, axis=0)
-        logits, cache = self.call_decoder_with_cache(
-            None, encoder_padding_mask, token_ids, cache, index, cross_cache
-        )
-        log_probs = ops.log_softmax(ops.cast(logits[:, -1], "float32"), axis=-1) + bias
-        return (*ops.top_k(log_probs, k), cache)
+    def _compiled(self, key, fn, xla=False):
+        """`fn` compiled by `backend_compiled` once per model and `key`."""
+        if key not in self._compiled_steps:
+            self._compiled_steps[key] = backend_compiled(fn, self.variables, xla=xla)
+        return self._compiled_steps[key]
 
-    def _decoder_stepper(self, encoder_token_ids, encoder_padding_mask, *, copies, max_length, k):
-        """`step(token_ids, index, order, bias) -> (top k log p + bias, their ids)` as NumPy arrays,
-        on `copies` rows per source (sentence-major), with a self-attention cache of `max_length`
-        positions and the encoder's cross-attention keys and values computed once.
+    def _beam_search_loop(self, beam, settings, cross_attention_cache, encoder_padding_mask, state):
+        """`macaron_decoding.beam_search_loop` on this model's cached decoder, `beam` rows per source
+        (`cross_attention_cache` and `encoder_padding_mask` already repeated to them), `settings` its
+        `(token_bias, min_len, max_length, eos_id)`."""
+        cross_caches = ops.unstack(cross_attention_cache, axis=1)
 
-        The step is compiled by the backend (`backend_compiled`; one trace per shape and `k`): the
-        fixed-size cache and the index as a tensor let one trace serve every position."""
-        encoder_padding_mask = ops.convert_to_tensor(encoder_padding_mask)
-        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask)
-        cross_attention_cache = ops.repeat(self.cross_attention_cache(encoder_output), copies, axis=0)
-        encoder_padding_mask = ops.repeat(encoder_padding_mask, copies, axis=0)
-        cache = self.init_cache(encoder_padding_mask.shape[0], max_length)
-        if k not in self._compiled_steps:
-            self._compiled_steps[k] = backend_compiled(partial(self._decode_step, k), self.variables)
-        compiled = self._compiled_steps[k]
-
-        def step(token_ids, index, order, bias):
-            nonlocal cache
-            *outputs, cache = compiled(
-                cache, cross_attention_cache, encoder_padding_mask, token_ids, np.int32(index), order, bias
+        def decode(token_ids, index, caches):
+            logits, caches = self._decoder(
+                token_ids, index, list(caches), None, encoder_padding_mask, cross_caches
             )
-            return tuple(np.asarray(x) for x in outputs)
+            return logits, tuple(caches)
 
-        return step
+        return beam_search_loop(decode, state, *settings, beam=beam, vocabulary_size=self.vocabulary_size)
 
     def greedy_decode(self, encoder_token_ids, encoder_padding_mask, *, max_length, start_id=2, end_id=2):
         """Greedy translation: each step appends the arg-max token, until every sequence has
@@ -338,9 +328,7 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 f"`max_length` must be <= max_positions={self.max_positions}. "
                 f"Received: max_length={max_length}"
             )
-        if "greedy" not in self._compiled_steps:
-            self._compiled_steps["greedy"] = backend_compiled(self.greedy_search, self.variables, xla=True)
-        tokens, steps = self._compiled_steps["greedy"](
+        tokens, steps = self._compiled("greedy", self.greedy_search, xla=True)(
             encoder_token_ids,
             encoder_padding_mask,
             self.init_cache(len(encoder_token_ids), max_length),
@@ -438,7 +426,8 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         min_len=1, unk_penalty=0.0, n_best=None, eos_id=2, unk_id=3,
     ):  # fmt: skip
         """fairseq's beam search (`generate.py --beam --lenpen`: IWSLT beam 5 lenpen 1.0, WMT beam 4
-        lenpen 0.6), batched over sentences, on the compiled cached decoder step.
+        lenpen 0.6), batched over sentences: the whole search a compiled loop (`ops.while_loop`) over the
+        cached decoder, `macaron_decoding`.
 
         Rules (fairseq 0.6.0 as vendored by macaron-net @3a84e7a, `translation/fairseq/`:
         `sequence_generator.py` `SequenceGenerator._generate` with its inner `finalize_hypos` and
@@ -466,8 +455,9 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
           search stops when all are.
         - The finished hypotheses are sorted by score, best first (a stable sort).
 
-        fairseq drops finished sentences from the batch; here they stay (fixed shapes, one compiled
-        step) and their rows are ignored, which changes nothing.
+        Each sentence's search is independent of the others': fairseq drops finished sentences from the
+        batch; here they stay in a compiled loop (fixed shapes) until half of the batch is done, then
+        the rest go on alone (`macaron_decoding.fairseq_beam_search`), which changes nothing.
 
         Args:
             encoder_token_ids, encoder_padding_mask: the sources `(batch, length)` (fairseq's end
@@ -493,15 +483,23 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
             encoder_padding_mask, beam=beam, lenpen=lenpen, max_len_a=max_len_a, max_len_b=max_len_b,
             min_len=min_len, unk_penalty=unk_penalty, n_best=n_best, eos_id=eos_id, unk_id=unk_id,
         )  # fmt: skip
-        batch_size = len(encoder_token_ids)
-        step = self._decoder_stepper(
-            encoder_token_ids, encoder_padding_mask, copies=beam, max_length=max_length + 1, k=2 * beam
+        batch_size, source_length = np.shape(encoder_token_ids)
+        encode = self._compiled(
+            "encoder", lambda ids, mask: self.cross_attention_cache(self.encode(ids, mask))
         )
-        finalized = fairseq_beam_search(
-            step, batch_size=batch_size, beam=beam, lenpen=lenpen, max_length=max_length,
-            min_len=min_len, eos_id=eos_id, token_bias=token_bias,
+        cross_attention_cache = ops.repeat(encode(encoder_token_ids, encoder_padding_mask), beam, axis=0)
+        encoder_padding_mask = ops.repeat(ops.convert_to_tensor(encoder_padding_mask), beam, axis=0)
+        capacity = min(max_length + 1, _first_capacity(source_length))
+        finished = fairseq_beam_search(
+            partial(
+                self._compiled(("beam", beam), partial(self._beam_search_loop, beam)),
+                (token_bias, np.int32(min_len), np.int32(max_length), np.int32(eos_id)),
+            ),
+            (cross_attention_cache, encoder_padding_mask),
+            ops.unstack(self.init_cache(batch_size * beam, capacity), axis=1), batch_size=batch_size,
+            beam=beam, capacity=capacity, max_length=max_length, eos_id=eos_id, pad_id=self.pad_id,
         )  # fmt: skip
-        return padded_hypotheses(finalized, n_best, self.pad_id)
+        return ranked_hypotheses(*finished, lenpen, n_best)
 
     def _beam_search_settings(
         self, encoder_padding_mask, *, beam, lenpen, max_len_a, max_len_b, min_len, unk_penalty, n_best,
@@ -559,7 +557,8 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         tokenized=False,
     ):  # fmt: skip
         """Translates `sentences` (a list of str) with `beam_search`, in batches of `batch_size` sources
-        of similar length (as fairseq's `generate.py` orders them), with a progress bar on a terminal.
+        of similar length (as fairseq's `generate.py` orders them), with a progress bar on a terminal and
+        progress lines and a summary on stderr otherwise (`odezoo._progress.progress`).
 
         Args:
             sentences: the source sentences.
@@ -574,17 +573,20 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
         Returns:
             The translations (list of str, in the order of `sentences`), detokenised by `tokenizer`.
         """
-        from tqdm.auto import tqdm
-
         batch_size = check_integer("batch_size", batch_size, 1)
         tokenizer = self.preset_tokenizer() if tokenizer is None else tokenizer
+        if not hasattr(tokenizer, "dictionary"):
+            raise OdezooError(
+                "`tokenizer` must be a MacaronTokenizer (e.g. model.preset_tokenizer()) or None. "
+                f"Received: {tokenizer!r} ({type(tokenizer).__name__})"
+            )
         if len(tokenizer.dictionary) != self.vocabulary_size:
             raise OdezooError(
                 f"The tokenizer's dictionary has {len(tokenizer.dictionary)} symbols but this model's "
                 f"vocabulary_size is {self.vocabulary_size}: use the tokenizer saved with the model's preset."
             )
-        encode = tokenizer.dictionary.encode_line if tokenized else tokenizer.to_ids
-        sources = [encode(sentence) for sentence in check_sentences(sentences)]
+        sentences = check_sentences(sentences)
+        sources = tokenizer.encode_sources(sentences, tokenized=tokenized)
         for i, (sentence, ids) in enumerate(zip(sentences, sources)):
             if len(ids) == 1:
                 raise OdezooError(
@@ -598,16 +600,24 @@ class MacaronTransformer(PretrainedMixin, keras.Model):
                 )
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         translations = [None] * len(sources)
-        for start in tqdm(range(0, len(order), batch_size), desc="translating", unit="batch", disable=None):
-            rows = order[start : start + batch_size]
-            tokens = self.beam_search(
-                *tokenizer.pad([sources[i] for i in rows]),
-                beam=beam, lenpen=lenpen, max_len_a=max_len_a, max_len_b=max_len_b,
-                eos_id=tokenizer.dictionary.EOS_ID, unk_id=tokenizer.dictionary.UNK_ID,
-            )  # fmt: skip
-            for i, translation in zip(rows, tokenizer.decode(tokens, detokenize=not tokenized)):
-                translations[i] = translation
+        with progress(total=len(sources), desc="translating", unit="sentences") as bar:
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                tokens = self.beam_search(
+                    *tokenizer.pad([sources[i] for i in rows]),
+                    beam=beam, lenpen=lenpen, max_len_a=max_len_a, max_len_b=max_len_b,
+                    eos_id=tokenizer.dictionary.EOS_ID, unk_id=tokenizer.dictionary.UNK_ID,
+                )  # fmt: skip
+                for i, translation in zip(rows, tokenizer.decode(tokens, detokenize=not tokenized)):
+                    translations[i] = translation
+                bar.update(len(rows))
         return translations
+
+
+def _first_capacity(source_length):
+    """The positions a beam search first makes room for, a multiple of 16 (few shapes to compile): the
+    source's length and 8 more (most translations are about as long); a longer search grows it."""
+    return 16 * -(-(source_length + 8) // 16)
 
 
 def _token_embeddings(vocabulary_size, hidden_dim, pad_id, share_all_embeddings, dtype):

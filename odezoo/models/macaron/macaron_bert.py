@@ -96,6 +96,10 @@ class MacaronBert(PretrainedMixin, keras.Model):
     """
 
     TASK_CLASS = MacaronMaskedLM  # an instance with `num_classes` is a text classifier
+    # dropouts act in training only; the sinusoid table of `max_positions` holds no weights
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {
+        "dropout", "attention_dropout", "activation_dropout", "max_positions"
+    }  # fmt: skip
     CITATION = MacaronTransformer.CITATION
 
     @classmethod

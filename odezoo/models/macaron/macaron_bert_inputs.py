@@ -19,7 +19,8 @@ def encode_examples(tokenizer, examples, max_positions):
     a time (BERT's `_truncate_seq_pair`; how the fork truncates is NOT FOUND).
 
     Returns:
-        `(token id lists, lengths of the first segment (<cls>, s1, </s>), number of examples truncated)`.
+        `(token id lists, lengths of the first segment (<cls>, s1, </s>), each example's length in tokens
+        before truncation)`: those longer than `max_positions` were truncated.
     """
     dictionary = tokenizer.dictionary
     found = {i: dictionary.symbols[i] if i < len(dictionary) else None for i in BERT_SYMBOLS}
@@ -28,7 +29,7 @@ def encode_examples(tokenizer, examples, max_positions):
             f"A BERT dictionary holds {BERT_SYMBOLS} after fairseq's four specials; this tokenizer's "
             f"holds {found}. Use the tokenizer of a Macaron-BERT preset."
         )
-    ids, firsts, truncated = [], [], 0
+    ids, firsts, lengths = [], [], []
     for example in examples:
         parts = [dictionary.encode_line(tokenizer.tokenize(s), append_eos=False).tolist() for s in example]
         budget = max_positions - 1 - len(parts)  # <cls> and one </s> per sentence
@@ -37,7 +38,7 @@ def encode_examples(tokenizer, examples, max_positions):
                 f"max_positions={max_positions} leaves no room for {len(parts)} sentence(s) after <cls> "
                 "and </s>."
             )
-        truncated += sum(map(len, parts)) > budget
+        lengths.append(sum(map(len, parts)) + 1 + len(parts))
         while sum(map(len, parts)) > budget:
             max(reversed(parts), key=len).pop()  # the longer; on a tie, the second
         sequence = [CLS_ID, *parts[0], dictionary.EOS_ID]
@@ -45,7 +46,7 @@ def encode_examples(tokenizer, examples, max_positions):
         for part in parts[1:]:
             sequence += [*part, dictionary.EOS_ID]
         ids.append(sequence)
-    return ids, firsts, truncated
+    return ids, firsts, lengths
 
 
 def pack_inputs(ids, first_lengths, pad_id=1):

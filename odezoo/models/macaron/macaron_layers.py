@@ -7,16 +7,16 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from odezoo.errors import check_integer
+from odezoo.errors import OdezooError, check_integer
 
-SCHEMES = ("strang", "lie_trotter")
+SCHEMES = ("strang", "lie_trotter")  # splittings of two operators; schemes for one f: odezoo.models._schemes
 LAYER_NORM_EPSILON = 1e-5  # PyTorch's default, fairseq's value (Keras' default is 1e-3)
 
 
 def check_rate(name, value):
     """Raises unless `value` is a dropout rate in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a rate in [0, 1). Received: {name}={value!r}")
+        raise OdezooError(f"`{name}` must be a rate in [0, 1). Received: {name}={value!r}")
 
 
 def check_model_settings(vocabulary_size, num_layers, hidden_dim, pad_id, dropout):
@@ -27,7 +27,7 @@ def check_model_settings(vocabulary_size, num_layers, hidden_dim, pad_id, dropou
     hidden_dim = check_integer("hidden_dim", hidden_dim, 4)
     pad_id = check_integer("pad_id", pad_id)
     if pad_id >= vocabulary_size:
-        raise ValueError(f"`pad_id` must be < vocabulary_size={vocabulary_size}. Received: pad_id={pad_id}")
+        raise OdezooError(f"`pad_id` must be < vocabulary_size={vocabulary_size}. Received: pad_id={pad_id}")
     check_rate("dropout", dropout)
     return vocabulary_size, num_layers, hidden_dim, pad_id
 
@@ -177,7 +177,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def build(self, query_shape):
         hidden_dim = query_shape[-1]
         if hidden_dim % self.num_heads:
-            raise ValueError(
+            raise OdezooError(
                 "`hidden_dim` must be a multiple of `num_heads`. "
                 f"Received: hidden_dim={hidden_dim}, num_heads={self.num_heads}"
             )
@@ -270,7 +270,7 @@ class FeedForward(keras.layers.Layer):
         self.intermediate_dim = check_integer("intermediate_dim", intermediate_dim, 1)
         check_rate("activation_dropout", activation_dropout)
         if init not in FFN_INITS:
-            raise ValueError(f"`init` must be one of {FFN_INITS}. Received: init={init!r}")
+            raise OdezooError(f"`init` must be one of {FFN_INITS}. Received: init={init!r}")
         self.activation = activation
         self.activation_dropout = activation_dropout
         self.init = init
@@ -336,10 +336,10 @@ class _SplitLayer(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if scheme not in SCHEMES:
-            raise ValueError(f"`scheme` must be one of {SCHEMES}. Received: scheme={scheme!r}")
+            raise OdezooError(f"`scheme` must be one of {SCHEMES}. Received: scheme={scheme!r}")
         intermediate_dim = check_integer("intermediate_dim", intermediate_dim, 1)
         if scheme == "strang" and intermediate_dim % 2:
-            raise ValueError(
+            raise OdezooError(
                 "`intermediate_dim` must be even with scheme='strang' (two FFNs of half the width). "
                 f"Received: intermediate_dim={intermediate_dim}"
             )

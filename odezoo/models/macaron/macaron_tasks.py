@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from odezoo.data.glue import glue_examples, glue_metrics, glue_task
 from odezoo.data.text import dictionary_corpus, dictionary_english, iwslt14_files, join_bpe, wmt14_pairs
-from odezoo.errors import OdezooError
+from odezoo.errors import OdezooError, warn
 from odezoo.models.macaron.macaron_bert_inputs import (
     CLS_ID,
     encode_examples,
@@ -17,7 +17,7 @@ from odezoo.models.macaron.macaron_bert_inputs import (
     pack_sentences,
 )
 from odezoo.models.macaron.macaron_tokenizer import Dictionary
-from odezoo.tasks.base import relative_error, share_agreeing
+from odezoo.tasks.base import limit_note, relative_error, share_agreeing
 from odezoo.tasks.text import (
     MASKED_LM_DATASETS,
     QUANTIZED_TOP1,
@@ -53,6 +53,8 @@ class MacaronTranslation(Translation):
     unexportable = {
         "onnx": "tf2onnx leaves an XlaDynamicUpdateSlice node (the cache update) that is not ONNX, and "
         "onnxruntime rejects the encoder's head-split Reshape (measured with tf2onnx 1.17)",
+        "tflite+int8": "LiteRT cannot run the int8 encoder (its STRIDED_SLICE takes 1-D to 5-D arrays only; "
+        "measured on macaron_dictionary_de_en); use --quantize dynamic or float16",
     }
 
     def export_parts(self, model, metadata, quantize=None):
@@ -153,6 +155,7 @@ def evaluate_translation(
         "dataset": dataset,
         "split": split,
         "num_examples": len(sources),
+        **limit_note(limit, len(sources)),
         "beam": beam,
         "lenpen": lenpen,
         **translation_scores(hypotheses, references, lines, reference_lines, lowercase=tokenizer.lowercase),
@@ -256,6 +259,7 @@ def evaluate_masked_lm(
         "dataset": dataset,
         "split": split,
         "num_examples": len(texts),
+        **limit_note(limit, len(texts)),
         "masked_tokens": int(total),
         "masked_accuracy": correct / max(total, 1.0),
     }
@@ -264,6 +268,12 @@ def evaluate_masked_lm(
 class MacaronTextClassification(_BertSamples, TextClassification):
     """`MacaronBert` with a classification head: `evaluate_glue` and `classifier_logits` with the
     preset's tokenizer."""
+
+    unexportable = {
+        "tflite+int8": "int8 keeps the predicted class of only 37.5 % of "
+        "bert_small_dictionary_en_dictionary_tags' export sample (80 % needed); "
+        "use --quantize dynamic or float16",
+    }
 
     def evaluate(self, model, metadata, *, dataset=None, split=None, limit=0, batch_size=32, data_dir=None):
         """`evaluate_glue` with the preset's tokenizer, on the preset's GLUE task by default."""
@@ -279,15 +289,24 @@ class MacaronTextClassification(_BertSamples, TextClassification):
         )  # fmt: skip
 
     def example_logits(self, model, examples):
-        return classifier_logits(model, model.preset_tokenizer(), examples)[0]
+        """`classifier_logits` with the preset's tokenizer; an `OdezooWarning` per example truncated to
+        the model's `max_positions`, with its length."""
+        logits, lengths = classifier_logits(model, model.preset_tokenizer(), examples)
+        for index, length in enumerate(lengths):
+            if length > model.max_positions:
+                warn(
+                    f"Input {index} has {length} tokens; {model.name} reads at most {model.max_positions} "
+                    f"(max_positions): the last {length - model.max_positions} were left out."
+                )
+        return logits
 
 
 def classifier_logits(model, tokenizer, examples, *, batch_size=32):
-    """`(logits (n, outputs), number of examples truncated)` of `examples` (tuples of one or two
-    sentences) encoded as the fork does (`encode_examples`, truncated to the model's
+    """`(logits (n, outputs), each example's length in tokens before truncation)` of `examples` (tuples
+    of one or two sentences) encoded as the fork does (`encode_examples`, truncated to the model's
     positions), in batches of similar length, with a progress bar on a terminal when they fill more than
     one."""
-    ids, firsts, truncated = encode_examples(tokenizer, examples, model.max_positions)
+    ids, firsts, lengths = encode_examples(tokenizer, examples, model.max_positions)
     order = np.argsort([len(i) for i in ids], kind="stable")  # batches of similar length
     logits = np.zeros((len(ids), int(model.outputs[0].shape[-1])), "float32")
     starts = range(0, len(order), batch_size)
@@ -295,7 +314,7 @@ def classifier_logits(model, tokenizer, examples, *, batch_size=32):
         rows = order[start : start + batch_size]
         inputs = pack_inputs([ids[i] for i in rows], [firsts[i] for i in rows], tokenizer.dictionary.PAD_ID)
         logits[rows] = np.asarray(model(inputs, training=False))
-    return logits, truncated
+    return logits, lengths
 
 
 def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data_dir=None):
@@ -315,13 +334,14 @@ def evaluate_glue(model, tokenizer, task, *, split, limit=0, batch_size=32, data
             f"num_classes={task.num_classes} first."
         )
     examples, labels = glue_examples(task, split, limit=limit, data_dir=data_dir)
-    logits, truncated = classifier_logits(
+    logits, lengths = classifier_logits(
         model, tokenizer, task.check_examples(examples), batch_size=batch_size
     )
     return {
         "dataset": task.dataset,
         "split": split,
         "num_examples": len(examples),
-        "truncated": truncated,
+        **limit_note(limit, len(examples)),
+        "truncated": sum(length > model.max_positions for length in lengths),
         **glue_metrics(task, labels, logits),
     }

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from odezoo.data.text import join_bpe
-from odezoo.errors import OdezooError, check_integer
+from odezoo.errors import OdezooError, check_integer, warn
 
 DICTIONARY_FILE = "dict.txt"
 BPE_CODES_FILE = "bpe.codes"
@@ -296,6 +296,37 @@ class MacaronTokenizer:
         """The int32 ids of `sentence`, ending with `</s>`."""
         return self.dictionary.encode_line(self.tokenize(sentence))
 
+    def encode_sources(self, sentences, *, tokenized=False):
+        """The int32 ids of each of `sentences` (a list of str), ending with `</s>`: raw text tokenised
+        (`to_ids`), or, with `tokenized`, lines of the dictionary's subword tokens taken as they are.
+        An `OdezooWarning` with the numbers says where a sentence holds nothing but `<unk>` (no token
+        the model knows: its translation is a guess), and where token lines hold unknown tokens that
+        tokenising them as text avoids (raw text passed with `tokenized=True`)."""
+        sentences = check_sentences(sentences)
+        unk = Dictionary.UNK_ID
+        ids = [(self.dictionary.encode_line if tokenized else self.to_ids)(s) for s in sentences]
+        unknown = [i for i, row in enumerate(ids) if len(row) > 1 and (row[:-1] == unk).all()]
+        if unknown:
+            i = unknown[0]
+            warn(
+                f"{len(unknown)} of {len(ids)} sentence(s) hold no token the model knows, e.g. sentence {i} "
+                f"({sentences[i]!r:.60}: {len(ids[i]) - 1} token(s), all <unk>): its translation is a guess.",
+                stacklevel=3,  # the caller of `translate`
+            )
+        if tokenized:
+            counts = [(int((row == unk).sum()), s) for row, s in zip(ids, sentences)]
+            raw = [(i, n, int((self.to_ids(s) == unk).sum())) for i, (n, s) in enumerate(counts) if n]
+            raw = [(i, n, m) for i, n, m in raw if m < n]
+            if raw:
+                i, n, m = raw[0]
+                warn(
+                    f"{len(raw)} of {len(ids)} token line(s) look like raw text, e.g. line {i} "
+                    f"({sentences[i]!r:.60}): {n} token(s) outside the dictionary as a token line, {m} when "
+                    "tokenised as text. Pass tokenized=False (the default) for text.",
+                    stacklevel=3,
+                )
+        return ids
+
     def pad(self, id_lists):
         """`(ids, padding_mask)`, int32 `(batch, longest)`: the sequences left-padded with `<pad>` (as
         fairseq pads sources), the mask 1 at real tokens."""
@@ -339,6 +370,8 @@ def subword_nmt_codes(codes):
 
 def check_sentences(sentences):
     """`sentences` as a list of str, else raises saying what fits."""
+    if not isinstance(sentences, str) and hasattr(sentences, "__iter__"):
+        sentences = list(sentences)  # a generator is read once, here
     if isinstance(sentences, str) or not sentences or not all(isinstance(s, str) for s in sentences):
         raise OdezooError(
             "Expected a non-empty list of sentences (str). Received: "

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from odezoo.errors import OdezooError
 from odezoo.models._features import FeatureExtractorMixin
 from odezoo.models._inputs import image_inputs
 from odezoo.models.mean_field.mean_field_layers import MeanFieldBlocks
@@ -54,6 +55,7 @@ class MeanFieldResNet(PretrainedMixin, FeatureExtractorMixin, keras.Model):
     """
 
     TASK_CLASS = ImageClassification
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {"shuffle_blocks", "image_shape"}  # shuffle: training
     CITATION = """@inproceedings{lu2020mean,
   title={A Mean-field Analysis of Deep ResNet and Beyond: Towards Provable Optimization
          via Overparameterization from Depth},
@@ -82,7 +84,7 @@ class MeanFieldResNet(PretrainedMixin, FeatureExtractorMixin, keras.Model):
     ):
         check_num_classes(num_classes)
         if variant not in VARIANTS:
-            raise ValueError(f"`variant` must be one of {VARIANTS}. Received: variant={variant!r}")
+            raise OdezooError(f"`variant` must be one of {VARIANTS}. Received: variant={variant!r}")
 
         # === Functional Model ===
         inputs, x = image_inputs(image_shape, mean, std, dtype)
@@ -146,7 +148,7 @@ class MeanFieldResNet(PretrainedMixin, FeatureExtractorMixin, keras.Model):
         if sorted(permutation) != list(range(self.num_blocks)) or not all(
             isinstance(i, (int, np.integer)) for i in permutation
         ):
-            raise ValueError(
+            raise OdezooError(
                 f"`permutation` must be a permutation of the {self.num_blocks} block indices "
                 f"0..{self.num_blocks - 1}. Received: permutation={permutation!r}"
             )
@@ -199,5 +201,5 @@ class MeanFieldResNet(PretrainedMixin, FeatureExtractorMixin, keras.Model):
 
 def _check_factor(name, factor):
     if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={factor!r}")
+        raise OdezooError(f"`{name}` must be a positive integer. Received: {name}={factor!r}")
     return int(factor)

@@ -15,6 +15,8 @@ and prints the losses reached (and writes `DIR/continuum.json`, `DIR/continuum.p
 
 import numpy as np
 
+from odezoo._progress import progress
+
 
 def random_orders(num_blocks, count, seed=0):
     """`count` random permutations of `range(num_blocks)`, never the identity when another exists."""
@@ -92,13 +94,11 @@ def regression_loss(num_blocks, width, scaling, *, seed=0, steps=1000, learning_
 
 def continuum_limit(*, seeds=(0, 1), depths=DEPTHS, widths=WIDTHS, fixed_width=64, fixed_depth=8, steps=1000):
     """Losses reached vs L (M = `fixed_width`) and vs M (L = `fixed_depth`), per scaling and seed."""
-    from tqdm.auto import tqdm
-
     runs = [("depth", L, fixed_width) for L in depths] + [("width", fixed_depth, M) for M in widths]
     jobs = [(axis, L, M, scaling, seed) for axis, L, M in runs for scaling in ("mean_field", "standard")
             for seed in seeds]  # fmt: skip
     rows = []
-    for axis, L, M, scaling, seed in tqdm(jobs, desc="continuum limit", disable=None):
+    for axis, L, M, scaling, seed in progress(jobs, desc="continuum limit", unit="runs"):
         loss = regression_loss(L, M, scaling, seed=seed, steps=steps)
         rows.append({"sweep": axis, "num_blocks": L, "width": M, "scaling": scaling, "seed": seed, **loss})
     return rows

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from odezoo.errors import OdezooError
+from odezoo.errors import OdezooError, check_dtype
 from odezoo.models.pde_net.pde_net_base import PDEModelMixin, check_filters, derivative_orders, feature_name
 from odezoo.models.pde_net.pde_net_layers import MomentConv2D, filter_bank
 from odezoo.models.pde_net.pde_net_task import PDENetRollout
@@ -203,6 +203,7 @@ class PDENet(PDEModelMixin, PretrainedMixin, keras.Model):
         **kwargs,
     ):
         check_filters(kernel_size, max_order)
+        check_dtype(dtype)
         if padding not in ("periodic", "zero"):
             raise OdezooError(f"`padding` must be 'periodic' or 'zero'. Received: padding={padding!r}")
         inputs = keras.Input((grid, grid, 1), name="u", dtype=keras.dtype_policies.get(dtype).variable_dtype)

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from odezoo.errors import OdezooError
+from odezoo.errors import OdezooError, check_dtype, check_number, warn
 from odezoo.models.pde_net.pde_net_base import PDEModelMixin, check_filters, derivative_orders, feature_name
 from odezoo.models.pde_net.pde_net_layers import MomentConv2D, SymNet, filter_bank, kernel_to_moments
 from odezoo.models.pde_net.pde_net_task import PDENetRollout
@@ -239,6 +239,7 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
         if not channels or len(set(channels)) != len(channels):
             raise OdezooError(f"`channels` must be distinct names. Received: channels={channels}")
         check_filters(kernel_size, max_order)
+        check_dtype(dtype)
         if int(grid) < kernel_size:
             raise OdezooError(f"`grid` must be at least kernel_size={kernel_size}. Received: grid={grid}")
         inputs = keras.Input(
@@ -288,6 +289,7 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
         """
         import sympy
 
+        threshold = check_number("threshold", threshold, minimum=0)
         symbols = sympy.symbols(self.feature_names)
         rhs = {}
         for channel, net in zip(self.channels, self.step.symnets):
@@ -297,4 +299,6 @@ class PDENet2(PDEModelMixin, PretrainedMixin, keras.Model):
                 if abs(c) >= threshold
             ]
             rhs[channel] = sympy.Add(*terms)
+        if all(expr == 0 for expr in rhs.values()):
+            warn(f"Every term is below threshold={threshold:g}: all right-hand sides are 0; try 0.01.")
         return LearnedPDE(rhs, threshold)

@@ -4,7 +4,7 @@ the input checks)."""
 
 import numpy as np
 
-from odezoo.errors import OdezooError, check_integer
+from odezoo.errors import OdezooError, check_integer, warn
 from odezoo.tasks.pde_rollout import check_fields
 
 
@@ -35,11 +35,24 @@ class PDEModelMixin:
     periodic = True
 
     def rollout(self, u0, steps):
-        """`(batch, steps + 1, grid, grid, channels)`: `u0` and `steps` applications of the one-step map."""
+        """`(batch, steps + 1, grid, grid, channels)`: `u0` and `steps` applications of the one-step map.
+
+        Where a sample blows up (a value turns NaN or infinite: a field far from the training data, or a
+        model unstable at its time step), an `OdezooWarning` names the first step and the samples."""
         steps = check_integer("steps", steps)
         u = check_fields(self, u0)
-        frames = [u]
-        for _ in range(steps):  # the backend's compiled predict step: no per-op eager overhead
+        frames, warned = [u], False
+        for step in range(1, steps + 1):  # the backend's compiled predict step: no per-op eager overhead
             u = self.predict_on_batch(u)
             frames.append(u)
+            bad = ~np.isfinite(u).reshape(len(u), -1).all(axis=1)
+            if bad.any() and not warned:
+                warned = True
+                samples = np.flatnonzero(bad).tolist()
+                warn(
+                    f"The rollout blew up at step {step} of {steps}: {len(samples)} of {len(u)} sample(s) "
+                    f"({', '.join(map(str, samples[:5]))}{', ...' if len(samples) > 5 else ''}) hold NaN/inf "
+                    "values from there on. Check that u0 is like the fields the model was trained on "
+                    "(scale, smoothness)."
+                )
         return np.stack(frames, axis=1)

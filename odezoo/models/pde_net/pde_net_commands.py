@@ -15,18 +15,22 @@ def _arguments(p):
         "--noise", type=float, help="noise level relative to each initial frame's std (default: the paper's)"
     )
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file of the same name")
 
 
 def simulate_command(args):
     """Writes `args.n` simulated trajectories of `args.equation` to `args.out`; returns what it wrote."""
-    from odezoo.data.pde import simulate, write_trajectories  # deferred: the CLI parses without TensorFlow
+    # deferred: the CLI parses without TensorFlow
+    from odezoo.data.pde import get_equation, simulate, trajectories_path, write_trajectories
 
     if args.n < 1 or args.steps < 0:
         raise OdezooError(f"--n must be >= 1 and --steps >= 0. Received: --n {args.n} --steps {args.steps}")
+    get_equation(args.equation)  # an unknown name is refused before the file's name is made from it
+    path = trajectories_path(args.out, f"{args.equation}_seed{args.seed}.npz", overwrite=args.overwrite)
     trajectories = simulate(
         args.equation, batch=args.n, steps=args.steps, seed=args.seed, noise=args.noise, progress=True
     )
-    path = write_trajectories(trajectories, args.out, f"{trajectories.equation}_seed{args.seed}.npz")
+    write_trajectories(trajectories, path)
     return {
         "path": str(path),
         "shape": list(trajectories.u.shape),

@@ -53,7 +53,9 @@ from odezoo.errors import OdezooError
 from odezoo.models.macaron.macaron_bert import MacaronBert
 from odezoo.models.macaron.macaron_bert_inputs import encode_examples, pack_inputs
 from odezoo.models.macaron.macaron_tasks import evaluate_glue
-from odezoo.presets import list_presets
+from odezoo.models.macaron.macaron_tokenizer import TOKENIZER_FILE
+from odezoo.preset_folder import CONFIG_FILE, read_json
+from odezoo.presets import list_presets, resolve
 from odezoo.recipes._common import DistributedRunConfig, check_positive, eval_command, finish_run, start_run
 from odezoo.recipes.macaron import bert_adam
 from odezoo.training import checkpointed_epoch, epoch_dataset, fit_resumable, make_strategy
@@ -149,11 +151,13 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{split: {metric: value, ...}, "preset_dir"}`.
     """
-    check_base(config.base)
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
+
+    def prepare():  # the base (the default is a folder the user converts), then the strategy
+        check_base(config.base)
+        return make_strategy(config.strategy, config.tpu)
+
+    workdir, strategy = start_run(workdir, config, prepare)
     task = glue_task(config.task)
-    strategy = make_strategy(config.strategy, config.tpu)
     outputs = task.num_classes if config.loss == "cross_entropy" else 1
     with strategy.scope():
         model = MacaronBert.from_pretrained(
@@ -211,8 +215,22 @@ def train(config, workdir, *, callbacks=()):
 
 def check_base(base):
     """Raises, before anything is written, unless `base` names a preset, a folder or `hf://<org>/<repo>`
-    (the default `macaron_bert_base` is a folder the user converts; `""` is `validate()`'s to refuse)."""
-    if not base or base.startswith("hf://") or Path(base).expanduser().is_dir() or base in list_presets():
+    (the default `macaron_bert_base` is a folder the user converts) holding a `MacaronBert` with its
+    tokenizer."""
+    if base.startswith("hf://") or Path(base).expanduser().is_dir() or base in list_presets():
+        folder = resolve(base).folder
+        saved = read_json(folder / CONFIG_FILE)
+        if saved.get("class_name") != MacaronBert.__name__:
+            raise OdezooError(
+                f"`base` {base!r} is a {saved.get('class_name')}; the GLUE recipes fine-tune a MacaronBert "
+                "preset with its tokenizer (e.g. macaron_bert_small_dictionary_en)."
+            )
+        if not (folder / TOKENIZER_FILE).is_file():
+            raise OdezooError(
+                f"`base` {base!r} holds no {TOKENIZER_FILE}: the fine-tuned model reads text with its base's "
+                "tokenizer, so the base must be a preset folder saved with one (as the recipes and the "
+                "converter write)."
+            )
         return
     raise OdezooError(
         f"`base` {base!r} is no preset (`odezoo list`), preset folder or hf://<org>/<repo>. For the "

@@ -108,11 +108,13 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{"masked_accuracy", "masked_tokens", "preset_dir"}`.
     """
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
-    strategy = make_strategy(config.strategy, config.tpu)
     data_dir = config.data_dir or None
-    texts = masked_lm_text(config.dataset, "train", limit=config.limit, data_dir=data_dir)
+
+    def prepare():  # the strategy first: MultiWorkerMirroredStrategy configures the runtime at startup
+        strategy = make_strategy(config.strategy, config.tpu)
+        return strategy, masked_lm_text(config.dataset, "train", limit=config.limit, data_dir=data_dir)
+
+    workdir, (strategy, texts) = start_run(workdir, config, prepare)
     tokenizer = bert_tokenizer(texts, config.bpe_merges)
     sequences = _packed(tokenizer, texts, config.sequence_length)
     steps = -(-len(sequences) // config.batch_size)

@@ -125,7 +125,7 @@ class Config(DistributedRunConfig):
         check_choice(self, "scheme", SCHEMES)
         check_positive(self, "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "bpe_merges")
         check_positive(self, "max_tokens", "epochs", "warmup_updates", "beam")
-        check_positive(self, "limit", "weight_decay", "label_smoothing", "warmup_init_lr", minimum=0)
+        check_positive(self, "limit", "weight_decay", "warmup_init_lr", minimum=0)
         check_heads(self)
         if self.dataset == "iwslt14" and not self.data_dir:
             raise OdezooError(
@@ -235,10 +235,11 @@ def train(config, workdir, *, callbacks=()):
     Returns:
         `{"bleu", "tokenized_bleu", "chrf", "preset_dir"}`.
     """
-    keras.utils.set_random_seed(config.seed)
-    workdir = start_run(workdir, config)
-    strategy = make_strategy(config.strategy, config.tpu)
-    tokenizer, sources, targets = prepare_corpus(config)
+
+    def prepare():  # the strategy first: MultiWorkerMirroredStrategy configures the runtime at startup
+        return make_strategy(config.strategy, config.tpu), *prepare_corpus(config)
+
+    workdir, (strategy, tokenizer, sources, targets) = start_run(workdir, config, prepare)
     batches = token_batches(
         np.array(list(map(len, sources))), np.array(list(map(len, targets))), config.max_tokens
     )
