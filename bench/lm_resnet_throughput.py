@@ -11,13 +11,11 @@ the reference (goal: >= 0.95).
 import argparse
 import json
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from _throughput import interleaved_throughput, set_threads  # noqa: E402
 
 from odezoo import LMResNet  # noqa: E402
 from odezoo.testing import reference_resnet  # noqa: E402
@@ -46,34 +44,12 @@ def main():
         "--threads", type=int, default=0, help="TensorFlow intra- and inter-op threads (0: TF's default)"
     )
     args = parser.parse_args()
-    if args.threads and keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    rng = np.random.default_rng(0)
+    set_threads(args.threads)
     n = args.batch_size * args.steps
-    x = rng.uniform(0, 1, (n, *SHAPE)).astype("float32")
-    y = rng.integers(0, 10, n)
-    kinds = ("lm", "euler", "reference")
-    models = {kind: build(kind) for kind in kinds}
-    for model in models.values():  # compile the train and predict functions
-        model.fit(x[: 2 * args.batch_size], y[: 2 * args.batch_size], batch_size=args.batch_size, verbose=0)
-        model.predict(x[: 2 * args.batch_size], batch_size=args.batch_size, verbose=0)
-    train = {kind: [] for kind in kinds}
-    infer = {kind: [] for kind in kinds}
-    for repeat in range(args.repeats):
-        order = kinds[repeat % 3 :] + kinds[: repeat % 3]  # rotate, so no model always goes first
-        for kind in order:
-            model = models[kind]
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
-            train[kind].append(n / (time.perf_counter() - start))
-            start = time.perf_counter()
-            model.predict(x, batch_size=args.batch_size, verbose=0)
-            infer[kind].append(n / (time.perf_counter() - start))
-    med = lambda d: {k: statistics.median(v) for k, v in d.items()}  # noqa: E731
-    train, infer = med(train), med(infer)
+    models = {kind: build(kind) for kind in ("lm", "euler", "reference")}
+    train, infer = interleaved_throughput(
+        models, SHAPE, batch_size=args.batch_size, steps=args.steps, repeats=args.repeats
+    )
     report = {
         "batch_size": args.batch_size,
         "images_per_run": n,

@@ -12,13 +12,12 @@ summarised by the median, so machine noise hits them alike. Prints images/s and 
 import argparse
 import json
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _throughput import interleaved_throughput, set_threads  # noqa: E402
 
 from odezoo import LMResNet, OdezooError  # noqa: E402
 from odezoo.models._schemes import SCHEMES  # noqa: E402
@@ -59,34 +58,12 @@ def main():
         "--threads", type=int, default=0, help="TensorFlow intra- and inter-op threads (0: TF's default)"
     )
     args = parser.parse_args()
-    if args.threads and keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    rng = np.random.default_rng(0)
+    set_threads(args.threads)
     n = args.batch_size * args.steps
-    x = rng.uniform(0, 1, (n, *SHAPE)).astype("float32")
-    y = rng.integers(0, 10, n)
     models = {label: build(args.depth, kwargs) for label, kwargs in variants(args.depth).items()}
-    labels = list(models)
-    for model in models.values():  # compile the train and predict functions
-        model.fit(x[: 2 * args.batch_size], y[: 2 * args.batch_size], batch_size=args.batch_size, verbose=0)
-        model.predict(x[: 2 * args.batch_size], batch_size=args.batch_size, verbose=0)
-    train = {label: [] for label in labels}
-    infer = {label: [] for label in labels}
-    for repeat in range(args.repeats):
-        shift = repeat % len(labels)
-        for label in labels[shift:] + labels[:shift]:  # rotate, so no model always goes first
-            model = models[label]
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0)
-            train[label].append(n / (time.perf_counter() - start))
-            start = time.perf_counter()
-            model.predict(x, batch_size=args.batch_size, verbose=0)
-            infer[label].append(n / (time.perf_counter() - start))
-    train = {label: statistics.median(v) for label, v in train.items()}
-    infer = {label: statistics.median(v) for label, v in infer.items()}
+    train, infer = interleaved_throughput(
+        models, SHAPE, batch_size=args.batch_size, steps=args.steps, repeats=args.repeats
+    )
     trainable = {
         label: sum(int(np.prod(v.shape)) for v in model.trainable_weights) for label, model in models.items()
     }
