@@ -27,6 +27,22 @@ def atomic_write(path, mode="w"):
         raise
 
 
+def write_output(path, write, mode="wb", done=""):
+    """Creates `path`'s folder and writes `path` atomically through `write(file)`; a failure of the file
+    system is one `OdezooError` naming the path, `done` (what was written before it) and what to do."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, mode) as f:
+            write(f)
+    except OSError as error:
+        raise OdezooError(
+            f"Cannot write {path}: {error.strerror or error}{done}. Free some space or choose a "
+            "writable --out."
+        ) from None
+    return path
+
+
 def json_text(obj, **options):
     """`obj` as strict JSON (`json.dumps` with `options`), non-ASCII characters kept readable. A NaN or
     an infinity, which strict JSON has no number for, is written as null; a dict `obj` then records

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from odezoo._files import atomic_write, check_folder, check_output
+from odezoo._files import check_folder, check_output, write_output
 from odezoo.errors import OdezooError, check_integer
 
 TWO_PI = 2 * math.pi
@@ -53,16 +53,7 @@ def trajectories_path(folder, name, *, overwrite=False):
 
 def write_trajectories(trajectories, path):
     """Writes `trajectories` to `path` (`trajectories_path`) atomically and returns the path."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as f:
-            trajectories.save(f)
-    except OSError as error:
-        raise OdezooError(
-            f"Cannot write {path}: {error.strerror or error}. Free some space or choose a writable --out."
-        ) from None
-    return path
+    return write_output(path, trajectories.save)
 
 
 def load_trajectories(path):

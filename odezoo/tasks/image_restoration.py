@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odezoo._files import atomic_write, check_folder, check_output
+from odezoo._files import check_folder, check_output, write_output
 from odezoo.data.images import read_image
 from odezoo.data.restoration import add_noise, check_degradation, clean_images, degrade
 from odezoo.errors import OdezooError, OdezooWarning
@@ -225,15 +225,8 @@ class ImageRestoration(Task):
             )
             pixels = np.round(np.clip(restored[0], 0.0, 1.0) * 255).astype("uint8")
             png = tf.io.encode_png(pixels).numpy()
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_write(target, "wb") as f:
-                    f.write(png)
-            except OSError as error:
-                raise OdezooError(
-                    f"Cannot write {target}: {error.strerror or error}; {len(results)} of {len(inputs)} "
-                    "image(s) were written before it. Free some space or choose a writable --out."
-                ) from None
+            done = f"; {len(results)} of {len(inputs)} image(s) were written before it"
+            write_output(target, lambda f: f.write(png), done=done)
             results.append({"input": str(path), "output": str(target)})
             if taken is not None:
                 results[-1]["steps"] = int(taken[0])
