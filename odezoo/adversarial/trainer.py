@@ -271,6 +271,11 @@ class AdversarialTrainer(keras.Model):
 
         Returns `(eta, rest_grads, first_grads, loss, logits)`: the gradients of g summed over the m
         full passes, `sum_j dl_j/dtheta_g`, and those of f0 under `first_layer_rule` (class docstring).
+
+        Pass j's Hamiltonian gradient `h_j` needs `f0` at `x + eta_j`, which pass j + 1 computes anyway
+        (its input, inside the box once an inner step has projected eta, so H's clip changes nothing):
+        with n >= 1 that pass backpropagates `p_j` (and its own costate, where the rule takes `G_{j+1}`)
+        into f0's variables in one go, so a step runs m n + 1 first-layer passes, not m (n + 1).
         """
         import tensorflow as tf
 
@@ -279,23 +284,33 @@ class AdversarialTrainer(keras.Model):
         full_first = self.first_layer_rule != "paper"
         rest_grads = [tf.zeros_like(v) for v in rest_vars]
         first_grads = [tf.zeros_like(v) for v in first_vars]
+        p = None  # the previous pass's costate, whose h is still owed
         for j in range(a.m):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=True) as tape:
                 z = self.first(x + eta, training=True)
                 logits = self.rest(z, training=True)
                 loss = cross_entropy(y, logits)
                 scaled = self._scaled(loss)
-            *grads, dz = tape.gradient(scaled, [*rest_vars, *(first_vars if full_first else []), z])
+            *grads, dz = tape.gradient(
+                scaled, [*rest_vars, *(first_vars if full_first and p is None else []), z]
+            )
             self.calls["full"] += 1
             rest_grads = _add(rest_grads, grads[: len(rest_vars)])
-            if full_first:  # the official code's rules: f0 also takes this pass's G_j
+            if (
+                p is not None
+            ):  # h_{j-1} = d/dW0 <f0(x + eta_{j-1}), -p_{j-1}>, with G_j where the rule takes it
+                first_grads = _add(first_grads, tape.gradient(z, first_vars, -p + dz if full_first else -p))
+            elif full_first:  # the first pass: the official rules' G_0, variable by variable
                 full = zip(first_vars, grads[len(rest_vars) :])
                 first_grads = _add(first_grads, [g if self._takes_full_pass(v, j) else None for v, g in full])
+            del tape
             p = -dz  # the costate at the first layer's output, held fixed below
             eta = self._first_layer_steps(x, eta, p, training=True)
-            with tf.GradientTape() as tape:
-                minus_h = -self._hamiltonian(x, eta, p, training=True)  # = <dl/dz, f0(.)>
-            first_grads = _add(first_grads, tape.gradient(minus_h, first_vars))
+            if a.n == 0 or j == a.m - 1:  # no later pass computes f0 at this eta (or not inside the box)
+                with tf.GradientTape() as tape:
+                    minus_h = -self._hamiltonian(x, eta, p, training=True)  # = <dl/dz, f0(.)>
+                first_grads = _add(first_grads, tape.gradient(minus_h, first_vars))
+                p = None
         return eta, rest_grads, first_grads, loss, logits
 
     def _takes_full_pass(self, variable, j):
