@@ -115,9 +115,10 @@ def step_costs(steps=10, repeats=5):
             trainer.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
             times[label].append((time.perf_counter() - start) / steps)
     seconds = {label: float(np.median(t)) for label, t in times.items()}
-    # YOPO-m-n runs m full passes and m n + 1 first-layer passes for n >= 1 (the other m - 1 Hamiltonian
-    # gradients ride on the next full pass), m of them for n = 0: 5-3 vs 5-0 isolates 11 of them
-    first = (seconds["YOPO-5-3"] - seconds["YOPO-5-0"]) / 11
+    # YOPO-m-n runs m full passes and n + (m - 1)(n - 1) + 1 first-layer passes of its own for n >= 1
+    # (passes 2..m also give f0's input gradient and the owed Hamiltonian gradient), m for n = 0: 5-3
+    # vs 5-0 isolates 7 of them (each with its share of that extra full-pass work: an estimate)
+    first = (seconds["YOPO-5-3"] - seconds["YOPO-5-0"]) / 7
     full = (seconds["YOPO-5-0"] - 5 * first) / 5
     return {"seconds_per_batch": seconds, "full_pass_seconds": full, "first_layer_pass_seconds": first}
 

@@ -272,10 +272,11 @@ class AdversarialTrainer(keras.Model):
         Returns `(eta, rest_grads, first_grads, loss, logits)`: the gradients of g summed over the m
         full passes, `sum_j dl_j/dtheta_g`, and those of f0 under `first_layer_rule` (class docstring).
 
-        Pass j's Hamiltonian gradient `h_j` needs `f0` at `x + eta_j`, which pass j + 1 computes anyway
-        (its input, inside the box once an inner step has projected eta, so H's clip changes nothing):
-        with n >= 1 that pass backpropagates `p_j` (and its own costate, where the rule takes `G_{j+1}`)
-        into f0's variables in one go, so a step runs m n + 1 first-layer passes, not m (n + 1).
+        No first-layer pass is computed twice. From pass 2 on (n >= 1), `x + eta` lies in the box, where
+        H's clip changes nothing, so pass j + 1's f0 at `x + eta_j` serves twice: its backward carries
+        the owed `h_j` (with `G_{j+1}` where the rule takes it) into f0's variables, and its input
+        gradient `dl/d eta = -grad_eta H` is the first inner step's. A step runs n + (m - 1)(n - 1) + 1
+        first-layer passes of its own, not m (n + 1).
         """
         import tensorflow as tf
 
@@ -284,33 +285,43 @@ class AdversarialTrainer(keras.Model):
         full_first = self.first_layer_rule != "paper"
         rest_grads = [tf.zeros_like(v) for v in rest_vars]
         first_grads = [tf.zeros_like(v) for v in first_vars]
-        p = None  # the previous pass's costate, whose h is still owed
+        owed = None  # dl/dz of the previous pass while its h is owed (x + eta then lies in the box)
         for j in range(a.m):
             with tf.GradientTape(persistent=True) as tape:
+                tape.watch(eta)
                 z = self.first(x + eta, training=True)
                 logits = self.rest(z, training=True)
                 loss = cross_entropy(y, logits)
                 scaled = self._scaled(loss)
-            *grads, dz = tape.gradient(
-                scaled, [*rest_vars, *(first_vars if full_first and p is None else []), z]
-            )
+            takes_full = full_first and owed is None  # G_j separately (else it joins the owed h)
+            sources = [
+                *rest_vars,
+                *(first_vars if takes_full else []),
+                z,
+                *([eta] if owed is not None else []),
+            ]
+            grads = tape.gradient(scaled, sources)
+            d_eta = grads.pop() if owed is not None else None  # dl/d eta = -grad_eta H
+            dz = grads.pop()
             self.calls["full"] += 1
             rest_grads = _add(rest_grads, grads[: len(rest_vars)])
-            if (
-                p is not None
-            ):  # h_{j-1} = d/dW0 <f0(x + eta_{j-1}), -p_{j-1}>, with G_j where the rule takes it
-                first_grads = _add(first_grads, tape.gradient(z, first_vars, -p + dz if full_first else -p))
-            elif full_first:  # the first pass: the official rules' G_0, variable by variable
+            if owed is not None:  # h_{j-1} = d/dW0 <f0(x + eta_{j-1}), -p_{j-1}>, and G_j where taken
+                first_grads = _add(
+                    first_grads, tape.gradient(z, first_vars, owed + dz if full_first else owed)
+                )
+            elif full_first:  # the official rules' G_j, variable by variable
                 full = zip(first_vars, grads[len(rest_vars) :])
                 first_grads = _add(first_grads, [g if self._takes_full_pass(v, j) else None for v, g in full])
             del tape
             p = -dz  # the costate at the first layer's output, held fixed below
-            eta = self._first_layer_steps(x, eta, p, training=True)
-            if a.n == 0 or j == a.m - 1:  # no later pass computes f0 at this eta (or not inside the box)
+            eta = self._first_layer_steps(
+                x, eta, p, training=True, gradient=None if d_eta is None else -d_eta
+            )
+            owed = -p if a.n and j < a.m - 1 else None
+            if owed is None:  # no later pass computes f0 at this eta in the box
                 with tf.GradientTape() as tape:
                     minus_h = -self._hamiltonian(x, eta, p, training=True)  # = <dl/dz, f0(.)>
                 first_grads = _add(first_grads, tape.gradient(minus_h, first_vars))
-                p = None
         return eta, rest_grads, first_grads, loss, logits
 
     def _takes_full_pass(self, variable, j):
@@ -325,18 +336,19 @@ class AdversarialTrainer(keras.Model):
         self.calls["first"] += 1
         return tf.reduce_sum(self.first(tf.clip_by_value(x + eta, 0.0, 1.0), training=training) * p)
 
-    def _first_layer_steps(self, x, eta, p, training):
+    def _first_layer_steps(self, x, eta, p, training, gradient=None):
         """YOPO's n inner steps with the costate `p` fixed: `eta <- P(eta - step sign grad_eta H)`,
-        an ascent step on the linearised loss since `p = -dl/dz`."""
+        an ascent step on the linearised loss since `p = -dl/dz`; `gradient`, where given, is
+        `grad_eta H` at the start (from the full pass that just ran)."""
         import tensorflow as tf
 
-        for _ in range(self.attack.n):
-            with tf.GradientTape() as tape:
-                tape.watch(eta)
-                hamiltonian = self._hamiltonian(x, eta, p, training)
-            eta = project(
-                x, eta - self.attack.step * tf.sign(tape.gradient(hamiltonian, eta)), self.attack.eps
-            )
+        for k in range(self.attack.n):
+            if k or gradient is None:
+                with tf.GradientTape() as tape:
+                    tape.watch(eta)
+                    hamiltonian = self._hamiltonian(x, eta, p, training)
+                gradient = tape.gradient(hamiltonian, eta)
+            eta = project(x, eta - self.attack.step * tf.sign(gradient), self.attack.eps)
         return eta
 
     def _yopo_step(self, x, y):
