@@ -74,6 +74,7 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
         ({"max_steps": 0}, "`max_steps` must be >= 1. Received: max_steps=0"),
         ({"crop_scales": "1,0.5"}, "`crop_scales` must be >= 1. Received: crop_scales='1,0.5'"),
         ({"crop_scales": "1;2"}, "`crop_scales` must be numbers >= 1 separated by commas"),
+        ({"reward": "psnr"}, "`reward` must be one of ('db', 'mse'). Received: reward='psnr'"),
         (
             {"policy_every": 3},
             "`policy_every`=3 leaves the policy no image: the training split of "

@@ -21,11 +21,15 @@ what two secondary summaries report:
   `continue`, k uniform in 0..`max_steps` - 1 (recorded and learned from like any step: the replay then
   holds every step about equally, not mostly the first ones, as epsilon-greedy episodes would);
   `continue` applies the unit and earns `L(x_t) - L(x_{t+1})`
-  with `L = 10 log10 MSE` against the clean patch (the PSNR gain in dB: our choice of loss, which
-  makes rewards comparable across levels), `stop` earns 0 and ends the episode, as does reaching
-  `max_steps`. Behaviour is epsilon-greedy, epsilon falling linearly from `epsilon_start` to
-  `epsilon_end` over the stage; transitions go to a replay buffer of `replay_size`; targets
-  `r + gamma * max_a Q_target(x_{t+1}, a)` (with `double_dqn`:
+  with `L = 10 log10 MSE` against the clean patch (`reward="db"`, the PSNR gain in dB), or `L = MSE /
+  MSE(x_0)` (`reward="mse"`: the paper's decrease of the restoration loss, scaled by the degraded
+  patch's, so a patch's rewards sum to at most 1 whatever its level or content; in dB a flat patch,
+  whose MSE goes to 0, earns without bound), `stop` earns 0 and ends the episode, as does reaching
+  `max_steps`. The policy sees patches of `patch_size`; `policy_tile` sets the model's `policy_tile`,
+  the tiles over which it averages its values on a whole image at test time (`patch_size` makes test
+  match training; 0 shows it the whole image). Behaviour is epsilon-greedy, epsilon falling linearly
+  from `epsilon_start` to `epsilon_end` over the stage; transitions go to a replay buffer of
+  `replay_size`; targets `r + gamma * max_a Q_target(x_{t+1}, a)` (with `double_dqn`:
   `r + gamma * Q_target(x_{t+1}, argmax_a Q(x_{t+1}, a))`, van Hasselt et al. 2016) come from a copy
   of the policy synchronised every `target_update` updates; Huber loss; one update per environment step.
 
@@ -49,6 +53,7 @@ from odezoo.recipes._common import DataRunConfig, check_positive, finish_run, st
 from odezoo.training import read_checkpoint, write_checkpoint
 
 DEGRADATIONS = ("noise", "jpeg")
+REWARDS = ("db", "mse")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +94,8 @@ class Config(DataRunConfig):
     unit_from: str = ""  # a DURR preset (name or folder) whose unit stage 2 starts from ("": stage 1's)
     double_dqn: bool = True
     random_starts: bool = True
+    reward: str = "db"  # "db": the decrease of 10 log10 MSE; "mse": of MSE / the degraded patch's MSE
+    policy_tile: int = 0  # the model's `policy_tile` (0: the policy sees whole images at test time)
 
     def preset_name(self):
         """`durr_denoise_gray`, `durr_deblock_jpeg`; `_color` for 3 channels, `_<dataset>` for data
@@ -161,6 +168,8 @@ class Config(DataRunConfig):
         for name in ("gamma", "epsilon_start", "epsilon_end"):
             if not 0 <= getattr(self, name) <= 1:
                 raise OdezooError(f"`{name}` must lie in [0, 1]. Received: {name}={getattr(self, name)!r}")
+        if self.reward not in REWARDS:
+            raise OdezooError(f"`reward` must be one of {REWARDS}. Received: reward={self.reward!r}")
         if self.policy_learning_rate <= 0:
             raise OdezooError(f"`policy_learning_rate` must be > 0. Received: {self.policy_learning_rate!r}")
 
@@ -198,6 +207,7 @@ def train(config, workdir, *, callbacks=()):
             depth=config.depth,
             policy_features=config.policy_features,
             policy_depth=config.policy_depth,
+            policy_tile=config.policy_tile,
             name=config.preset_name(),
         )
         if config.unit_from:
@@ -402,7 +412,8 @@ class _PolicyStage:
             degraded, clean, _ = next(batches)
             x, alive, total = degraded.copy(), np.arange(len(degraded)), np.zeros(len(degraded))
             begin = rng.integers(0, config.max_steps, len(x)) if config.random_starts else np.zeros(len(x))
-            error = _log_mse(x, clean)
+            scale = _mse(degraded, clean) if config.reward == "mse" else None
+            error = _error(x, clean, scale)
             for t in range(config.max_steps):
                 q, ahead = (np.asarray(v) for v in self.act(x[alive], degraded[alive]))
                 greedy = (q[:, 1] > q[:, 0]).astype("int32")
@@ -412,7 +423,8 @@ class _PolicyStage:
                 action[t < begin[alive]] = 1  # a random start: continue, recorded like any step
                 moved = action == 1
                 after = np.where(moved[:, None, None, None], ahead, x[alive])
-                new_error = np.where(moved, _log_mse(after, clean[alive]), error[alive])
+                part = None if scale is None else scale[alive]
+                new_error = np.where(moved, _error(after, clean[alive], part), error[alive])
                 reward = error[alive] - new_error
                 done = ~moved | (t + 1 == config.max_steps)
                 self.replay.add(x[alive], degraded[alive], action, reward, after, done)
@@ -431,7 +443,7 @@ class _PolicyStage:
         return {
             "q_loss": float(np.mean(losses)),
             "epsilon": epsilon,
-            "mean_return_db": float(np.mean(returns)),
+            f"mean_return_{config.reward}": float(np.mean(returns)),  # dB, or a fraction of MSE(x_0)
             "mean_stop_step": float(np.mean(lengths)),
             "seconds": time.perf_counter() - start,
         }
@@ -464,9 +476,17 @@ class _Replay:
         return self.x[i], self.x0[i], self.action[i], self.reward[i], self.after[i], self.done[i]
 
 
-def _log_mse(x, clean):
-    """`10 log10 MSE` per image (minus the PSNR in dB)."""
-    return 10 * np.log10(np.mean((x - clean) ** 2, axis=(1, 2, 3)) + 1e-10)
+def _mse(x, clean):
+    """The mean squared error per image."""
+    return np.mean((x - clean) ** 2, axis=(1, 2, 3))
+
+
+def _error(x, clean, scale=None):
+    """The loss whose decrease is the policy's reward: `10 log10 MSE` per image (minus the PSNR in dB),
+    or with `scale` (reward `"mse"`) `MSE / scale`, the MSE relative to the degraded image's."""
+    if scale is None:
+        return 10 * np.log10(_mse(x, clean) + 1e-10)
+    return _mse(x, clean) / np.maximum(scale, 1e-10)
 
 
 def _evaluate(model, config):

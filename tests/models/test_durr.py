@@ -9,6 +9,8 @@ import pytest
 from odezoo import DURR, OdezooError
 from odezoo.cli import main
 from odezoo.data.restoration import add_noise
+from odezoo.models.durr.durr_layers import policy_values
+from odezoo.preset_folder import read_metadata, write_metadata
 
 TINY = {"features": 8, "depth": 3, "policy_features": 4, "policy_depth": 2}
 
@@ -146,6 +148,43 @@ def test_the_restore_model_stops_each_image_where_restore_does():
     np.testing.assert_allclose(
         np.asarray(model.step_model()({"x": x, "x0": x})), np.asarray(model.unit(x, x)), atol=1e-6
     )
+
+
+def test_tiled_policy_values_are_the_mean_over_the_tiles_the_policy_learned_on():
+    """`policy_tile=t`: the values of an image are the mean of the policy's values on its t x t tiles
+    (cut from the top-left corner, the remainder left out; a side shorter than t is one tile), in
+    `restore` and in the graph loop of `restore_model` alike; 0 is the whole image."""
+    model = randomise(DURR(**TINY, policy_tile=8), seed=3)
+    x, x0 = noisy((2, 20, 24, 1), seed=1), noisy((2, 20, 24, 1), seed=2)
+    by_hand = np.mean(
+        [
+            np.asarray(model.policy(x[:, r : r + 8, c : c + 8], x0[:, r : r + 8, c : c + 8]))
+            for r in (0, 8)
+            for c in (0, 8, 16)
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(
+        np.asarray(policy_values(model.policy, x, x0, 8)), by_hand, rtol=1e-5, atol=1e-6
+    )
+    whole = np.asarray(model.policy(x, x0))
+    assert np.abs(whole - by_hand).max() > 1e-3  # the tiles are not the whole image
+    np.testing.assert_allclose(np.asarray(policy_values(model.policy, x, x0, 0)), whole, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(policy_values(model.policy, x, x0, 64)), whole, rtol=1e-5, atol=1e-6
+    )
+    steps = model.restore(x0, max_steps=6)[1]
+    np.testing.assert_array_equal(np.asarray(model.restore_model(max_steps=6)(x0)[1]), steps)
+
+
+def test_a_config_saved_before_policy_tile_means_the_whole_image(tmp_path):
+    folder = DURR(**TINY).save_pretrained(tmp_path / "old", metadata={"preset": "old"})
+    config = json.loads((folder / "config.json").read_text())
+    del config["config"]["policy_tile"]
+    (folder / "config.json").write_text(json.dumps(config))
+    write_metadata(folder, read_metadata(folder))
+    assert DURR.from_pretrained(folder).policy_tile == 0
+    assert DURR.from_pretrained(folder, policy_tile=40).policy_tile == 40  # how it looks, not what it learned
 
 
 def test_any_size_and_colour():

@@ -9,7 +9,7 @@ from keras import ops
 
 from odezoo.errors import OdezooError, check_integer, warn
 from odezoo.models._inputs import image_inputs
-from odezoo.models.durr.durr_layers import GreedyStopping, Unfolding
+from odezoo.models.durr.durr_layers import GreedyStopping, Unfolding, policy_values
 from odezoo.models.durr.durr_task import DURRRestoration
 from odezoo.pretrained import PretrainedMixin
 
@@ -35,10 +35,11 @@ class DURR(PretrainedMixin, keras.Model):
         x_{t+1} = x_t + g_θ(x_t, x0),    t = 0, 1, ..., T - 1,
 
     and `T` is the first `t` where the policy's `Q_φ(x_t, x0) = (q_stop, q_continue)` has
-    `q_stop >= q_continue` (or `max_steps`). `g_θ` is a DnCNN-style stack of 3x3 convolutions on
-    `x_t` and `x0` concatenated (≈1.8e5 parameters by default); `Q_φ` a strided CNN, global average
-    pooling and a dense layer (≈1.0e5). The paper gives neither architecture: these are odezoo's
-    choices (docs/papers.md#durr-design).
+    `q_stop >= q_continue` (or `max_steps`); with `policy_tile`, `Q_φ` of an image is the mean of its
+    values on the image's tiles of that side, the size of the patches the policy learned on. `g_θ` is a
+    DnCNN-style stack of 3x3 convolutions on `x_t` and `x0` concatenated (≈1.8e5 parameters by default);
+    `Q_φ` a strided CNN, global average pooling and a dense layer (≈1.0e5). The paper gives neither
+    architecture: these are odezoo's choices (docs/papers.md#durr-design).
 
     Calling the model applies `num_steps` steps (training the unit, export); `restore` acts with
     the policy. Inputs are float images on the [0, 1] scale of any size, `channels` channels.
@@ -51,6 +52,8 @@ class DURR(PretrainedMixin, keras.Model):
         depth: convolutions of the restoration unit.
         policy_features: channels of the policy's first convolution (doubling at each of them).
         policy_depth: the policy's stride-2 convolutions.
+        policy_tile: side in pixels of the tiles the policy's values are averaged over (0: the policy
+            sees the whole image, what presets saved without this key do).
 
     Example:
         >>> model = odezoo.DURR(channels=1)
@@ -60,7 +63,9 @@ class DURR(PretrainedMixin, keras.Model):
     """
 
     TASK_CLASS = DURRRestoration
-    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {"num_steps", "max_steps"}  # how often the unit runs
+    # how often the unit runs, and how the policy looks at an image
+    SAFE_OVERRIDES = PretrainedMixin.SAFE_OVERRIDES | {"num_steps", "max_steps", "policy_tile"}
+    LEGACY_CONFIG = {"policy_tile": 0}
     CITATION = """@inproceedings{zhang2019dynamically,
   title={Dynamically Unfolding Recurrent Restorer: A Moving Endpoint Control Method for Image Restoration},
   author={Zhang, Xiaoshuai and Lu, Yiping and Liu, Jiaying and Dong, Bin},
@@ -78,12 +83,14 @@ class DURR(PretrainedMixin, keras.Model):
         depth=7,
         policy_features=16,
         policy_depth=4,
+        policy_tile=0,
         dtype=None,
         **kwargs,
     ):
         if channels not in (1, 3):
             raise OdezooError(f"`channels` must be 1 (grey) or 3 (colour). Received: channels={channels!r}")
         num_steps, max_steps = check_integer("num_steps", num_steps), check_integer("max_steps", max_steps)
+        policy_tile = check_integer("policy_tile", policy_tile)
         for name, value in (("features", features), ("depth", depth), ("policy_features", policy_features),
                             ("policy_depth", policy_depth)):  # fmt: skip
             check_integer(name, value, minimum=1)
@@ -112,6 +119,7 @@ class DURR(PretrainedMixin, keras.Model):
             depth=int(depth),
             policy_features=int(policy_features),
             policy_depth=int(policy_depth),
+            policy_tile=policy_tile,
         )
 
     @property
@@ -140,7 +148,8 @@ class DURR(PretrainedMixin, keras.Model):
         """`restore` as one model, its loop in the graph: `x0 -> (restored images, steps per image)`
         (export: the whole restoration in one SavedModel)."""
         x0 = keras.Input((None, None, self.channels), name="x0", dtype=self.compute_dtype)
-        loop = GreedyStopping(self.unit, self.policy, self.max_steps if max_steps is None else max_steps)
+        cap = self.max_steps if max_steps is None else max_steps
+        loop = GreedyStopping(self.unit, self.policy, cap, self.policy_tile)
         return keras.Model(x0, loop(x0), name=f"{self.name}_restore")
 
     def restore(self, images, *, max_steps=None, steps=None, progress=None):
@@ -172,7 +181,7 @@ class DURR(PretrainedMixin, keras.Model):
         active = np.arange(len(x0))
         for step in range(1, cap + 1):
             if steps is None:
-                q = ops.convert_to_numpy(self.policy(x[active], x0[active]))
+                q = ops.convert_to_numpy(policy_values(self.policy, x[active], x0[active], self.policy_tile))
                 active = active[q[:, 0] < q[:, 1]]
                 if not len(active):
                     break

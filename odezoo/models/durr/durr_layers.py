@@ -144,22 +144,40 @@ class Unfolding(layers.Layer):
         }
 
 
+def policy_values(policy, x, x0, tile=0):
+    """The policy's `(q_stop, q_continue)` per image: of the whole image (`tile=0`), else the mean over
+    its `tile` x `tile` tiles (the image cut to whole tiles from its top-left corner; a side shorter than
+    `tile` makes one tile), the patches the policy learned on."""
+    if not tile:
+        return policy(x, x0)
+    shape = ops.shape(x)
+    high, wide = ops.minimum(tile, shape[1]), ops.minimum(tile, shape[2])
+    rows, cols = shape[1] // high, shape[2] // wide
+
+    def tiles(u):
+        u = ops.reshape(u[:, : rows * high, : cols * wide], (-1, rows, high, cols, wide, shape[3]))
+        return ops.reshape(ops.transpose(u, (0, 1, 3, 2, 4, 5)), (-1, high, wide, shape[3]))
+
+    return ops.mean(ops.reshape(policy(tiles(x), tiles(x0)), (-1, rows * cols, 2)), axis=1)
+
+
 class GreedyStopping(layers.Layer):
     """`DURR.restore` as one graph (for export): from `x = x0`, while some image is active and fewer
-    than `max_steps` steps are taken, an image whose policy says `q_stop >= q_continue` becomes
-    inactive for good, and every active image takes a step `x <- unit(x, x0)`. Returns the restored
-    images and the steps each took. Holds the model's own unit and policy (shared weights)."""
+    than `max_steps` steps are taken, an image whose policy says `q_stop >= q_continue` (`policy_values`
+    over tiles of `tile` pixels) becomes inactive for good, and every active image takes a step
+    `x <- unit(x, x0)`. Returns the restored images and the steps each took. Holds the model's own unit
+    and policy (shared weights)."""
 
-    def __init__(self, unit, policy, max_steps, **kwargs):
+    def __init__(self, unit, policy, max_steps, tile=0, **kwargs):
         super().__init__(**kwargs)
-        self.unit, self.policy, self.max_steps = unit, policy, int(max_steps)
+        self.unit, self.policy, self.max_steps, self.tile = unit, policy, int(max_steps), int(tile)
 
     def call(self, x0):
         def cond(t, x, steps, active):
             return ops.logical_and(t < self.max_steps, ops.any(active))
 
         def body(t, x, steps, active):
-            q = self.policy(x, x0)
+            q = policy_values(self.policy, x, x0, self.tile)
             active = ops.logical_and(active, q[:, 0] < q[:, 1])
             x = ops.where(ops.reshape(active, (-1, 1, 1, 1)), self.unit(x, x0), x)
             return t + 1, x, steps + ops.cast(active, "int32"), active
