@@ -13,7 +13,7 @@ import odezoo
 from odezoo import OdezooError
 from odezoo.data.restoration import photographs
 from odezoo.recipes import RECIPES
-from odezoo.recipes.durr import DEBLOCK, DENOISE, _training_images, _UnitStage, train
+from odezoo.recipes.durr import DEBLOCK, DENOISE, _training_images, _UnitStage, optimal_stopping, train
 
 SMOKE = replace(
     DENOISE, features=4, depth=3, policy_features=2, policy_depth=2, patch_size=16, batch_size=4,
@@ -75,6 +75,7 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
         ({"crop_scales": "1,0.5"}, "`crop_scales` must be >= 1. Received: crop_scales='1,0.5'"),
         ({"crop_scales": "1;2"}, "`crop_scales` must be numbers >= 1 separated by commas"),
         ({"reward": "psnr"}, "`reward` must be one of ('db', 'mse'). Received: reward='psnr'"),
+        ({"policy_method": "ppo"}, "`policy_method` must be one of ('dqn', 'supervised'). Received: "),
         (
             {"policy_every": 3},
             "`policy_every`=3 leaves the policy no image: the training split of "
@@ -86,6 +87,15 @@ def test_bad_settings_are_refused_before_the_workdir_is_written(tmp_path, change
     with pytest.raises(OdezooError, match=re.escape(message)):
         train(replace(SMOKE, **change), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_supervised_policys_targets_are_the_optimal_stopping_values():
+    """Losses 1.0, 0.5, 0.4, 0.6 along one trajectory: continuing from x_2 loses 0.2 (stop there), from
+    x_1 gains 0.1, from x_0 0.5 + 0.1; a trajectory that always improves stops at the cap."""
+    errors = np.array([[1.0, 3.0], [0.5, 2.0], [0.4, 1.5], [0.6, 1.4]])
+    q, stop = optimal_stopping(errors)
+    np.testing.assert_allclose(q, [[0.6, 1.6], [0.1, 0.6], [-0.2, 0.1]])
+    assert stop.tolist() == [2, 3]
 
 
 @pytest.mark.slow
@@ -124,3 +134,14 @@ def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
     ):
         train(replace(policy_only, features=8), tmp_path / "misfit")
     assert not (tmp_path / "misfit").exists()
+
+
+@pytest.mark.slow
+def test_the_supervised_policy_stage_trains_on_relative_rewards_and_writes_a_tiled_preset(tmp_path):
+    config = replace(SMOKE, policy_method="supervised", reward="mse", policy_tile=16, policy_epochs=1)
+    train(config, tmp_path)
+    meta = json.loads((tmp_path / "durr_denoise_gray" / "metadata.json").read_text())
+    record = meta["history"][-1]
+    assert record["stage"] == "policy" and 0 <= record["optimal_stop_step"] <= SMOKE.max_steps
+    assert 0 <= record["optimal_return_mse"] <= 1  # a fraction of the degraded patch's MSE
+    assert odezoo.load(tmp_path / "durr_denoise_gray").policy_tile == 16

@@ -39,6 +39,7 @@ every epoch of either stage; a killed run resumes at the next epoch (the optimis
 replay buffer start afresh); `unit_epochs` may be lowered on resuming, to end stage 1 early.
 """
 
+import itertools
 from dataclasses import dataclass, replace
 
 import keras
@@ -54,6 +55,7 @@ from odezoo.training import read_checkpoint, write_checkpoint
 
 DEGRADATIONS = ("noise", "jpeg")
 REWARDS = ("db", "mse")
+POLICY_METHODS = ("dqn", "supervised")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +97,7 @@ class Config(DataRunConfig):
     double_dqn: bool = True
     random_starts: bool = True
     reward: str = "db"  # "db": the decrease of 10 log10 MSE; "mse": of MSE / the degraded patch's MSE
+    policy_method: str = "dqn"  # "dqn" (the paper's), or "supervised": Q regressed on the exact returns
     policy_tile: int = 0  # the model's `policy_tile` (0: the policy sees whole images at test time)
 
     def preset_name(self):
@@ -168,6 +171,11 @@ class Config(DataRunConfig):
         for name in ("gamma", "epsilon_start", "epsilon_end"):
             if not 0 <= getattr(self, name) <= 1:
                 raise OdezooError(f"`{name}` must lie in [0, 1]. Received: {name}={getattr(self, name)!r}")
+        if self.policy_method not in POLICY_METHODS:
+            raise OdezooError(
+                f"`policy_method` must be one of {POLICY_METHODS}. Received: "
+                f"policy_method={self.policy_method!r}"
+            )
         if self.reward not in REWARDS:
             raise OdezooError(f"`reward` must be one of {REWARDS}. Received: reward={self.reward!r}")
         if self.policy_learning_rate <= 0:
@@ -221,7 +229,8 @@ def train(config, workdir, *, callbacks=()):
     if done:
         model.load_weights(weights)
         print(f"resumed after epoch {done} of {config.unit_epochs + config.policy_epochs}", flush=True)
-    stages = [(_UnitStage, config.unit_epochs), (_PolicyStage, config.policy_epochs)]
+    policy_stage = _PolicyStage if config.policy_method == "dqn" else _SupervisedPolicyStage
+    stages = [(_UnitStage, config.unit_epochs), (policy_stage, config.policy_epochs)]
     first = 0
     for stage_cls, epochs in stages:
         stage = None
@@ -445,6 +454,73 @@ class _PolicyStage:
             "epsilon": epsilon,
             f"mean_return_{config.reward}": float(np.mean(returns)),  # dB, or a fraction of MSE(x_0)
             "mean_stop_step": float(np.mean(lengths)),
+            "seconds": time.perf_counter() - start,
+        }
+
+
+def optimal_stopping(errors):
+    """`(q_continue, stop)` of trajectories whose losses are `errors[t, i]` at `x_0 .. x_T` (axis 0): the
+    optimal value of continuing from each of `x_0 .. x_{T-1}`, `q(t) = errors[t] - errors[t + 1] +
+    max(0, q(t + 1))` with nothing beyond `T`, and per trajectory the first step where stopping is
+    optimal (`T` where continuing always is)."""
+    value, q = np.zeros(errors.shape[1:]), []
+    for t in reversed(range(len(errors) - 1)):
+        q.append(errors[t] - errors[t + 1] + value)
+        value = np.maximum(q[-1], 0.0)
+    q = np.stack(q[::-1])
+    return q, np.argmax(np.concatenate([q <= 0, np.ones((1, *q.shape[1:]), bool)]), axis=0)
+
+
+class _SupervisedPolicyStage:
+    """Stage 2 without reinforcement learning, the comparison row of issue 29: every patch of a batch is
+    unrolled `max_steps` steps, and the policy's values at each state are regressed (Huber) on the exact
+    optimal-stopping values of that trajectory, known from the clean patch: `q_stop = 0`, `q_continue(t)
+    = L(x_t) - L(x_{t+1}) + max(0, q_continue(t + 1))`, 0 beyond the cap (the fixed point deep
+    Q-learning seeks, without bootstrapping or exploration). One update per batch, on all its states."""
+
+    name = "policy"
+
+    def __init__(self, model, config):
+        import tensorflow as tf
+
+        self.model, self.config = model, config
+        policy, unit = model.policy, model.unit
+        self.optimizer = keras.optimizers.Adam(config.policy_learning_rate)
+        self.unroll = tf.function(unit, reduce_retracing=True)
+
+        @tf.function(reduce_retracing=True)
+        def update(x, x0, target):
+            with tf.GradientTape() as tape:
+                q = policy(x, x0)
+                goal = tf.stack([tf.zeros_like(target), target], axis=-1)
+                loss = tf.reduce_mean(keras.losses.huber(goal, q))
+            grads = tape.gradient(loss, policy.trainable_variables)
+            self.optimizer.apply(grads, policy.trainable_variables)
+            return loss
+
+        self.update = update
+
+    def run_epoch(self, images, epoch, first, epochs):
+        import time
+
+        config, start = self.config, time.perf_counter()
+        batches = _patches(images, config, 1000 * config.seed + epoch).as_numpy_iterator()
+        losses, stops, gains = [], [], []
+        for degraded, clean, _ in itertools.islice(batches, config.steps_per_epoch):
+            scale = _mse(degraded, clean) if config.reward == "mse" else None
+            states = [degraded]
+            for _ in range(config.max_steps):
+                states.append(np.asarray(self.unroll(states[-1], degraded)))
+            targets, stop = optimal_stopping(np.stack([_error(x, clean, scale) for x in states]))
+            x = np.concatenate(states[:-1])
+            x0 = np.concatenate([degraded] * config.max_steps)
+            losses.append(float(self.update(x, x0, targets.reshape(-1).astype("float32"))))
+            stops.extend(stop)
+            gains.extend(np.maximum(targets[0], 0.0))
+        return {
+            "q_loss": float(np.mean(losses)),
+            "optimal_stop_step": float(np.mean(stops)),  # the first step where stopping is best, per patch
+            f"optimal_return_{config.reward}": float(np.mean(gains)),
             "seconds": time.perf_counter() - start,
         }
 
