@@ -31,6 +31,7 @@ import types
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on only on AVX-512 VNNI / AMX CPUs)")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -131,7 +132,8 @@ def main():
     print(
         f"LM-ResNet-20, 32x32x3, batch {args.batch_size}, {len(x)} images per run, {args.repeats} repeats; "
         f"{os.cpu_count()} CPUs; threads (intra, inter): TensorFlow {threads['tensorflow']} (0: its "
-        f"default), PyTorch {threads['torch']}; trainable parameters: "
+        f"default), PyTorch {threads['torch']}; TensorFlow loaded with TF_ENABLE_ONEDNN_OPTS={ONEDNN} "
+        "(keras loads it before odezoo here, so odezoo's default does not apply); trainable parameters: "
         + ", ".join(f"{name} {count:,}" for name, count in parameters.items())
     )
     for mode, rates in (("training", train), ("inference", infer)):

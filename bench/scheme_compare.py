@@ -79,6 +79,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/schemes", help="folder holding <scheme>_s<seed>/ workdirs")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--schemes", default=",".join(SCHEMES), help="comma-separated, from " + ", ".join(SCHEMES)
+    )
     parser.add_argument("--examples", type=int, default=1000, help="test images for PGD and noise")
     parser.add_argument("--eps", type=float, default=0.02, help="L-inf budget (step eps/4)")
     parser.add_argument("--pgd-steps", type=int, default=10)
@@ -93,7 +96,7 @@ def main():
     ds, _ = image_dataset("fashion_mnist", "test", batch_size=args.examples, limit=args.examples)
     images, labels = (np.asarray(t) for t in next(iter(ds)))
     runs, results = Path(args.runs), {}
-    for scheme in SCHEMES:
+    for scheme in args.schemes.split(","):
         per_seed = {}
         for seed in (int(s) for s in args.seeds.split(",")):
             workdir = runs / f"{scheme}_s{seed}"
