@@ -317,7 +317,7 @@ class AdversarialTrainer(keras.Model):
             eta = self._first_layer_steps(
                 x, eta, p, training=True, gradient=None if d_eta is None else -d_eta
             )
-            owed = -p if a.n and j < a.m - 1 else None
+            owed = dz if a.n and j < a.m - 1 else None
             if owed is None:  # no later pass computes f0 at this eta in the box
                 with tf.GradientTape() as tape:
                     minus_h = -self._hamiltonian(x, eta, p, training=True)  # = <dl/dz, f0(.)>
