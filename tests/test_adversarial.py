@@ -331,6 +331,7 @@ def _eval_sample(capsys, *flags):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow  # PGD-20 over 64 images: about a minute on 2 cores
 def test_a_naturally_trained_preset_has_near_zero_pgd20_accuracy_and_tiny_eps_changes_nothing(capsys):
     attacked = _eval_sample(capsys, "--attack", "pgd", "--steps", "20")
     assert attacked["accuracy"] > 0.9 and attacked["robust_accuracy"] < 0.05

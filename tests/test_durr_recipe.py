@@ -13,7 +13,15 @@ import odezoo
 from odezoo import OdezooError
 from odezoo.data.restoration import photographs
 from odezoo.recipes import RECIPES
-from odezoo.recipes.durr import DEBLOCK, DENOISE, _training_images, _UnitStage, optimal_stopping, train
+from odezoo.recipes.durr import (
+    DEBLOCK,
+    DENOISE,
+    _ReplayPolicyStage,
+    _training_images,
+    _UnitStage,
+    optimal_stopping,
+    train,
+)
 
 SMOKE = replace(
     DENOISE, features=4, depth=3, policy_features=2, policy_depth=2, patch_size=16, batch_size=4,
@@ -75,7 +83,7 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
         ({"crop_scales": "1,0.5"}, "`crop_scales` must be >= 1. Received: crop_scales='1,0.5'"),
         ({"crop_scales": "1;2"}, "`crop_scales` must be numbers >= 1 separated by commas"),
         ({"reward": "psnr"}, "`reward` must be one of ('db', 'mse'). Received: reward='psnr'"),
-        ({"policy_method": "ppo"}, "`policy_method` must be one of ('dqn', 'supervised'). Received: "),
+        ({"policy_method": "ppo"}, "('dqn', 'dqn_replay', 'supervised'). Received: policy_method='ppo'"),
         (
             {"policy_every": 3},
             "`policy_every`=3 leaves the policy no image: the training split of "
@@ -96,6 +104,23 @@ def test_the_supervised_policys_targets_are_the_optimal_stopping_values():
     q, stop = optimal_stopping(errors)
     np.testing.assert_allclose(q, [[0.6, 1.6], [0.1, 0.6], [-0.2, 0.1]])
     assert stop.tolist() == [2, 3]
+    myopic, stop = optimal_stopping(errors, gamma=0.0)  # the next step's gain alone
+    np.testing.assert_allclose(myopic, [[0.5, 1.0], [0.1, 0.5], [-0.2, 0.1]])
+    assert stop.tolist() == [2, 3]
+
+
+def test_the_replay_holds_every_state_of_each_unrolled_patch_and_its_exact_values():
+    """`dqn_replay` and `supervised` learn from `policy_patches` trajectories unrolled once: state t+1
+    is the unit applied to state t, and the errors are the relative MSE against the clean patch."""
+    config = replace(SMOKE, policy_method="supervised", reward="mse", policy_patches=6, max_steps=3)
+    model = odezoo.DURR(channels=1, features=4, depth=3, policy_features=2, policy_depth=2, max_steps=3)
+    stage = _ReplayPolicyStage(model, config)
+    stage.fill(_training_images(config)["policy"])
+    assert stage.states.shape == (6, 4, 16, 16, 1) and stage.x0.shape == (6, 16, 16, 1)
+    np.testing.assert_array_equal(stage.states[:, 0], stage.x0)
+    np.testing.assert_allclose(stage.states[:, 2], model.unit(stage.states[:, 1], stage.x0), atol=1e-5)
+    np.testing.assert_allclose(stage.errors[:, 0], 1.0, rtol=1e-5)  # MSE(x_0) / MSE(x_0)
+    np.testing.assert_allclose(stage.exact, optimal_stopping(stage.errors.T)[0].T, rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -137,8 +162,12 @@ def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_supervised_policy_stage_trains_on_relative_rewards_and_writes_a_tiled_preset(tmp_path):
-    config = replace(SMOKE, policy_method="supervised", reward="mse", policy_tile=16, policy_epochs=1)
+@pytest.mark.parametrize("method", ["supervised", "dqn_replay"])
+def test_the_replay_policy_stages_train_on_relative_rewards_and_write_a_tiled_preset(tmp_path, method):
+    config = replace(
+        SMOKE, policy_method=method, reward="mse", policy_tile=16, policy_epochs=1, policy_patches=8,
+        policy_batch_size=4,
+    )  # fmt: skip
     train(config, tmp_path)
     meta = json.loads((tmp_path / "durr_denoise_gray" / "metadata.json").read_text())
     record = meta["history"][-1]

@@ -85,9 +85,18 @@ def test_golden_outputs(name):
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=1e-4)
 
 
+# Spot checks slow for the network rather than its task: PGD through RK4's four evaluations per step.
+SLOW_SPOT_CHECKS = {"rk4_resnet20_fashion_mnist"}
+
+
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.slow) if preset_task(n).slow_spot_checks else n for n in NAMES],
+    [
+        pytest.param(n, marks=pytest.mark.slow)
+        if preset_task(n).slow_spot_checks or n in SLOW_SPOT_CHECKS
+        else n
+        for n in NAMES
+    ],
 )
 def test_the_weights_do_what_the_card_says(name):
     """The task's spot checks: classifiers on the bundled test images (clean, and under the card's

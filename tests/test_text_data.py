@@ -84,6 +84,7 @@ def test_synthetic_split_is_leak_free_deterministic_and_keeps_large_groups_in_tr
     assert held_out and not any(de.startswith(("Bank", "Ufer")) for de, _ in held_out)
 
 
+@pytest.mark.slow  # reads and splits the whole dictionary: about a minute
 @pytest.mark.skipif(not text_module.DEBIAN_DICTIONARY.is_file(), reason="needs `apt-get install trans-de-en`")
 def test_real_debian_dictionary():
     splits = dictionary_splits()

@@ -353,6 +353,7 @@ def test_a_folder_of_other_files_is_not_used_as_a_workdir(tmp_path):
     assert (tmp_path / "config.json").read_text() == '{"my": "settings"}'
 
 
+@pytest.mark.slow  # three short training runs
 def test_a_run_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
     """A run's config.json that lacks a setting added to the recipe later was run with that setting's
     default: it resumes; asking for another value is a changed setting, refused."""

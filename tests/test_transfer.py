@@ -214,6 +214,7 @@ def test_the_dtype_setting_is_checked_before_the_workdir_is_written(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.slow  # two adversarial training runs in emulated half precision
 @pytest.mark.parametrize(
     ("dtype", "optimizer"), [("mixed_bfloat16", "SGD"), ("mixed_float16", "LossScaleOptimizer")]
 )

@@ -32,6 +32,11 @@ what two secondary summaries report:
   `replay_size`; targets `r + gamma * max_a Q_target(x_{t+1}, a)` (with `double_dqn`:
   `r + gamma * Q_target(x_{t+1}, argmax_a Q(x_{t+1}, a))`, van Hasselt et al. 2016) come from a copy
   of the policy synchronised every `target_update` updates; Huber loss; one update per environment step.
+  That is `policy_method="dqn"`, the published presets'. With `"dqn_replay"` the replay instead holds
+  every transition of `policy_patches` patches unrolled once to `max_steps` (the frozen unit makes the
+  environment deterministic: no exploration, every level and step equally often), and `"supervised"`
+  regresses the values on the exact returns of those trajectories instead of bootstrapped targets
+  (`_ReplayPolicyStage`).
 
 After training, the test photographs are restored at each of `eval_levels` (levels above the
 training range measure generalisation) with the learned stopping. A checkpoint is written after
@@ -39,7 +44,6 @@ every epoch of either stage; a killed run resumes at the next epoch (the optimis
 replay buffer start afresh); `unit_epochs` may be lowered on resuming, to end stage 1 early.
 """
 
-import itertools
 from dataclasses import dataclass, replace
 
 import keras
@@ -55,7 +59,7 @@ from odezoo.training import read_checkpoint, write_checkpoint
 
 DEGRADATIONS = ("noise", "jpeg")
 REWARDS = ("db", "mse")
-POLICY_METHODS = ("dqn", "supervised")
+POLICY_METHODS = ("dqn", "dqn_replay", "supervised")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +101,9 @@ class Config(DataRunConfig):
     double_dqn: bool = True
     random_starts: bool = True
     reward: str = "db"  # "db": the decrease of 10 log10 MSE; "mse": of MSE / the degraded patch's MSE
-    policy_method: str = "dqn"  # "dqn" (the paper's), or "supervised": Q regressed on the exact returns
+    policy_method: str = "dqn"  # "dqn": episodes; "dqn_replay", "supervised": a replay of trajectories
+    policy_patches: int = 1024  # the replay's unrolled patches ("dqn_replay", "supervised")
+    policy_batch_size: int = 64  # states per update ("dqn_replay", "supervised")
     policy_tile: int = 0  # the model's `policy_tile` (0: the policy sees whole images at test time)
 
     def preset_name(self):
@@ -155,7 +161,8 @@ class Config(DataRunConfig):
                 f"`level_low` must be <= `level_high`. Received: {self.level_low}, {self.level_high}"
             )
         positive = ("features", "depth", "policy_features", "policy_depth", "patch_size", "batch_size",
-                    "steps_per_epoch", "max_steps", "replay_size", "target_update")  # fmt: skip
+                    "steps_per_epoch", "max_steps", "replay_size", "target_update", "policy_patches",
+                    "policy_batch_size")  # fmt: skip
         check_positive(self, *positive)
         check_positive(self, "unit_steps", "unit_epochs", "policy_epochs", "limit", "policy_every", minimum=0)
         if self.patch_size < receptive_field(self.depth):
@@ -229,7 +236,7 @@ def train(config, workdir, *, callbacks=()):
     if done:
         model.load_weights(weights)
         print(f"resumed after epoch {done} of {config.unit_epochs + config.policy_epochs}", flush=True)
-    policy_stage = _PolicyStage if config.policy_method == "dqn" else _SupervisedPolicyStage
+    policy_stage = _PolicyStage if config.policy_method == "dqn" else _ReplayPolicyStage
     stages = [(_UnitStage, config.unit_epochs), (policy_stage, config.policy_epochs)]
     first = 0
     for stage_cls, epochs in stages:
@@ -458,25 +465,32 @@ class _PolicyStage:
         }
 
 
-def optimal_stopping(errors):
+def optimal_stopping(errors, gamma=1.0):
     """`(q_continue, stop)` of trajectories whose losses are `errors[t, i]` at `x_0 .. x_T` (axis 0): the
     optimal value of continuing from each of `x_0 .. x_{T-1}`, `q(t) = errors[t] - errors[t + 1] +
-    max(0, q(t + 1))` with nothing beyond `T`, and per trajectory the first step where stopping is
-    optimal (`T` where continuing always is)."""
+    gamma * max(0, q(t + 1))` with nothing beyond `T`, and per trajectory the first step where stopping
+    is optimal (`T` where continuing always is)."""
     value, q = np.zeros(errors.shape[1:]), []
     for t in reversed(range(len(errors) - 1)):
-        q.append(errors[t] - errors[t + 1] + value)
+        q.append(errors[t] - errors[t + 1] + gamma * value)
         value = np.maximum(q[-1], 0.0)
     q = np.stack(q[::-1])
     return q, np.argmax(np.concatenate([q <= 0, np.ones((1, *q.shape[1:]), bool)]), axis=0)
 
 
-class _SupervisedPolicyStage:
-    """Stage 2 without reinforcement learning, the comparison row of issue 29: every patch of a batch is
-    unrolled `max_steps` steps, and the policy's values at each state are regressed (Huber) on the exact
-    optimal-stopping values of that trajectory, known from the clean patch: `q_stop = 0`, `q_continue(t)
-    = L(x_t) - L(x_{t+1}) + max(0, q_continue(t + 1))`, 0 beyond the cap (the fixed point deep
-    Q-learning seeks, without bootstrapping or exploration). One update per batch, on all its states."""
+class _ReplayPolicyStage:
+    """Stage 2 on a replay of whole trajectories (`policy_method` "dqn_replay" or "supervised").
+
+    The unit is frozen, so the environment is deterministic: `policy_patches` degraded patches are each
+    unrolled `max_steps` steps once, at the stage's start, and every state `x_t` of every trajectory is
+    in the replay, with both its actions (`stop`: reward 0, terminal; `continue`: reward `L(x_t) -
+    L(x_{t+1})`, to `x_{t+1}`). No exploration is needed, and the replay holds every level and step
+    equally. Each update takes `policy_batch_size` states at random; its targets for `q_continue` are
+    `r + gamma * max(0, Q)` of the next state, with `Q` the target network's value at the policy's
+    choice (Double DQN, synchronised every `target_update` updates: "dqn_replay"), or the exact
+    optimal-stopping value of the trajectory, known from the clean patch (`optimal_stopping`, the fixed
+    point deep Q-learning seeks: "supervised"); `q_stop`'s target is 0. Huber loss, Adam. A resumed run
+    rebuilds the same replay (its patches are drawn from the seed)."""
 
     name = "policy"
 
@@ -484,43 +498,73 @@ class _SupervisedPolicyStage:
         import tensorflow as tf
 
         self.model, self.config = model, config
-        policy, unit = model.policy, model.unit
+        policy = model.policy
+        self.target = StoppingPolicy.from_config(policy.get_config())
+        self.target.build((None, None, None, config.channels))
+        self.target.set_weights(policy.get_weights())
         self.optimizer = keras.optimizers.Adam(config.policy_learning_rate)
-        self.unroll = tf.function(unit, reduce_retracing=True)
+        self.unroll = tf.function(model.unit, reduce_retracing=True)
+        self.states = self.x0 = self.errors = None
+        self.updates = 0
+        bootstrap, gamma = config.policy_method == "dqn_replay", config.gamma
 
         @tf.function(reduce_retracing=True)
-        def update(x, x0, target):
+        def update(x, x0, reward, after, done, exact):
+            if bootstrap:
+                choice = tf.argmax(policy(after, x0), axis=-1, output_type=tf.int32)
+                best = tf.gather(self.target(after, x0), choice, axis=1, batch_dims=1)
+                exact = reward + gamma * (1.0 - done) * tf.maximum(best, 0.0)
+            goal = tf.stack([tf.zeros_like(exact), exact], axis=-1)
             with tf.GradientTape() as tape:
-                q = policy(x, x0)
-                goal = tf.stack([tf.zeros_like(target), target], axis=-1)
-                loss = tf.reduce_mean(keras.losses.huber(goal, q))
+                loss = tf.reduce_mean(keras.losses.huber(goal, policy(x, x0)))
             grads = tape.gradient(loss, policy.trainable_variables)
             self.optimizer.apply(grads, policy.trainable_variables)
             return loss
 
         self.update = update
 
+    def fill(self, images):
+        """Unrolls `policy_patches` patches of `images` `max_steps` steps (the replay)."""
+        config, states, x0, clean = self.config, [], [], []
+        batches = _patches(images, config, 1000 * config.seed + 999).as_numpy_iterator()
+        while sum(map(len, x0)) < config.policy_patches:
+            degraded, target, _ = next(batches)
+            path = [degraded]
+            for _ in range(config.max_steps):
+                path.append(np.asarray(self.unroll(path[-1], degraded)))
+            states.append(np.stack(path, axis=1))
+            x0.append(degraded)
+            clean.append(target)
+        n = config.policy_patches
+        self.states, self.x0, clean = (np.concatenate(v)[:n] for v in (states, x0, clean))
+        scale = _mse(self.x0, clean) if config.reward == "mse" else None
+        steps = range(config.max_steps + 1)
+        self.errors = np.stack([_error(self.states[:, t], clean, scale) for t in steps], axis=1)
+        self.exact = optimal_stopping(self.errors.T, config.gamma)[0].T.astype("float32")
+
     def run_epoch(self, images, epoch, first, epochs):
         import time
 
         config, start = self.config, time.perf_counter()
-        batches = _patches(images, config, 1000 * config.seed + epoch).as_numpy_iterator()
-        losses, stops, gains = [], [], []
-        for degraded, clean, _ in itertools.islice(batches, config.steps_per_epoch):
-            scale = _mse(degraded, clean) if config.reward == "mse" else None
-            states = [degraded]
-            for _ in range(config.max_steps):
-                states.append(np.asarray(self.unroll(states[-1], degraded)))
-            targets, stop = optimal_stopping(np.stack([_error(x, clean, scale) for x in states]))
-            x = np.concatenate(states[:-1])
-            x0 = np.concatenate([degraded] * config.max_steps)
-            losses.append(float(self.update(x, x0, targets.reshape(-1).astype("float32"))))
-            stops.extend(stop)
-            gains.extend(np.maximum(targets[0], 0.0))
+        if self.states is None:
+            self.fill(images)
+        rng = np.random.default_rng([config.seed, epoch])
+        losses = []
+        for _ in range(config.steps_per_epoch):
+            i = rng.integers(0, len(self.states), config.policy_batch_size)
+            t = rng.integers(0, config.max_steps, config.policy_batch_size)
+            reward = (self.errors[i, t] - self.errors[i, t + 1]).astype("float32")
+            done = (t + 1 == config.max_steps).astype("float32")
+            sample = (self.states[i, t], self.x0[i], reward, self.states[i, t + 1], done, self.exact[i, t])
+            losses.append(float(self.update(*sample)))
+            self.updates += 1
+            if self.updates % config.target_update == 0:
+                self.target.set_weights(self.model.policy.get_weights())
+        stops = np.argmax(np.concatenate([self.exact <= 0, np.ones((len(self.exact), 1), bool)], 1), 1)
         return {
             "q_loss": float(np.mean(losses)),
             "optimal_stop_step": float(np.mean(stops)),  # the first step where stopping is best, per patch
-            f"optimal_return_{config.reward}": float(np.mean(gains)),
+            f"optimal_return_{config.reward}": float(np.mean(np.maximum(self.exact[:, 0], 0.0))),
             "seconds": time.perf_counter() - start,
         }
 
