@@ -27,13 +27,14 @@ def atomic_write(path, mode="w"):
         raise
 
 
-def write_output(path, write, mode="wb", done=""):
-    """Creates `path`'s folder and writes `path` atomically through `write(file)`; a failure of the file
-    system is one `OdezooError` naming the path, `done` (what was written before it) and what to do."""
+def write_output(path, write, done=""):
+    """Creates `path`'s folder and writes `path` atomically through `write(file)`, a binary file; a failure
+    of the file system is one `OdezooError` naming the path, `done` (what was written before it) and what
+    to do."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, mode) as f:
+        with atomic_write(path, "wb") as f:
             write(f)
     except OSError as error:
         raise OdezooError(

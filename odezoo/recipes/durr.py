@@ -374,6 +374,14 @@ class _UnitStage:
         return {"mse": mse, "psnr": float(-10 * np.log10(mse)), "seconds": time.perf_counter() - start}
 
 
+def _target_copy(policy, config):
+    """A copy of `policy`, the target network of bootstrapped Q-learning (its stage synchronises it)."""
+    target = StoppingPolicy.from_config(policy.get_config())
+    target.build((None, None, None, config.channels))
+    target.set_weights(policy.get_weights())
+    return target
+
+
 class _PolicyStage:
     """Stage 2: deep Q-learning of the stopping policy (see the module docstring)."""
 
@@ -384,9 +392,7 @@ class _PolicyStage:
 
         self.model, self.config = model, config
         policy, unit = model.policy, model.unit
-        self.target = StoppingPolicy.from_config(policy.get_config())
-        self.target.build((None, None, None, config.channels))
-        self.target.set_weights(policy.get_weights())
+        self.target = _target_copy(policy, config)
         self.optimizer = keras.optimizers.Adam(config.policy_learning_rate)
         self.replay = _Replay(config.replay_size, (config.patch_size, config.patch_size, config.channels))
         self.updates = 0
@@ -499,9 +505,7 @@ class _ReplayPolicyStage:
 
         self.model, self.config = model, config
         policy = model.policy
-        self.target = StoppingPolicy.from_config(policy.get_config())
-        self.target.build((None, None, None, config.channels))
-        self.target.set_weights(policy.get_weights())
+        self.target = _target_copy(policy, config)
         self.optimizer = keras.optimizers.Adam(config.policy_learning_rate)
         self.unroll = tf.function(model.unit, reduce_retracing=True)
         self.states = self.x0 = self.errors = None
