@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 import odezoo  # noqa: E402
 from odezoo.data.restoration import clean_images, degrade  # noqa: E402
+from odezoo.models.durr.durr_layers import policy_values  # noqa: E402
 from odezoo.presets import resolve  # noqa: E402
 from odezoo.tasks.image_restoration import psnr, ssim  # noqa: E402
 
@@ -61,9 +62,10 @@ def trajectory(model, degraded, count):
 
 
 def stopping(model, states, degraded):
-    """The step where the policy of `model` stops along `states`, as `DURR.restore` does."""
+    """The step where the policy of `model` stops along `states`, as `DURR.restore` does (its values
+    averaged over tiles of `policy_tile` pixels where the model has one)."""
     for t in range(model.max_steps + 1):
-        q = np.asarray(model.policy(states[t], degraded))[0]
+        q = np.asarray(policy_values(model.policy, states[t], degraded, model.policy_tile))[0]
         if q[0] >= q[1] or t == model.max_steps:
             return t
 
