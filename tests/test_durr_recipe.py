@@ -60,6 +60,16 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
     assert not (split["unit"] | split["policy"]) & digests(photographs("test", 1))
     shared = _training_images(replace(DENOISE, policy_every=0))
     assert digests(shared["unit"].as_numpy_iterator()) == digests(shared["policy"].as_numpy_iterator())
+    region = _training_images(replace(DENOISE, policy_every=0, policy_region=0.25))
+    for photo, unit, policy in zip(
+        photographs("train", 1), *(region[s].as_numpy_iterator() for s in ("unit", "policy"))
+    ):
+        # each photograph's rows: the top three quarters the unit's, the bottom quarter the policy's
+        assert (
+            policy.shape[0] == round(0.25 * photo.shape[0])
+            and unit.shape[0] + policy.shape[0] == photo.shape[0]
+        )
+        np.testing.assert_array_equal(np.concatenate([unit, policy]), photo)
     pytest.importorskip("sklearn")
     apart = {  # the published policy's photographs: scikit-learn's, none of scikit-image's
         stage: digests(ds.as_numpy_iterator())
@@ -84,6 +94,8 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
         ({"crop_scales": "1;2"}, "`crop_scales` must be numbers >= 1 separated by commas"),
         ({"reward": "psnr"}, "`reward` must be one of ('db', 'mse'). Received: reward='psnr'"),
         ({"policy_method": "ppo"}, "('dqn', 'dqn_replay', 'supervised'). Received: policy_method='ppo'"),
+        ({"policy_region": 1.0}, "`policy_region` must lie in [0, 1). Received: policy_region=1.0"),
+        ({"policy_region": 0.25}, "Received: policy_region=0.25, policy_every=2, policy_data=''"),
         (
             {"policy_every": 3},
             "`policy_every`=3 leaves the policy no image: the training split of "

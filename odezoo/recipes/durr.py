@@ -7,8 +7,10 @@ what two secondary summaries report:
 - The photographs of the training split are divided by `policy_every` = k: the k-th, 2k-th, ... are
   the policy's, the others the unit's (issue 29: the policy learns where the unit is as good as on new
   images, not on the unit's own training images); k = 0 gives both stages all of them. With
-  `policy_data` (a data set of `clean_images`, its training split) the policy learns on those images
-  and the unit on the whole training split.
+  `policy_region` = r (and k = 0) every photograph is split instead: its bottom r of rows is the
+  policy's, the rest the unit's (the policy then sees every kind of image the unit does, on pixels the
+  unit never trained on). With `policy_data` (a data set of `clean_images`, its training split) the
+  policy learns on those images and the unit on the whole training split.
 - Stage 1 (`unit_epochs`): the unit alone on random patches of the unit's photographs (crops of
   `patch_size` times one of `crop_scales`, shrunk to `patch_size`, under one of the 8 flips / quarter
   turns), each degraded at its own level drawn from [`level_low`, `level_high`] (sigma on the 0..255
@@ -45,6 +47,7 @@ replay buffer start afresh); `unit_epochs` may be lowered on resuming, to end st
 """
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 import keras
 import numpy as np
@@ -95,6 +98,7 @@ class Config(DataRunConfig):
     replay_size: int = 10000
     target_update: int = 100
     policy_every: int = 3  # the k-th, 2k-th, ... training images are the policy's, the rest the unit's
+    policy_region: float = 0.0  # the bottom fraction of every photograph is the policy's (policy_every=0)
     policy_data: str = ""  # the policy's own data set instead ("train" split; the unit then gets all)
     crop_scales: str = "1,1.5,2"  # stage 1's crops: patch_size times one of these, shrunk to patch_size
     unit_from: str = ""  # a DURR preset (name or folder) whose unit stage 2 starts from ("": stage 1's)
@@ -185,6 +189,17 @@ class Config(DataRunConfig):
             )
         if self.reward not in REWARDS:
             raise OdezooError(f"`reward` must be one of {REWARDS}. Received: reward={self.reward!r}")
+        if not 0 <= self.policy_region < 1:
+            raise OdezooError(
+                f"`policy_region` must lie in [0, 1). Received: policy_region={self.policy_region!r}"
+            )
+        if self.policy_region and (self.policy_every or self.policy_data):
+            raise OdezooError(
+                "`policy_region` splits every photograph between the stages; it cannot be combined with "
+                f"another split. Received: policy_region={self.policy_region!r}, "
+                f"policy_every={self.policy_every!r}, policy_data={self.policy_data!r}: set policy_every=0 "
+                "and policy_data= (empty) with it."
+            )
         if self.policy_learning_rate <= 0:
             raise OdezooError(f"`policy_learning_rate` must be > 0. Received: {self.policy_learning_rate!r}")
 
@@ -276,7 +291,7 @@ def train(config, workdir, *, callbacks=()):
 
 def _training_images(config):
     """`{"unit": ..., "policy": ...}`: each stage's clean images of the training split (see
-    `policy_every`), as cached datasets."""
+    `policy_every`, `policy_region`, `policy_data`), as cached datasets."""
     images, count = clean_images(
         config.dataset,
         "train",
@@ -288,6 +303,9 @@ def _training_images(config):
     if config.policy_data:
         policy, _ = clean_images(config.policy_data, "train", channels=config.channels, limit=config.limit)
         return {"unit": images.cache(), "policy": policy.cache()}
+    if config.policy_region:
+        return {stage: images.map(partial(_rows, share=config.policy_region, policy=policy)).cache()
+                for stage, policy in (("unit", False), ("policy", True))}  # fmt: skip
     if not every:
         return dict.fromkeys(("unit", "policy"), images.cache())
     if count < every:
@@ -303,6 +321,15 @@ def _training_images(config):
         .cache()
         for stage, policy in (("unit", False), ("policy", True))
     }
+
+
+def _rows(image, *, share, policy):
+    """The bottom `share` of the rows of `image` (at least one row) if `policy`, else the rest."""
+    import tensorflow as tf
+
+    rows = tf.shape(image)[0]
+    cut = rows - tf.maximum(1, tf.cast(tf.round(share * tf.cast(rows, tf.float32)), tf.int32))
+    return image[cut:] if policy else image[:cut]
 
 
 def _load_unit(model, source):
