@@ -16,6 +16,7 @@ from odezoo.recipes import RECIPES
 from odezoo.recipes.durr import (
     DEBLOCK,
     DENOISE,
+    Config,
     _ReplayPolicyStage,
     _training_images,
     _UnitStage,
@@ -23,8 +24,8 @@ from odezoo.recipes.durr import (
     train,
 )
 
-SMOKE = replace(
-    DENOISE, features=4, depth=3, policy_features=2, policy_depth=2, patch_size=16, batch_size=4,
+SMOKE = replace(  # episodic Q-learning on every second photograph (the class's defaults)
+    Config(), features=4, depth=3, policy_features=2, policy_depth=2, patch_size=16, batch_size=4,
     steps_per_epoch=3, unit_steps=2, unit_epochs=1, policy_epochs=2, max_steps=3, replay_size=50,
     target_update=2, limit=2, eval_levels="25,65", step_table="", policy_every=2,
 )  # fmt: skip
@@ -53,14 +54,15 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
     def digests(images):
         return {image.tobytes() for image in images}
 
-    split = {stage: digests(ds.as_numpy_iterator()) for stage, ds in _training_images(DENOISE).items()}
+    every_third = replace(DENOISE, policy_every=3, policy_region=0.0)
+    split = {stage: digests(ds.as_numpy_iterator()) for stage, ds in _training_images(every_third).items()}
     assert len(split["unit"]) == 10 and len(split["policy"]) == 4
     assert not split["unit"] & split["policy"]
     assert split["unit"] | split["policy"] == digests(photographs("train", 1))
     assert not (split["unit"] | split["policy"]) & digests(photographs("test", 1))
-    shared = _training_images(replace(DENOISE, policy_every=0))
+    shared = _training_images(replace(DENOISE, policy_region=0.0))
     assert digests(shared["unit"].as_numpy_iterator()) == digests(shared["policy"].as_numpy_iterator())
-    region = _training_images(replace(DENOISE, policy_every=0, policy_region=0.25))
+    region = _training_images(DENOISE)  # the published denoiser's split
     for photo, unit, policy in zip(
         photographs("train", 1), *(region[s].as_numpy_iterator() for s in ("unit", "policy"))
     ):
@@ -71,9 +73,9 @@ def test_the_policy_learns_on_photographs_the_unit_never_saw():
         )
         np.testing.assert_array_equal(np.concatenate([unit, policy]), photo)
     pytest.importorskip("sklearn")
-    apart = {  # the published policy's photographs: scikit-learn's, none of scikit-image's
-        stage: digests(ds.as_numpy_iterator())
-        for stage, ds in _training_images(replace(DENOISE, policy_data="sklearn_photos")).items()
+    own = replace(DENOISE, policy_region=0.0, policy_data="sklearn_photos")
+    apart = {  # a policy on photographs of its own: scikit-learn's, none of scikit-image's
+        stage: digests(ds.as_numpy_iterator()) for stage, ds in _training_images(own).items()
     }
     assert apart["unit"] == digests(photographs("train", 1)) and len(apart["policy"]) == 2
     assert not apart["policy"] & (apart["unit"] | digests(photographs("test", 1)))
@@ -174,11 +176,15 @@ def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["supervised", "dqn_replay"])
-def test_the_replay_policy_stages_train_on_relative_rewards_and_write_a_tiled_preset(tmp_path, method):
+@pytest.mark.parametrize(
+    "method, split",
+    # the second is the published denoiser's method and split
+    [("supervised", {}), ("dqn_replay", {"policy_every": 0, "policy_region": 0.25})],
+)
+def test_the_replay_policy_stages_train_on_relative_rewards_and_write_a_tiled_preset(tmp_path, method, split):
     config = replace(
         SMOKE, policy_method=method, reward="mse", policy_tile=16, policy_epochs=1, policy_patches=8,
-        policy_batch_size=4,
+        policy_batch_size=4, **split,
     )  # fmt: skip
     train(config, tmp_path)
     meta = json.loads((tmp_path / "durr_denoise_gray" / "metadata.json").read_text())

@@ -34,7 +34,7 @@ what two secondary summaries report:
   `replay_size`; targets `r + gamma * max_a Q_target(x_{t+1}, a)` (with `double_dqn`:
   `r + gamma * Q_target(x_{t+1}, argmax_a Q(x_{t+1}, a))`, van Hasselt et al. 2016) come from a copy
   of the policy synchronised every `target_update` updates; Huber loss; one update per environment step.
-  That is `policy_method="dqn"`, the published presets'. With `"dqn_replay"` the replay instead holds
+  That is `policy_method="dqn"`, `durr_deblock_jpeg`'s. With `"dqn_replay"` the replay instead holds
   every transition of `policy_patches` patches unrolled once to `max_steps` (the frozen unit makes the
   environment deterministic: no exploration, every level and step equally often), and `"supervised"`
   regresses the values on the exact returns of those trajectories instead of bootstrapped targets
@@ -46,7 +46,7 @@ every epoch of either stage; a killed run resumes at the next epoch (the optimis
 replay buffer start afresh); `unit_epochs` may be lowered on resuming, to end stage 1 early.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import keras
@@ -204,9 +204,15 @@ class Config(DataRunConfig):
             raise OdezooError(f"`policy_learning_rate` must be > 0. Received: {self.policy_learning_rate!r}")
 
 
-DENOISE = Config()
-DEBLOCK = replace(
-    DENOISE, degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5",
+# The published denoiser (issue 29): its policy learns by Q-learning on a replay of the bottom quarter
+# of every photograph, which the unit never trains on; the reward is the paper's decrease of the MSE,
+# looked at one step ahead (gamma = 0).
+DENOISE = Config(
+    policy_every=0, policy_region=0.25, policy_method="dqn_replay", reward="mse", gamma=0.0, policy_tile=40
+)
+# The published deblocker: its policy learns by episodes on every third photograph.
+DEBLOCK = Config(
+    degradation="jpeg", level_low=10.0, level_high=40.0, eval_levels="20,10,30,40,5",
     step_table="10:6,20:5,30:4,40:3",
 )  # fmt: skip
 CONFIGS = (DENOISE, DEBLOCK)
