@@ -179,7 +179,10 @@ def test_both_stages_run_write_a_loadable_preset_and_resume(tmp_path):
 @pytest.mark.parametrize(
     "method, split",
     # the second is the published denoiser's method and split
-    [("supervised", {}), ("dqn_replay", {"policy_every": 0, "policy_region": 0.25})],
+    [
+        ("supervised", {}),
+        ("dqn_replay", {"policy_every": DENOISE.policy_every, "policy_region": DENOISE.policy_region}),
+    ],
 )
 def test_the_replay_policy_stages_train_on_relative_rewards_and_write_a_tiled_preset(tmp_path, method, split):
     config = replace(

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from odezoo import DURR, OdezooError
+from odezoo import DURR, OdezooError, load
 from odezoo.cli import main
 from odezoo.data.restoration import add_noise, photographs
 from odezoo.models.durr.durr_layers import policy_values
@@ -360,9 +360,7 @@ def test_the_published_policy_stops_earlier_on_a_lightly_degraded_image():
     here at sigma = 15 and at sigma = 50, the published denoiser takes fewer steps on the lighter noise,
     and stops before its cap there. (Not on drawings: a gradient with flat discs runs to the cap at
     sigma = 15, where 2 steps are best; MODEL_CARDS.md.)"""
-    import odezoo
-
-    model = odezoo.load("durr_denoise_gray")
+    model = load("durr_denoise_gray")
     for photo in photographs("test", 1):
         middle = photo[None, photo.shape[0] // 2 :, photo.shape[1] // 2 :][:, :128, :128]
         light, heavy = (int(model.restore(add_noise(middle, sigma, 0))[1][0]) for sigma in (15.0, 50.0))
